@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/backoff"
+	"github.com/blacksky-bot/blacksky/internal/phone"
+	"github.com/blacksky-bot/blacksky/internal/supervisor"
+)
+
+func pairCommand(ctx context.Context, env *environment, args []string) int {
+	fs := flag.NewFlagSet("pair", flag.ContinueOnError)
+	phoneFlag := fs.String("phone", "", "link with a pairing code for this phone number instead of a QR code")
+	timeout := fs.Duration("timeout", 5*time.Minute, "give up when not paired within this time")
+	if code := parseFlags(env, fs, args); code >= 0 {
+		return code
+	}
+	cfg, ok := loadConfig(env, "pair")
+	if !ok {
+		return exitUsage
+	}
+	if *phoneFlag != "" {
+		n, err := phone.Normalize(*phoneFlag)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "blacksky pair: --phone %q %v (example: --phone 4915123456789)\n", *phoneFlag, err)
+			return exitUsage
+		}
+		cfg.PairPhone = n
+	}
+	log := newLogger(env, cfg)
+	st, err := openStore(ctx, cfg, log, true)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "blacksky pair: %v\n", err)
+		return exitFailure
+	}
+	defer st.Close()
+	configure, err := whatsAppTarget(ctx, cfg, log)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "blacksky pair: %v\n", err)
+		return exitFailure
+	}
+	sup, err := supervisor.New(ctx, supervisor.Options{
+		Store: st, SessionID: cfg.SessionID, Logger: log, PairPhone: cfg.PairPhone, Configure: configure,
+		Backoff: backoff.Policy{Base: cfg.ReconnectBaseDelay, Max: cfg.ReconnectMaxDelay},
+	})
+	if err != nil {
+		fmt.Fprintf(env.stderr, "blacksky pair: %v\n", err)
+		return exitFailure
+	}
+	if p := sup.Pairing(); p.Paired {
+		fmt.Fprintf(env.stdout, "session %q is already paired as %s; nothing to do\n", cfg.SessionID, p.Account)
+		return exitOK
+	}
+	return waitForPairing(ctx, env, sup, *timeout)
+}
+
+// waitForPairing runs the connection until the device is paired and logged
+// in, showing QR codes and pairing codes as they come.
+func waitForPairing(ctx context.Context, env *environment, sup *supervisor.Supervisor, timeout time.Duration) int {
+	runCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- sup.Run(runCtx) }()
+	go showQRCodes(runCtx, sup, env.stdout)
+	go showPairCodes(runCtx, sup, env)
+
+	err := sup.WaitFor(runCtx, func(st supervisor.Status, p supervisor.Pairing) bool {
+		return p.Paired && st.State == supervisor.Connected
+	})
+	account := sup.Pairing().Account
+	cancel()
+	<-done
+	if err != nil {
+		fmt.Fprintf(env.stderr, "blacksky pair: not paired within %s\n", timeout)
+		return exitFailure
+	}
+	fmt.Fprintf(env.stdout, "paired as %s; start the bot with 'blacksky run'\n", account)
+	return exitOK
+}
+
+func showPairCodes(ctx context.Context, sup *supervisor.Supervisor, env *environment) {
+	last := ""
+	for {
+		err := sup.WaitFor(ctx, func(_ supervisor.Status, p supervisor.Pairing) bool {
+			return p.Code != "" && p.Code != last
+		})
+		if err != nil {
+			return
+		}
+		last = sup.Pairing().Code
+		fmt.Fprintf(env.stdout, "On the phone: WhatsApp > Linked devices > Link with phone number, enter: %s\n", last)
+	}
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mdp/qrterminal/v3"
+	"go.mau.fi/whatsmeow"
+
+	"github.com/blacksky-bot/blacksky/internal/backoff"
+	"github.com/blacksky-bot/blacksky/internal/config"
+	"github.com/blacksky-bot/blacksky/internal/httpapi"
+	"github.com/blacksky-bot/blacksky/internal/memlimit"
+	"github.com/blacksky-bot/blacksky/internal/metrics"
+	"github.com/blacksky-bot/blacksky/internal/supervisor"
+)
+
+func runCommand(ctx context.Context, env *environment, args []string) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	if code := parseFlags(env, fs, args); code >= 0 {
+		return code
+	}
+	cfg, ok := loadConfig(env, "run")
+	if !ok {
+		return exitUsage
+	}
+	log := newLogger(env, cfg)
+	if err := serve(ctx, env, cfg, log); err != nil {
+		log.Error("blacksky stopped", "err", err)
+		fmt.Fprintf(env.stderr, "blacksky run: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// serve runs the bot until ctx ends, then shuts down within the configured
+// timeout: HTTP first, then the WhatsApp connection (never logging out),
+// then the database.
+func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.Logger) error {
+	started := time.Now()
+	log.Info("starting blacksky", "version", version, "session", cfg.SessionID, "database", describeDatabase(cfg))
+	for _, name := range cfg.Ignored {
+		log.Warn("ignoring variable of the original bot that blacksky does not need", "var", name)
+	}
+	memlimit.Apply(cfg.MaxMemoryMB, log)
+
+	// Bind the port before anything slow: Heroku kills a web dyno that does
+	// not listen within 60 s, and a port in use should fail at once.
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen on port %d: %w; set PORT to a free port", cfg.Port, err)
+	}
+	defer ln.Close()
+
+	st, err := openStore(ctx, cfg, log, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	configure, err := whatsAppTarget(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	m := metrics.New()
+	sup, err := supervisor.New(ctx, supervisor.Options{
+		Store:      st,
+		SessionID:  cfg.SessionID,
+		Logger:     log,
+		Metrics:    m,
+		Backoff:    backoff.Policy{Base: cfg.ReconnectBaseDelay, Max: cfg.ReconnectMaxDelay},
+		MaxRetries: cfg.ReconnectMaxRetries,
+		PairPhone:  cfg.PairPhone,
+		Configure:  configure,
+	})
+	if err != nil {
+		return err
+	}
+
+	srv := httpapi.NewServer(httpapi.New(httpapi.Options{
+		Conn: sup, DB: st, Database: string(st.Kind()), Metrics: m, Token: cfg.APIToken,
+		BotName: cfg.BotName, Session: cfg.SessionID, Version: version, Started: started, Logger: log,
+	}))
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+	log.Info("serving HTTP", "addr", ln.Addr().String(), "auth", authMode(cfg))
+
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	supDone := make(chan error, 1)
+	go func() { supDone <- sup.Run(runCtx) }()
+	go showQRCodes(runCtx, sup, env.stderr)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	case err := <-srvErr:
+		runErr = fmt.Errorf("serve HTTP: %w", err)
+	case runErr = <-supDone:
+		supDone <- runErr
+	}
+	return errors.Join(runErr, shutdown(cfg.ShutdownTimeout, log, srv, cancelRun, supDone))
+}
+
+// shutdown stops HTTP and the connection within timeout.
+func shutdown(timeout time.Duration, log *slog.Logger, srv *http.Server, stopSup context.CancelFunc, supDone <-chan error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("HTTP shutdown", "err", err)
+	}
+	stopSup()
+	select {
+	case <-supDone:
+	case <-ctx.Done():
+		return fmt.Errorf("shutdown took longer than %s", timeout)
+	}
+	log.Info("shut down cleanly")
+	return nil
+}
+
+func authMode(cfg *config.Config) string {
+	if cfg.APIToken != "" {
+		return "API_TOKEN"
+	}
+	return "loopback only (API_TOKEN not set)"
+}
+
+// showQRCodes draws each new QR code in the terminal (or the Heroku log),
+// so the bot can be paired without the web page.
+func showQRCodes(ctx context.Context, sup *supervisor.Supervisor, w io.Writer) {
+	last := ""
+	for {
+		err := sup.WaitFor(ctx, func(_ supervisor.Status, p supervisor.Pairing) bool {
+			return p.QR != "" && p.QR != last
+		})
+		if err != nil {
+			return
+		}
+		last = sup.Pairing().QR
+		fmt.Fprintln(w, "Scan with WhatsApp > Linked devices > Link a device:")
+		qrterminal.GenerateHalfBlock(last, qrterminal.L, w)
+	}
+}
+
+// whatsAppTarget returns how to point whatsmeow at its server: nil for the
+// real WhatsApp, or the sandbox's trust settings when WA_SANDBOX is set.
+func whatsAppTarget(ctx context.Context, cfg *config.Config, log *slog.Logger) (func(*whatsmeow.Client) error, error) {
+	if cfg.Sandbox == "" {
+		return nil, nil
+	}
+	return sandboxTarget(ctx, cfg.Sandbox, log)
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"github.com/blacksky-bot/blacksky/internal/config"
+	"github.com/blacksky-bot/blacksky/internal/logging"
+	"github.com/blacksky-bot/blacksky/internal/store"
+)
+
+// loadConfig reads the environment, printing one line and returning false
+// when a variable is invalid.
+func loadConfig(env *environment, cmd string) (*config.Config, bool) {
+	cfg, err := config.Load(env.getenv)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "blacksky %s: %v\n", cmd, err)
+		return nil, false
+	}
+	return cfg, true
+}
+
+func newLogger(env *environment, cfg *config.Config) *slog.Logger {
+	return logging.New(env.stderr, cfg.LogFormat, cfg.LogLevel).With("bot", cfg.BotName)
+}
+
+// openStore opens the configured database and, when migrate is set, brings
+// its schema up to date.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, migrate bool) (*store.Store, error) {
+	opts := store.Options{PostgresURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath(), Logger: log}
+	st, err := store.Open(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if migrate {
+		if err := st.Migrate(ctx); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+func describeDatabase(cfg *config.Config) string {
+	if cfg.UsesPostgres() {
+		return "postgres"
+	}
+	return "sqlite " + cfg.SQLitePath()
+}
+
+// dependencyVersions names the Go and whatsmeow versions the binary was built with.
+func dependencyVersions() string {
+	parts := []string{runtime.Version()}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, dep := range info.Deps {
+			if dep.Path == "go.mau.fi/whatsmeow" {
+				parts = append(parts, "whatsmeow "+dep.Version)
+			}
+		}
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,322 @@
+// Package config reads blacksky's settings from environment variables and
+// validates them, so a bad value stops the program with one line that says
+// which variable is wrong and how to fix it.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/phone"
+)
+
+// Config holds every setting of a blacksky process.
+type Config struct {
+	DatabaseURL string // postgres:// URL; empty means SQLite in DataDir
+	DataDir     string
+	Port        int
+	Owners      []string // phone numbers in international form, digits only
+	BotName     string
+	Prefix      string
+	SessionID   string
+	APIToken    string
+	LogLevel    slog.Level
+	LogFormat   string // "text" or "json"
+	MaxMemoryMB int    // 0 means: derive from the container's limit
+	Sandbox     string // base URL of a blacksky sandbox; empty in production
+	PairPhone   string // ask for a pairing code for this number instead of a QR code
+
+	ShutdownTimeout time.Duration
+
+	ReconnectBaseDelay  time.Duration
+	ReconnectMaxDelay   time.Duration
+	ReconnectMaxRetries int // 0 means forever
+
+	// Ignored lists variables of the original bot that blacksky accepts but
+	// does not need, so start-up can say so instead of silently ignoring them.
+	Ignored []string
+}
+
+// Error is a configuration problem with one variable.
+type Error struct {
+	Var     string
+	Value   string
+	Problem string
+	Example string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s=%q: %s (example: %s=%s)", e.Var, e.Value, e.Problem, e.Var, e.Example)
+}
+
+// Getenv looks up one environment variable; os.LookupEnv satisfies it.
+type Getenv func(name string) (string, bool)
+
+// ignoredVars are settings of the original bot that have no meaning here.
+var ignoredVars = []string{"KEEP_ALIVE_URL", "ENABLE_HEALTH_CHECK", "LANGUAGE"}
+
+// Load reads and validates the configuration; the first invalid variable is
+// reported as an *Error.
+func Load(env Getenv) (*Config, error) {
+	p := parser{env: env}
+	c := &Config{
+		DatabaseURL: p.databaseURL("DATABASE_URL"),
+		DataDir:     p.str("DATA_DIR", "./data"),
+		Port:        p.port("PORT", 8080),
+		Owners:      p.phones("OWNER_NUMBER"),
+		BotName:     p.str("BOT_NAME", "blacksky"),
+		Prefix:      p.prefix("PREFIX", "."),
+		SessionID:   p.sessionID("SESSION_ID", "default"),
+		APIToken:    p.token("API_TOKEN"),
+		LogLevel:    p.level("LOG_LEVEL", slog.LevelInfo),
+		LogFormat:   p.oneOf("LOG_FORMAT", "text", "text", "json"),
+		MaxMemoryMB: p.intRange("MAX_MEMORY_MB", 0, 0, 1<<20, "512"),
+		Sandbox:     p.httpURL("WA_SANDBOX"),
+		PairPhone:   p.phone("PAIR_PHONE"),
+
+		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, 10*time.Minute, "25s"),
+
+		// The original bot's RECONNECT_INTERVAL and MAX_RECONNECT_RETRIES
+		// mean the same things; the new names win when both are set.
+		ReconnectBaseDelay: p.duration("RECONNECT_BASE_DELAY",
+			p.millis("RECONNECT_INTERVAL", time.Second), 10*time.Millisecond, time.Hour, "1s"),
+		ReconnectMaxDelay: p.duration("RECONNECT_MAX_DELAY", time.Minute, 10*time.Millisecond, 24*time.Hour, "60s"),
+		ReconnectMaxRetries: p.intRange("RECONNECT_MAX_RETRIES",
+			p.intRange("MAX_RECONNECT_RETRIES", 0, 0, 1<<30, "0"), 0, 1<<30, "0"),
+	}
+	if p.err == nil && c.ReconnectMaxDelay < c.ReconnectBaseDelay {
+		p.fail("RECONNECT_MAX_DELAY", c.ReconnectMaxDelay.String(), "must not be shorter than RECONNECT_BASE_DELAY ("+c.ReconnectBaseDelay.String()+")", "60s")
+	}
+	for _, name := range ignoredVars {
+		if _, ok := env(name); ok {
+			c.Ignored = append(c.Ignored, name)
+		}
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	return c, nil
+}
+
+// UsesPostgres reports whether the configuration selects PostgreSQL.
+func (c *Config) UsesPostgres() bool { return c.DatabaseURL != "" }
+
+// SQLitePath is where the SQLite database lives when PostgreSQL is not used.
+func (c *Config) SQLitePath() string { return filepath.Join(c.DataDir, "blacksky.db") }
+
+// parser collects the first error so Load reads as a list of fields.
+type parser struct {
+	env Getenv
+	err error
+}
+
+func (p *parser) get(name string) (string, bool) {
+	v, ok := p.env(name)
+	v = strings.TrimSpace(v)
+	return v, ok && v != ""
+}
+
+func (p *parser) fail(name, value, problem, example string) {
+	if p.err == nil {
+		p.err = &Error{Var: name, Value: value, Problem: problem, Example: example}
+	}
+}
+
+func (p *parser) str(name, def string) string {
+	if v, ok := p.get(name); ok {
+		return v
+	}
+	return def
+}
+
+func (p *parser) databaseURL(name string) string {
+	v, ok := p.get(name)
+	if !ok {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		// Never echo the value: it usually carries a password.
+		p.fail(name, redactURL(v), "must be a postgres:// or postgresql:// URL with a host, or unset for SQLite", "postgres://user:pass@host:5432/db")
+		return ""
+	}
+	return v
+}
+
+// redactURL hides the password of a database URL for error messages.
+func redactURL(v string) string {
+	u, err := url.Parse(v)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+func (p *parser) port(name string, def int) int {
+	return p.intRange(name, def, 1, 65535, "8080")
+}
+
+func (p *parser) intRange(name string, def, lo, hi int, example string) int {
+	v, ok := p.get(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		p.fail(name, v, fmt.Sprintf("must be a whole number from %d to %d", lo, hi), example)
+		return def
+	}
+	return n
+}
+
+func (p *parser) duration(name string, def, lo, hi time.Duration, example string) time.Duration {
+	v, ok := p.get(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < lo || d > hi {
+		p.fail(name, v, fmt.Sprintf("must be a Go duration from %s to %s", lo, hi), example)
+		return def
+	}
+	return d
+}
+
+// millis reads a duration written either as Go duration or, as the original
+// bot wrote it, as a bare number of milliseconds.
+func (p *parser) millis(name string, def time.Duration) time.Duration {
+	v, ok := p.get(name)
+	if !ok {
+		return def
+	}
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		return time.Duration(n) * time.Millisecond
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return d
+	}
+	p.fail(name, v, "must be a number of milliseconds or a Go duration", "5000")
+	return def
+}
+
+func (p *parser) oneOf(name, def string, allowed ...string) string {
+	v, ok := p.get(name)
+	if !ok {
+		return def
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(v, a) {
+			return a
+		}
+	}
+	p.fail(name, v, "must be one of "+strings.Join(allowed, ", "), allowed[0])
+	return def
+}
+
+func (p *parser) level(name string, def slog.Level) slog.Level {
+	v, ok := p.get(name)
+	if !ok {
+		return def
+	}
+	var l slog.Level
+	if v == "warning" {
+		v = "warn"
+	}
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		p.fail(name, v, "must be debug, info, warn or error", "info")
+		return def
+	}
+	return l
+}
+
+func (p *parser) prefix(name, def string) string {
+	v, ok := p.env(name)
+	if !ok || v == "" {
+		return def
+	}
+	if strings.ContainsAny(v, " \t\r\n") || len([]rune(v)) > 5 {
+		p.fail(name, v, "must be 1 to 5 characters without spaces", ".")
+		return def
+	}
+	return v
+}
+
+var sessionIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+func (p *parser) sessionID(name, def string) string {
+	v, ok := p.get(name)
+	if !ok {
+		return def
+	}
+	if !sessionIDPattern.MatchString(v) {
+		problem := "must be 1 to 64 letters, digits, '.', '_' or '-'; it names this bot's account slot"
+		if len(v) > 64 {
+			// Baileys bots put a whole credential blob here; never echo it back.
+			problem = "looks like a session string from another bot; blacksky keeps the session in its database and SESSION_ID only names it"
+			v = v[:8] + "..."
+		}
+		p.fail(name, v, problem, "default")
+		return def
+	}
+	return v
+}
+
+func (p *parser) token(name string) string {
+	v, ok := p.get(name)
+	if !ok {
+		return ""
+	}
+	if len(v) < 16 {
+		p.fail(name, strings.Repeat("*", len(v)), "must be at least 16 characters (generate one with: openssl rand -hex 32)", "3f9c...(64 hex characters)")
+		return ""
+	}
+	return v
+}
+
+func (p *parser) httpURL(name string) string {
+	v, ok := p.get(name)
+	if !ok {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.fail(name, v, "must be the http:// URL of a running blacksky sandbox", "http://127.0.0.1:7878")
+		return ""
+	}
+	return strings.TrimRight(v, "/")
+}
+
+func (p *parser) phone(name string) string {
+	v, ok := p.get(name)
+	if !ok {
+		return ""
+	}
+	n, err := phone.Normalize(v)
+	if err != nil {
+		p.fail(name, v, err.Error(), "4915123456789")
+	}
+	return n
+}
+
+func (p *parser) phones(name string) []string {
+	v, ok := p.get(name)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, part := range strings.Split(v, ",") {
+		n, err := phone.Normalize(part)
+		if err != nil {
+			p.fail(name, v, err.Error()+"; separate several numbers with commas", "4915123456789")
+			return nil
+		}
+		out = append(out, n)
+	}
+	return out
+}

@@ -1,0 +1,101 @@
+// Package httpapi serves blacksky's HTTP endpoints: liveness, readiness,
+// status, metrics, and the pairing page and API that operators and scripts
+// use to link the bot as a WhatsApp device.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/blacksky-bot/blacksky/internal/metrics"
+	"github.com/blacksky-bot/blacksky/internal/supervisor"
+)
+
+// Connection is the view of the WhatsApp connection the endpoints need.
+type Connection interface {
+	Status() supervisor.Status
+	Pairing() supervisor.Pairing
+	RequestPairCode(ctx context.Context, phone string) (string, error)
+}
+
+// Pinger checks that the database answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Options holds what the endpoints report on.
+type Options struct {
+	Conn     Connection
+	DB       Pinger
+	Database string // engine name shown in /status
+	Metrics  *metrics.Metrics
+	Token    string // API_TOKEN; empty allows protected endpoints from loopback only
+	BotName  string
+	Session  string
+	Version  string
+	Started  time.Time
+	Logger   *slog.Logger
+}
+
+// maxBody bounds request bodies; no endpoint takes more than a small JSON object.
+const maxBody = 64 << 10
+
+// New returns the handler for all endpoints.
+func New(opts Options) http.Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &api{Options: opts}
+	mux := http.NewServeMux()
+	mux.Handle("/healthz", only(http.MethodGet, a.healthz))
+	mux.Handle("/readyz", only(http.MethodGet, a.readyz))
+	mux.Handle("/status", only(http.MethodGet, a.status))
+	mux.Handle("/metrics", only(http.MethodGet, promhttp.HandlerFor(opts.Metrics.Registry, promhttp.HandlerOpts{}).ServeHTTP))
+	mux.Handle("/pair", a.protect(only(http.MethodGet, a.pairPage)))
+	mux.Handle("/pair/qr.png", a.protect(only(http.MethodGet, a.pairQR)))
+	mux.Handle("/api/v1/pair", a.protect(only(http.MethodGet, a.pairJSON)))
+	mux.Handle("/api/v1/pair/code", a.protect(only(http.MethodPost, a.pairCode)))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+	})
+	return limitBody(mux)
+}
+
+// NewServer wraps h with timeouts that keep slow or idle clients from
+// holding connections.
+func NewServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+}
+
+type api struct {
+	Options
+}
+
+func only(method string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+			w.Header().Set("Allow", method)
+			writeError(w, http.StatusMethodNotAllowed, "use "+method+" for "+r.URL.Path)
+			return
+		}
+		h(w, r)
+	}
+}
+
+func limitBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		h.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,53 @@
+// Package metrics owns the process's Prometheus registry and the collectors
+// that every part of blacksky reports to.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics is one process's registry and collectors; it is not global so
+// tests can run several processes' worth side by side.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	ConnectionState   *prometheus.GaugeVec   // 1 for the current state, 0 for the others
+	Transitions       *prometheus.CounterVec // state changes by target state
+	ConnectAttempts   prometheus.Counter
+	ConnectFailures   prometheus.Counter
+	KeepAliveTimeouts prometheus.Counter
+}
+
+// New creates a registry with Go runtime and process collectors and ours.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		ConnectionState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "blacksky_connection_state",
+			Help: "1 for the WhatsApp connection's current state, 0 for the others.",
+		}, []string{"state"}),
+		Transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "blacksky_connection_transitions_total",
+			Help: "Changes of the WhatsApp connection's state, by the state entered.",
+		}, []string{"state"}),
+		ConnectAttempts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "blacksky_connect_attempts_total",
+			Help: "Connection attempts to WhatsApp.",
+		}),
+		ConnectFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "blacksky_connect_failures_total",
+			Help: "Connection attempts to WhatsApp that failed.",
+		}),
+		KeepAliveTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "blacksky_keepalive_timeouts_total",
+			Help: "Keep-alive pings WhatsApp did not answer in time.",
+		}),
+	}
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.ConnectionState, m.Transitions, m.ConnectAttempts, m.ConnectFailures, m.KeepAliveTimeouts,
+	)
+	return m
+}

@@ -1,0 +1,191 @@
+// Package store opens the one database that holds everything blacksky keeps:
+// whatsmeow's session store and our own tables, on SQLite or PostgreSQL,
+// with versioned migrations that are safe when two processes start at once.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/blacksky-bot/blacksky/internal/logging"
+)
+
+// Kind names a database engine.
+type Kind string
+
+// The supported engines.
+const (
+	SQLite   Kind = "sqlite"
+	Postgres Kind = "postgres"
+)
+
+// ErrCorrupt is returned when the SQLite file exists but is not a sound database.
+var ErrCorrupt = errors.New("database file is corrupt")
+
+// Options selects and configures the database.
+type Options struct {
+	// PostgresURL selects PostgreSQL when set.
+	PostgresURL string
+	// SQLitePath is the database file used when PostgresURL is empty.
+	SQLitePath string
+	Logger     *slog.Logger
+}
+
+// Store is an open database with whatsmeow's session container on top.
+type Store struct {
+	db        *sql.DB
+	kind      Kind
+	sqlite    string
+	container *sqlstore.Container
+	log       *slog.Logger
+}
+
+// Open connects to the database and checks that it answers; it does not
+// change anything: call Migrate for that.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{log: log}
+	var err error
+	if opts.PostgresURL != "" {
+		s.kind = Postgres
+		s.db, err = openPostgres(ctx, opts.PostgresURL)
+	} else {
+		s.kind, s.sqlite = SQLite, opts.SQLitePath
+		s.db, err = openSQLite(ctx, opts.SQLitePath)
+	}
+	if err != nil {
+		return nil, err
+	}
+	dialect := "postgres"
+	if s.kind == SQLite {
+		dialect = "sqlite3"
+	}
+	s.container = sqlstore.NewWithDB(s.db, dialect, logging.WhatsApp(log).Sub("Store"))
+	return s, nil
+}
+
+// Kind reports which engine the store runs on.
+func (s *Store) Kind() Kind { return s.kind }
+
+// DB returns the underlying database handle.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Container returns whatsmeow's device store on this database.
+func (s *Store) Container() *sqlstore.Container { return s.container }
+
+// Ping checks that the database answers a query.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("ping %s: %w", s.kind, err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	return s.db.Close()
+}
+
+func openSQLite(ctx context.Context, path string) (*sql.DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	// WAL lets readers (health checks) run beside the writer; IMMEDIATE
+	// transactions take the write lock up front so two writers queue on
+	// busy_timeout instead of failing with SQLITE_BUSY on lock upgrade.
+	dsn := "file:" + path + "?_txlock=immediate" +
+		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if err := checkSQLite(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// checkSQLite refuses a damaged file before anything writes to it, so a
+// corrupt database is reported and left as it is for recovery.
+func checkSQLite(ctx context.Context, db *sql.DB) error {
+	var result string
+	err := db.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&result)
+	if err != nil {
+		if isNotADatabase(err) {
+			return fmt.Errorf("%w: %v; move the file away or restore a backup", ErrCorrupt, err)
+		}
+		return err
+	}
+	if result != "ok" {
+		return fmt.Errorf("%w: quick_check says %q; move the file away or restore a backup", ErrCorrupt, result)
+	}
+	return nil
+}
+
+func isNotADatabase(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "not a database") || strings.Contains(msg, "malformed") || strings.Contains(msg, "SQLITE_CORRUPT")
+}
+
+func openPostgres(ctx context.Context, rawURL string) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(withSSLMode(rawURL))
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(10)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to PostgreSQL at %s: %w", cfg.Host, err)
+	}
+	return db, nil
+}
+
+// withSSLMode adds sslmode=require for remote hosts when neither the URL nor
+// PGSSLMODE chose a mode: Heroku Postgres refuses plain connections and its
+// certificates are not signed by a public CA, so "require" (encrypt, do not
+// verify) is what works there; loopback keeps pgx's default "prefer".
+func withSSLMode(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	q := u.Query()
+	if q.Get("sslmode") != "" || os.Getenv("PGSSLMODE") != "" || isLocalHost(u.Hostname()) {
+		return rawURL
+	}
+	q.Set("sslmode", "require")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func isLocalHost(host string) bool {
+	if host == "" || host == "localhost" || strings.HasPrefix(host, "/") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

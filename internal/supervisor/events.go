@@ -1,0 +1,87 @@
+package supervisor
+
+import (
+	"context"
+	"time"
+
+	"go.mau.fi/whatsmeow/types/events"
+)
+
+// signalKind is what a whatsmeow event means for the run loop.
+type signalKind int
+
+const (
+	sigConnected signalKind = iota
+	sigDropped
+	sigLoggedOut
+	sigReplaced
+	sigBanned
+	sigOutdated
+	sigQR
+	sigPaired
+)
+
+type signal struct {
+	kind   signalKind
+	reason string
+	expire time.Duration // ban length
+	codes  []string      // QR codes
+}
+
+// onEvent runs on whatsmeow's event goroutine: it must not block, so it only
+// translates events into signals for the run loop.
+func (s *Supervisor) onEvent(evt any) {
+	switch e := evt.(type) {
+	case *events.Connected:
+		s.send(signal{kind: sigConnected})
+	case *events.Disconnected:
+		s.send(signal{kind: sigDropped, reason: "connection closed"})
+	case *events.ConnectFailure:
+		s.send(signal{kind: sigDropped, reason: "connect failure: " + e.Reason.String()})
+	case *events.StreamError:
+		s.send(signal{kind: sigDropped, reason: "stream error " + e.Code})
+	case *events.LoggedOut:
+		s.send(signal{kind: sigLoggedOut, reason: "logged out: " + e.Reason.String()})
+	case *events.StreamReplaced:
+		s.send(signal{kind: sigReplaced, reason: "another client connected with this session"})
+	case *events.TemporaryBan:
+		s.send(signal{kind: sigBanned, reason: e.String(), expire: e.Expire})
+	case *events.ClientOutdated:
+		s.send(signal{kind: sigOutdated, reason: "WhatsApp rejected this client version; upgrade blacksky"})
+	case *events.QR:
+		s.send(signal{kind: sigQR, codes: e.Codes})
+	case *events.PairSuccess:
+		s.onPaired(e)
+	case *events.PairError:
+		s.log.Error("pairing failed", "err", e.Error)
+	case *events.KeepAliveTimeout:
+		s.log.Warn("keep-alive ping unanswered", "errors", e.ErrorCount, "last_success", e.LastSuccess)
+		if m := s.opts.Metrics; m != nil {
+			m.KeepAliveTimeouts.Inc()
+		}
+	case *events.KeepAliveRestored:
+		s.log.Info("keep-alive restored")
+	}
+}
+
+func (s *Supervisor) send(sig signal) {
+	select {
+	case s.signals <- sig:
+	default:
+		// 64 unprocessed connection events means the loop is stuck; losing
+		// one is better than stalling whatsmeow's event goroutine.
+		s.log.Error("connection event dropped: run loop is not keeping up", "kind", sig.kind)
+	}
+}
+
+func (s *Supervisor) onPaired(e *events.PairSuccess) {
+	s.log.Info("paired", "account", e.ID.String(), "platform", e.Platform)
+	if err := s.opts.Store.BindAccount(context.Background(), s.opts.SessionID, e.ID); err != nil {
+		s.log.Error("record pairing", "err", err)
+	}
+	s.update(func(st *Status, p *Pairing) {
+		st.Account = e.ID.String()
+		*p = Pairing{Paired: true, Account: e.ID.String()}
+	})
+	s.send(signal{kind: sigPaired})
+}

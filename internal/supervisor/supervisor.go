@@ -1,0 +1,179 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+
+	"github.com/blacksky-bot/blacksky/internal/backoff"
+	"github.com/blacksky-bot/blacksky/internal/logging"
+	"github.com/blacksky-bot/blacksky/internal/metrics"
+	"github.com/blacksky-bot/blacksky/internal/store"
+)
+
+// Options configures a Supervisor.
+type Options struct {
+	Store     *store.Store
+	SessionID string
+	Logger    *slog.Logger
+	Metrics   *metrics.Metrics // optional
+	Backoff   backoff.Policy
+	// MaxRetries stops reconnecting after this many failed attempts in a row; 0 is forever.
+	MaxRetries int
+	// PairPhone asks for a pairing code for this number instead of relying on a QR scan.
+	PairPhone string
+	// Configure is applied to every whatsmeow client before it connects (the sandbox uses it).
+	Configure func(*whatsmeow.Client) error
+	// ReplacedBackoff is the least time to wait after another client took the account.
+	ReplacedBackoff time.Duration
+}
+
+// Supervisor runs one account's connection.
+type Supervisor struct {
+	opts Options
+	log  *slog.Logger
+
+	signals chan signal // whatsmeow events, in arrival order, for the run loop
+
+	mu      sync.Mutex
+	cli     *whatsmeow.Client
+	status  Status
+	pairing Pairing
+	changed chan struct{} // closed and replaced on every change
+}
+
+// ErrGaveUp is returned by Run when MaxRetries attempts in a row failed.
+var ErrGaveUp = errors.New("gave up reconnecting")
+
+// New loads the account's session from the store and prepares a client; it
+// does not connect.
+func New(ctx context.Context, opts Options) (*Supervisor, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ReplacedBackoff == 0 {
+		opts.ReplacedBackoff = 30 * time.Second
+	}
+	s := &Supervisor{
+		opts:    opts,
+		log:     opts.Logger.With("session", opts.SessionID),
+		signals: make(chan signal, 64),
+		changed: make(chan struct{}),
+		status:  Status{State: Stopped, Since: time.Now()},
+	}
+	s.pairing.CodePhone = opts.PairPhone
+	if err := s.newClient(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Supervisor) newClient(ctx context.Context) error {
+	dev, err := s.opts.Store.Device(ctx, s.opts.SessionID)
+	if err != nil {
+		return fmt.Errorf("load session: %w", err)
+	}
+	cli := whatsmeow.NewClient(dev, logging.WhatsApp(s.opts.Logger))
+	// We reconnect ourselves: whatsmeow's own loop is linear, uncapped and
+	// unjittered, and would race ours into two attempts at once.
+	cli.EnableAutoReconnect = false
+	if s.opts.Configure != nil {
+		if err := s.opts.Configure(cli); err != nil {
+			return fmt.Errorf("configure client: %w", err)
+		}
+	}
+	cli.AddEventHandler(s.onEvent)
+	s.mu.Lock()
+	s.cli = cli
+	s.pairing.Paired = dev.ID != nil
+	s.pairing.Account = ""
+	if dev.ID != nil {
+		s.pairing.Account = dev.ID.String()
+	}
+	s.status.Account = s.pairing.Account
+	s.mu.Unlock()
+	return nil
+}
+
+// Client returns the current whatsmeow client; it changes after a logout.
+func (s *Supervisor) Client() *whatsmeow.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cli
+}
+
+// Status returns a snapshot of the connection's state.
+func (s *Supervisor) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status
+}
+
+// Pairing returns what is needed to pair the account, if it is not paired.
+func (s *Supervisor) Pairing() Pairing {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pairing
+}
+
+// WaitFor blocks until cond holds for the status or ctx ends.
+func (s *Supervisor) WaitFor(ctx context.Context, cond func(Status, Pairing) bool) error {
+	for {
+		s.mu.Lock()
+		ok, ch := cond(s.status, s.pairing), s.changed
+		s.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for connection state: %w", ctx.Err())
+		case <-ch:
+		}
+	}
+}
+
+// update changes status and pairing under the lock and wakes waiters.
+func (s *Supervisor) update(f func(st *Status, p *Pairing)) {
+	s.mu.Lock()
+	f(&s.status, &s.pairing)
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// setState enters a state, logging and counting the transition.
+func (s *Supervisor) setState(state State, reason string, f func(st *Status)) {
+	var from State
+	s.update(func(st *Status, _ *Pairing) {
+		from = st.State
+		*st = Status{State: state, Reason: reason, Since: time.Now(), Account: st.Account}
+		if f != nil {
+			f(st)
+		}
+	})
+	if from != state {
+		s.log.Info("connection state", "from", from, "to", state, "reason", reason)
+		if m := s.opts.Metrics; m != nil {
+			m.Transitions.WithLabelValues(string(state)).Inc()
+			for _, st := range AllStates {
+				v := 0.0
+				if st == state {
+					v = 1
+				}
+				m.ConnectionState.WithLabelValues(string(st)).Set(v)
+			}
+		}
+	}
+}
+
+// jitter returns a random duration in [0, d).
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(rand.Float64() * float64(d))
+}
