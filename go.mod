@@ -1,3 +1,5 @@
+// +heroku goVersion go1.26
+// +heroku install ./cmd/blacksky
 module github.com/blacksky-bot/blacksky
 
 go 1.26.8

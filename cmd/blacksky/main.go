@@ -54,12 +54,13 @@ func main() {
 }
 
 func dispatch(ctx context.Context, env *environment, args []string) int {
+	if len(args) > 0 && isHelp(args[0]) {
+		usage(env.stdout)
+		return exitOK
+	}
 	name := "run"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:]
-	} else if len(args) > 0 && isHelp(args[0]) {
-		usage(env.stdout)
-		return exitOK
 	}
 	cmd, ok := commands()[name]
 	if !ok {

@@ -85,7 +85,7 @@ func Load(env Getenv) (*Config, error) {
 		// The original bot's RECONNECT_INTERVAL and MAX_RECONNECT_RETRIES
 		// mean the same things; the new names win when both are set.
 		ReconnectBaseDelay: p.duration("RECONNECT_BASE_DELAY",
-			p.millis("RECONNECT_INTERVAL", time.Second), 10*time.Millisecond, time.Hour, "1s"),
+			p.millis("RECONNECT_INTERVAL", time.Second, 10*time.Millisecond, time.Hour), 10*time.Millisecond, time.Hour, "1s"),
 		ReconnectMaxDelay: p.duration("RECONNECT_MAX_DELAY", time.Minute, 10*time.Millisecond, 24*time.Hour, "60s"),
 		ReconnectMaxRetries: p.intRange("RECONNECT_MAX_RETRIES",
 			p.intRange("MAX_RECONNECT_RETRIES", 0, 0, 1<<30, "0"), 0, 1<<30, "0"),
@@ -149,13 +149,17 @@ func (p *parser) databaseURL(name string) string {
 	return v
 }
 
-// redactURL hides the password of a database URL for error messages.
+var schemePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)
+
+// redactURL shows only the scheme of a rejected database URL: in a malformed
+// URL (a libpq "password=..." string, "postgres:/user:pass@host", a password
+// with an unescaped '#' or '/') any other part may be the password.
 func redactURL(v string) string {
-	u, err := url.Parse(v)
-	if err != nil {
-		return "(unparsable URL)"
+	scheme, _, ok := strings.Cut(v, "://")
+	if !ok || !schemePattern.MatchString(scheme) {
+		return "(hidden: not a scheme:// URL)"
 	}
-	return u.Redacted()
+	return scheme + "://(rest hidden)"
 }
 
 func (p *parser) port(name string, def int) int {
@@ -190,19 +194,21 @@ func (p *parser) duration(name string, def, lo, hi time.Duration, example string
 
 // millis reads a duration written either as Go duration or, as the original
 // bot wrote it, as a bare number of milliseconds.
-func (p *parser) millis(name string, def time.Duration) time.Duration {
+func (p *parser) millis(name string, def, lo, hi time.Duration) time.Duration {
 	v, ok := p.get(name)
 	if !ok {
 		return def
 	}
-	if n, err := strconv.Atoi(v); err == nil && n > 0 {
-		return time.Duration(n) * time.Millisecond
+	d, err := time.ParseDuration(v)
+	if n, nerr := strconv.Atoi(v); nerr == nil {
+		// Clamp before multiplying so a huge number cannot overflow into range.
+		d, err = time.Duration(min(max(n, -1), int(hi/time.Millisecond)+1))*time.Millisecond, nil
 	}
-	if d, err := time.ParseDuration(v); err == nil && d > 0 {
-		return d
+	if err != nil || d < lo || d > hi {
+		p.fail(name, v, fmt.Sprintf("must be a number of milliseconds or a Go duration from %s to %s", lo, hi), "5000")
+		return def
 	}
-	p.fail(name, v, "must be a number of milliseconds or a Go duration", "5000")
-	return def
+	return d
 }
 
 func (p *parser) oneOf(name, def string, allowed ...string) string {
@@ -225,7 +231,7 @@ func (p *parser) level(name string, def slog.Level) slog.Level {
 		return def
 	}
 	var l slog.Level
-	if v == "warning" {
+	if strings.EqualFold(v, "warning") {
 		v = "warn"
 	}
 	if err := l.UnmarshalText([]byte(v)); err != nil {
@@ -256,10 +262,15 @@ func (p *parser) sessionID(name, def string) string {
 	}
 	if !sessionIDPattern.MatchString(v) {
 		problem := "must be 1 to 64 letters, digits, '.', '_' or '-'; it names this bot's account slot"
-		if len(v) > 64 {
-			// Baileys bots put a whole credential blob here; never echo it back.
+		if len(v) > 64 || strings.ContainsAny(v, "~#;!") {
+			// Baileys bots put a whole credential blob, or a short
+			// "Name~fileid#key" link to one, here; never echo it back.
 			problem = "looks like a session string from another bot; blacksky keeps the session in its database and SESSION_ID only names it"
-			v = v[:8] + "..."
+			keep := min(len(v), 8)
+			if i := strings.IndexAny(v, "~#;!"); i >= 0 {
+				keep = min(keep, i)
+			}
+			v = v[:keep] + "..."
 		}
 		p.fail(name, v, problem, "default")
 		return def

@@ -34,7 +34,10 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err == nil && dec.More() {
 		err = errors.New("more than one JSON value in body")
 	} else if err == nil {
-		if _, extra := dec.Token(); extra != io.EOF {
+		_, extra := dec.Token()
+		if errors.As(extra, new(*http.MaxBytesError)) {
+			err = extra // padding after the object still counts against the limit
+		} else if extra != io.EOF {
 			err = errors.New("unexpected data after the JSON object")
 		}
 	}

@@ -65,7 +65,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 		log:     opts.Logger.With("session", opts.SessionID),
 		signals: make(chan signal, 64),
 		changed: make(chan struct{}),
-		status:  Status{State: Stopped, Since: time.Now()},
+		status:  Status{State: Connecting, Reason: "starting", Since: time.Now()},
 	}
 	s.pairing.CodePhone = opts.PairPhone
 	if err := s.newClient(ctx); err != nil {

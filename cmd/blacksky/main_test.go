@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// runCLI runs the CLI in-process with the given environment.
+func runCLI(t *testing.T, vars map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	env := &environment{stdout: &out, stderr: &errOut, getenv: func(k string) (string, bool) {
+		v, ok := vars[k]
+		return v, ok
+	}}
+	code = dispatch(context.Background(), env, args)
+	return code, out.String(), errOut.String()
+}
+
+func TestUsageErrorsExitTwoWithOneLine(t *testing.T) {
+	tests := []struct {
+		name string
+		vars map[string]string
+		args []string
+		want string
+	}{
+		{"unknown command", nil, []string{"frobnicate"}, `unknown command "frobnicate"`},
+		{"bad flag", nil, []string{"run", "--nope"}, "flag provided but not defined: -nope"},
+		{"stray argument", nil, []string{"version", "extra"}, `unexpected argument "extra"`},
+		{"bad pair phone", map[string]string{"DATA_DIR": t.TempDir()}, []string{"pair", "--phone", "abc"}, "--phone"},
+		{"bad port", map[string]string{"PORT": "http"}, []string{"run"}, `PORT="http"`},
+		{"bad database url", map[string]string{"DATABASE_URL": "mysql://u:hunter2@h/db"}, []string{"run"}, "DATABASE_URL"},
+		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, []string{"doctor"}, "LOG_LEVEL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, tt.vars, tt.args...)
+			if code != exitUsage {
+				t.Errorf("exit code = %d, want %d", code, exitUsage)
+			}
+			if strings.Count(strings.TrimRight(stderr, "\n"), "\n") != 0 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("stderr = %q; want one line containing %q", stderr, tt.want)
+			}
+			if strings.Contains(stderr, "hunter2") {
+				t.Errorf("stderr reveals a password: %q", stderr)
+			}
+		})
+	}
+}
+
+func TestHelpExitsZero(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"help"}, {"run", "--help"}, {"pair", "-h"}, {"doctor", "--help"}, {"version", "--help"}} {
+		code, stdout, _ := runCLI(t, nil, args...)
+		if code != exitOK || !strings.Contains(stdout, "Usage: blacksky") {
+			t.Errorf("%v: exit %d, stdout %q", args, code, stdout)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, stdout, _ := runCLI(t, nil, "version")
+	if code != exitOK || !strings.HasPrefix(stdout, "blacksky ") || !strings.Contains(stdout, "go1.") {
+		t.Errorf("version: exit %d, %q", code, stdout)
+	}
+}
+
+func TestDoctorOnFreshDataDir(t *testing.T) {
+	code, stdout, _ := runCLI(t, map[string]string{"DATA_DIR": t.TempDir(), "PORT": "1"}, "doctor")
+	if code != exitOK {
+		t.Fatalf("doctor exit %d on a fresh data dir:\n%s", code, stdout)
+	}
+	for _, want := range []string{"ok    database", "warn  schema", "warn  api token"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, stdout)
+		}
+	}
+}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/testdb"
+)
+
+// binaryPath is the blacksky binary built once for the tests that run it as
+// an operator would.
+var binaryPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "blacksky-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binaryPath = filepath.Join(dir, "blacksky")
+	build := exec.Command("go", "build", "-o", binaryPath, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build blacksky:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is a running blacksky binary.
+type process struct {
+	cmd    *exec.Cmd
+	port   int
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	done   chan struct{}
+}
+
+func (p *process) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.Write(b)
+}
+
+func (p *process) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+// start runs the binary with env added to a minimal environment.
+func start(t *testing.T, env map[string]string, args ...string) *process {
+	t.Helper()
+	p := &process{done: make(chan struct{})}
+	if env["PORT"] == "" {
+		p.port = freePort(t)
+		env["PORT"] = fmt.Sprint(p.port)
+	}
+	p.cmd = exec.Command(binaryPath, args...)
+	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	for k, v := range env {
+		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start blacksky: %v", err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("blacksky output:\n%s", p.output())
+		}
+	})
+	return p
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *process) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		t.Fatalf("blacksky did not exit within %s", timeout)
+		return -1
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// getJSON polls url until it answers with want or the deadline passes.
+func (p *process) waitHTTP(t *testing.T, path string, want int) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", p.port, path)
+	var last string
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			t.Fatalf("blacksky exited while waiting for %s", path)
+		default:
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			var body map[string]any
+			json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				return body
+			}
+			last = fmt.Sprintf("%d %v", resp.StatusCode, body)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval of a condition with a deadline
+	}
+	t.Fatalf("%s never answered %d; last: %s", path, want, last)
+	return nil
+}
+
+func TestRunServesAndStopsOnSIGTERM(t *testing.T) {
+	backends := map[string]func(t *testing.T) map[string]string{
+		"sqlite":   func(t *testing.T) map[string]string { return map[string]string{"DATA_DIR": t.TempDir()} },
+		"postgres": func(t *testing.T) map[string]string { return map[string]string{"DATABASE_URL": testdb.PostgresURL(t), "DATA_DIR": t.TempDir()} },
+	}
+	for name, envFor := range backends {
+		t.Run(name, func(t *testing.T) {
+			env := envFor(t)
+			p := start(t, env)
+			p.waitHTTP(t, "/healthz", http.StatusOK)
+			ready := p.waitHTTP(t, "/readyz", http.StatusServiceUnavailable)
+			if ready["reason"] != "not paired" {
+				t.Errorf("/readyz reason = %v, want \"not paired\"", ready["reason"])
+			}
+			status := p.waitHTTP(t, "/status", http.StatusOK)
+			if status["state"] == "" || status["version"] == "" {
+				t.Errorf("/status lacks state or version: %v", status)
+			}
+			if name == "sqlite" {
+				if _, err := os.Stat(filepath.Join(env["DATA_DIR"], "blacksky.db")); err != nil {
+					t.Errorf("database file not created: %v", err)
+				}
+			}
+			sentAt := time.Now()
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			if code := p.wait(t, 28*time.Second); code != 0 {
+				t.Fatalf("exit code after SIGTERM = %d, want 0", code)
+			}
+			t.Logf("exited %s after SIGTERM", time.Since(sentAt).Round(time.Millisecond))
+			out := p.output()
+			if !strings.Contains(out, "shut down cleanly") {
+				t.Errorf("no clean shutdown in the log")
+			}
+			if strings.Contains(strings.ToLower(out), "logout") || strings.Contains(out, "logged out") {
+				t.Errorf("shutdown logged out of WhatsApp")
+			}
+		})
+	}
+}
+
+func TestStartupFailuresAreClear(t *testing.T) {
+	busy, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busyPort := busy.Addr().(*net.TCPAddr).Port
+
+	corruptDir := t.TempDir()
+	garbage := bytes.Repeat([]byte("garbage!"), 1024)
+	os.WriteFile(filepath.Join(corruptDir, "blacksky.db"), garbage, 0o600)
+
+	tests := []struct {
+		name string
+		env  map[string]string
+		code int
+		want string
+	}{
+		{"port in use", map[string]string{"DATA_DIR": t.TempDir(), "PORT": fmt.Sprint(busyPort)}, 1, "set PORT to a free port"},
+		{"corrupt sqlite", map[string]string{"DATA_DIR": corruptDir}, 1, "corrupt"},
+		{"unreachable postgres", map[string]string{"DATABASE_URL": "postgres://u:hunter2@127.0.0.1:1/db"}, 1, "connect to PostgreSQL"},
+		{"invalid variable", map[string]string{"MAX_MEMORY_MB": "lots"}, 2, "MAX_MEMORY_MB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := start(t, tt.env)
+			if code := p.wait(t, 20*time.Second); code != tt.code {
+				t.Errorf("exit code = %d, want %d", code, tt.code)
+			}
+			if out := p.output(); !strings.Contains(out, tt.want) || strings.Contains(out, "hunter2") {
+				t.Errorf("output lacks %q or reveals a password:\n%s", tt.want, out)
+			}
+		})
+	}
+	if after, _ := os.ReadFile(filepath.Join(corruptDir, "blacksky.db")); !bytes.Equal(after, garbage) {
+		t.Error("the corrupt database file was changed")
+	}
+}
+

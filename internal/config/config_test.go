@@ -1,0 +1,470 @@
+package config_test
+
+import (
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/config"
+	"github.com/blacksky-bot/blacksky/internal/phone"
+)
+
+// env is a map-backed Getenv so tests never read or change the process's
+// environment.
+func env(kv ...string) config.Getenv {
+	if len(kv)%2 != 0 {
+		panic("env: odd number of arguments")
+	}
+	m := make(map[string]string, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(name string) (string, bool) {
+		v, ok := m[name]
+		return v, ok
+	}
+}
+
+func mustLoad(t *testing.T, e config.Getenv) *config.Config {
+	t.Helper()
+	c, err := config.Load(e)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return c
+}
+
+// loadErr loads e and returns the *config.Error it must fail with.
+func loadErr(t *testing.T, e config.Getenv) *config.Error {
+	t.Helper()
+	c, err := config.Load(e)
+	if err == nil {
+		t.Fatalf("Load succeeded with %+v; want an error", c)
+	}
+	if c != nil {
+		t.Errorf("Load returned a config together with error %v", err)
+	}
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("Load error %v (%T) is not a *config.Error", err, err)
+	}
+	return ce
+}
+
+var defaults = config.Config{
+	DatabaseURL:         "",
+	DataDir:             "./data",
+	Port:                8080,
+	Owners:              nil,
+	BotName:             "blacksky",
+	Prefix:              ".",
+	SessionID:           "default",
+	APIToken:            "",
+	LogLevel:            slog.LevelInfo,
+	LogFormat:           "text",
+	MaxMemoryMB:         0,
+	Sandbox:             "",
+	PairPhone:           "",
+	ShutdownTimeout:     25 * time.Second,
+	ReconnectBaseDelay:  time.Second,
+	ReconnectMaxDelay:   60 * time.Second,
+	ReconnectMaxRetries: 0,
+	Ignored:             nil,
+}
+
+var allVars = []string{
+	"DATABASE_URL", "DATA_DIR", "PORT", "OWNER_NUMBER", "BOT_NAME", "PREFIX", "SESSION_ID",
+	"API_TOKEN", "LOG_LEVEL", "LOG_FORMAT", "MAX_MEMORY_MB", "WA_SANDBOX", "PAIR_PHONE",
+	"SHUTDOWN_TIMEOUT", "RECONNECT_BASE_DELAY", "RECONNECT_MAX_DELAY", "RECONNECT_MAX_RETRIES",
+	"RECONNECT_INTERVAL", "MAX_RECONNECT_RETRIES",
+}
+
+func TestDefaults(t *testing.T) {
+	c := mustLoad(t, env())
+	if !reflect.DeepEqual(*c, defaults) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", *c, defaults)
+	}
+	if c.UsesPostgres() {
+		t.Error("UsesPostgres() with no DATABASE_URL")
+	}
+	if got, want := c.SQLitePath(), filepath.Join("data", "blacksky.db"); got != want {
+		t.Errorf("SQLitePath() = %q, want %q", got, want)
+	}
+}
+
+// An empty variable (VAR= in a compose or .env file) means the default.
+func TestEmptyMeansDefault(t *testing.T) {
+	var kv []string
+	for _, name := range allVars {
+		kv = append(kv, name, "")
+	}
+	c := mustLoad(t, env(kv...))
+	if !reflect.DeepEqual(*c, defaults) {
+		t.Errorf("all variables empty:\n got %+v\nwant %+v", *c, defaults)
+	}
+}
+
+func TestValidValues(t *testing.T) {
+	tests := []struct {
+		name  string
+		kv    []string
+		check func(*config.Config) bool
+	}{
+		{"postgres URL", []string{"DATABASE_URL", "postgres://bot:pw@db:5432/blacksky?sslmode=disable"},
+			func(c *config.Config) bool {
+				return c.DatabaseURL == "postgres://bot:pw@db:5432/blacksky?sslmode=disable" && c.UsesPostgres()
+			}},
+		{"postgresql scheme", []string{"DATABASE_URL", "postgresql://db/blacksky"},
+			func(c *config.Config) bool { return c.DatabaseURL == "postgresql://db/blacksky" }},
+		{"data dir", []string{"DATA_DIR", "/var/lib/blacksky"},
+			func(c *config.Config) bool { return c.SQLitePath() == "/var/lib/blacksky/blacksky.db" }},
+		{"port trimmed", []string{"PORT", " 9090\n"}, func(c *config.Config) bool { return c.Port == 9090 }},
+		{"lowest port", []string{"PORT", "1"}, func(c *config.Config) bool { return c.Port == 1 }},
+		{"highest port", []string{"PORT", "65535"}, func(c *config.Config) bool { return c.Port == 65535 }},
+		{"bot name", []string{"BOT_NAME", "Knight Bot"}, func(c *config.Config) bool { return c.BotName == "Knight Bot" }},
+		{"prefix", []string{"PREFIX", "!"}, func(c *config.Config) bool { return c.Prefix == "!" }},
+		{"five-rune prefix", []string{"PREFIX", "ßßßßß"}, func(c *config.Config) bool { return c.Prefix == "ßßßßß" }},
+		{"session id", []string{"SESSION_ID", "shop-2.main_1"}, func(c *config.Config) bool { return c.SessionID == "shop-2.main_1" }},
+		{"api token", []string{"API_TOKEN", "0123456789abcdef"}, func(c *config.Config) bool { return c.APIToken == "0123456789abcdef" }},
+		{"log level debug", []string{"LOG_LEVEL", "debug"}, func(c *config.Config) bool { return c.LogLevel == slog.LevelDebug }},
+		{"log level upper case", []string{"LOG_LEVEL", "ERROR"}, func(c *config.Config) bool { return c.LogLevel == slog.LevelError }},
+		{"log level warning", []string{"LOG_LEVEL", "warning"}, func(c *config.Config) bool { return c.LogLevel == slog.LevelWarn }},
+		{"log level WARNING", []string{"LOG_LEVEL", "WARNING"}, func(c *config.Config) bool { return c.LogLevel == slog.LevelWarn }},
+		{"log format json", []string{"LOG_FORMAT", "JSON"}, func(c *config.Config) bool { return c.LogFormat == "json" }},
+		{"max memory", []string{"MAX_MEMORY_MB", "512"}, func(c *config.Config) bool { return c.MaxMemoryMB == 512 }},
+		{"sandbox trailing slash", []string{"WA_SANDBOX", "http://127.0.0.1:7878/"},
+			func(c *config.Config) bool { return c.Sandbox == "http://127.0.0.1:7878" }},
+		{"pair phone normalized", []string{"PAIR_PHONE", "+49 151 2345 6789"},
+			func(c *config.Config) bool { return c.PairPhone == "4915123456789" }},
+		{"shutdown timeout", []string{"SHUTDOWN_TIMEOUT", "1m"}, func(c *config.Config) bool { return c.ShutdownTimeout == time.Minute }},
+		{"reconnect delays", []string{"RECONNECT_BASE_DELAY", "500ms", "RECONNECT_MAX_DELAY", "5m"},
+			func(c *config.Config) bool {
+				return c.ReconnectBaseDelay == 500*time.Millisecond && c.ReconnectMaxDelay == 5*time.Minute
+			}},
+		{"equal reconnect delays", []string{"RECONNECT_BASE_DELAY", "2s", "RECONNECT_MAX_DELAY", "2s"},
+			func(c *config.Config) bool {
+				return c.ReconnectBaseDelay == 2*time.Second && c.ReconnectMaxDelay == 2*time.Second
+			}},
+		{"reconnect retries", []string{"RECONNECT_MAX_RETRIES", "7"}, func(c *config.Config) bool { return c.ReconnectMaxRetries == 7 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustLoad(t, env(tt.kv...))
+			if !tt.check(c) {
+				t.Errorf("%q gave %+v", tt.kv, *c)
+			}
+		})
+	}
+}
+
+func TestInvalidValues(t *testing.T) {
+	tests := []struct {
+		name, value string
+	}{
+		{"DATABASE_URL", "mysql://bot@db/blacksky"},
+		{"DATABASE_URL", "postgres:///blacksky"},
+		{"DATABASE_URL", "db:5432"},
+		{"PORT", "0"},
+		{"PORT", "65536"},
+		{"PORT", "-1"},
+		{"PORT", "80a"},
+		{"PORT", "8080.0"},
+		{"OWNER_NUMBER", "015123456789"},
+		{"OWNER_NUMBER", "4915123456789,abc"},
+		{"OWNER_NUMBER", "4915123456789,,15550100199"},
+		{"PREFIX", "a b"},
+		{"PREFIX", "!!!!!!"},
+		{"PREFIX", "\t"},
+		{"SESSION_ID", "my session"},
+		{"SESSION_ID", strings.Repeat("a", 65)},
+		{"SESSION_ID", "bot/../../etc"},
+		{"API_TOKEN", "short"},
+		{"LOG_LEVEL", "verbose"},
+		{"LOG_FORMAT", "yaml"},
+		{"MAX_MEMORY_MB", "-1"},
+		{"MAX_MEMORY_MB", "1GB"},
+		{"MAX_MEMORY_MB", "1048577"},
+		{"WA_SANDBOX", "127.0.0.1:7878"},
+		{"WA_SANDBOX", "ftp://sandbox"},
+		{"WA_SANDBOX", "http://"},
+		{"PAIR_PHONE", "0049151234567"},
+		{"PAIR_PHONE", "12345"},
+		{"SHUTDOWN_TIMEOUT", "25"},
+		{"SHUTDOWN_TIMEOUT", "500ms"},
+		{"SHUTDOWN_TIMEOUT", "11m"},
+		{"RECONNECT_BASE_DELAY", "1"},
+		{"RECONNECT_BASE_DELAY", "1ms"},
+		{"RECONNECT_BASE_DELAY", "2h"},
+		{"RECONNECT_MAX_DELAY", "soon"},
+		{"RECONNECT_MAX_DELAY", "25h"},
+		{"RECONNECT_MAX_RETRIES", "-1"},
+		{"RECONNECT_MAX_RETRIES", "forever"},
+		{"RECONNECT_INTERVAL", "0"},
+		{"RECONNECT_INTERVAL", "-5000"},
+		{"RECONNECT_INTERVAL", "5 seconds"},
+		{"RECONNECT_INTERVAL", "1"},                    // 1 ms: below RECONNECT_BASE_DELAY's minimum of 10ms
+		{"RECONNECT_INTERVAL", "3h"},                   // above its maximum of 1h
+		{"RECONNECT_INTERVAL", "9223372036854775807"},  // would overflow to a negative delay
+		{"RECONNECT_INTERVAL", "-9223372036854775"},    // would overflow into range
+		{"RECONNECT_INTERVAL", "18446744073709551616"}, // not even an int
+		{"MAX_RECONNECT_RETRIES", "-3"},
+		{"MAX_RECONNECT_RETRIES", "lots"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			ce := loadErr(t, env(tt.name, tt.value))
+			checkError(t, ce, tt.name)
+		})
+	}
+}
+
+// checkError asserts what every configuration error must look like: it names
+// the variable, fits on one line and shows a working example.
+func checkError(t *testing.T, ce *config.Error, name string) {
+	t.Helper()
+	msg := ce.Error()
+	if ce.Var != name {
+		t.Errorf("error names %s, want %s: %s", ce.Var, name, msg)
+	}
+	if !strings.HasPrefix(msg, name+"=") {
+		t.Errorf("message does not start with %s=: %s", name, msg)
+	}
+	if strings.ContainsAny(msg, "\r\n") {
+		t.Errorf("message is not one line: %q", msg)
+	}
+	if ce.Problem == "" || ce.Example == "" {
+		t.Errorf("error lacks a problem or an example: %+v", ce)
+	}
+	if !strings.Contains(msg, "(example: "+name+"="+ce.Example+")") {
+		t.Errorf("message does not show the example: %s", msg)
+	}
+	// The example must itself be accepted (the API_TOKEN example is a
+	// description of a token, not one).
+	if name != "API_TOKEN" {
+		if _, err := config.Load(env(name, ce.Example)); err != nil {
+			t.Errorf("the example %s=%s is rejected: %v", name, ce.Example, err)
+		}
+	}
+}
+
+func TestReconnectMaxShorterThanBase(t *testing.T) {
+	ce := loadErr(t, env("RECONNECT_BASE_DELAY", "2m", "RECONNECT_MAX_DELAY", "1m"))
+	checkError(t, ce, "RECONNECT_MAX_DELAY")
+	if !strings.Contains(ce.Problem, "RECONNECT_BASE_DELAY") {
+		t.Errorf("problem does not mention RECONNECT_BASE_DELAY: %s", ce)
+	}
+}
+
+// The first invalid variable is reported, not a later one.
+func TestFirstErrorWins(t *testing.T) {
+	ce := loadErr(t, env("PORT", "x", "LOG_FORMAT", "yaml"))
+	if ce.Var != "PORT" {
+		t.Errorf("got error for %s, want PORT: %v", ce.Var, ce)
+	}
+}
+
+func TestDatabaseURLErrorHidesPassword(t *testing.T) {
+	const pw = "S3cr3tPw"
+	for _, v := range []string{
+		"mysql://bot:" + pw + "@db:3306/blacksky",
+		"postgres://bot:" + pw + "@/blacksky",                     // no host
+		"postgres:/bot:" + pw + "@db/blacksky",                    // one slash
+		"postgres:bot:" + pw + "@db/blacksky",                     // no slashes
+		"postgres//bot:" + pw + "@db/blacksky",                    // no colon
+		"bot:" + pw + "@db:5432/blacksky",                         // no scheme
+		"host=db user=bot password=" + pw + " dbname=blacksky",    // libpq keyword form
+		"mysql://db/blacksky?user=bot&password=" + pw,             // password in the query
+		"mysql://bot:123456#" + pw + "@db/blacksky",               // unescaped '#'
+		"mysql://bot:1/" + pw + "@db/blacksky",                    // unescaped '/'
+		"postgres://bot:" + pw + " x@db/blacksky",                 // unparsable userinfo
+		"http://bot:" + pw + "@db/blacksky",                       // wrong scheme
+		"postgres://bot:" + pw + "@db:port/blacksky",              // bad port
+		"postgres://bot:" + pw + "@db/blacksky\npostgres://other", // pasted twice
+		"  mysql://bot:" + pw + "@db/blacksky  ",                  // surrounding space
+	} {
+		ce := loadErr(t, env("DATABASE_URL", v))
+		checkError(t, ce, "DATABASE_URL")
+		if strings.Contains(ce.Error(), pw) || strings.Contains(ce.Value, pw) {
+			t.Errorf("DATABASE_URL=%q: error shows the password: %s", v, ce)
+		}
+	}
+}
+
+func TestAPITokenErrorHidesToken(t *testing.T) {
+	const tok = "hunter2hunter"
+	ce := loadErr(t, env("API_TOKEN", tok))
+	checkError(t, ce, "API_TOKEN")
+	if strings.Contains(ce.Error(), tok) {
+		t.Errorf("error shows the token: %s", ce)
+	}
+}
+
+func TestSessionStringIsNotEchoed(t *testing.T) {
+	for _, v := range []string{
+		// A Baileys creds blob, as bots like the original take it.
+		"KnightBot!H4sIAAAAAAAAA" + strings.Repeat("q1w2e3r4t5y6u7i8o9p0", 40),
+		"eyJub2lzZUtleSI6eyJwcml2YXRlIjp7InR5cGUiOiJCdWZmZXIiLCJkYXRhIjoiS0" + strings.Repeat("xYz", 30),
+		// A short "Name~fileid#key" link to a stored creds file.
+		"PRINCE~k4lkI6DQ#F9YtPq2mZx8vK1sHcW3nR7bJ0uLdEaGf",
+		"SUBZERO-MD;;;Ab12Cd34Ef56",
+	} {
+		ce := loadErr(t, env("SESSION_ID", v))
+		checkError(t, ce, "SESSION_ID")
+		msg := ce.Error()
+		if len(msg) > 400 {
+			t.Errorf("message is %d bytes long", len(msg))
+		}
+		if !strings.Contains(ce.Problem, "session string") {
+			t.Errorf("problem does not explain that this looks like a session string: %s", msg)
+		}
+		// No piece of the secret part after the first few characters shows.
+		for i := 8; i+8 <= len(v); i += 4 {
+			if strings.Contains(msg, v[i:i+8]) {
+				t.Fatalf("SESSION_ID error echoes %q of the session string: %s", v[i:i+8], msg)
+			}
+		}
+	}
+}
+
+func TestOwnerNumbers(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"4915123456789", []string{"4915123456789"}},
+		{"+49 151 2345 6789", []string{"4915123456789"}},
+		{"4915123456789,15550100199", []string{"4915123456789", "15550100199"}},
+		{" +49 (151) 2345-6789 , 1 555 010 0199 ", []string{"4915123456789", "15550100199"}},
+		{"923001234567,923001234567", []string{"923001234567", "923001234567"}},
+	}
+	for _, tt := range tests {
+		c := mustLoad(t, env("OWNER_NUMBER", tt.in))
+		if !reflect.DeepEqual(c.Owners, tt.want) {
+			t.Errorf("OWNER_NUMBER=%q: Owners = %q, want %q", tt.in, c.Owners, tt.want)
+		}
+	}
+	ce := loadErr(t, env("OWNER_NUMBER", "4915123456789;15550100199"))
+	if !strings.Contains(ce.Problem, "comma") {
+		t.Errorf("a list with the wrong separator should be told to use commas: %s", ce)
+	}
+}
+
+func TestOriginalBotNames(t *testing.T) {
+	tests := []struct {
+		name      string
+		kv        []string
+		wantDelay time.Duration
+		wantRetry int
+	}{
+		{"interval in milliseconds", []string{"RECONNECT_INTERVAL", "5000"}, 5 * time.Second, 0},
+		{"interval as duration", []string{"RECONNECT_INTERVAL", "30s"}, 30 * time.Second, 0},
+		{"interval at minimum", []string{"RECONNECT_INTERVAL", "10"}, 10 * time.Millisecond, 0},
+		{"interval trimmed", []string{"RECONNECT_INTERVAL", " 3000 "}, 3 * time.Second, 0},
+		{"new delay name wins", []string{"RECONNECT_INTERVAL", "5000", "RECONNECT_BASE_DELAY", "2s"}, 2 * time.Second, 0},
+		{"max retries", []string{"MAX_RECONNECT_RETRIES", "10"}, time.Second, 10},
+		{"new retries name wins", []string{"MAX_RECONNECT_RETRIES", "10", "RECONNECT_MAX_RETRIES", "3"}, time.Second, 3},
+		{"new retries name wins with 0", []string{"MAX_RECONNECT_RETRIES", "10", "RECONNECT_MAX_RETRIES", "0"}, time.Second, 0},
+		{"empty new name does not hide the old", []string{"MAX_RECONNECT_RETRIES", "10", "RECONNECT_MAX_RETRIES", ""}, time.Second, 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustLoad(t, env(tt.kv...))
+			if c.ReconnectBaseDelay != tt.wantDelay || c.ReconnectMaxRetries != tt.wantRetry {
+				t.Errorf("%q: base delay %v, retries %d; want %v, %d",
+					tt.kv, c.ReconnectBaseDelay, c.ReconnectMaxRetries, tt.wantDelay, tt.wantRetry)
+			}
+		})
+	}
+}
+
+func TestIgnoredOriginalVariables(t *testing.T) {
+	tests := []struct {
+		kv   []string
+		want []string
+	}{
+		{nil, nil},
+		{[]string{"LANGUAGE", "en"}, []string{"LANGUAGE"}},
+		{[]string{"LANGUAGE", "en", "KEEP_ALIVE_URL", "https://example.org", "ENABLE_HEALTH_CHECK", "true"},
+			[]string{"KEEP_ALIVE_URL", "ENABLE_HEALTH_CHECK", "LANGUAGE"}},
+		{[]string{"ENABLE_HEALTH_CHECK", ""}, []string{"ENABLE_HEALTH_CHECK"}},
+		{[]string{"PORT", "8080", "PREFIX", "!"}, nil},
+	}
+	for _, tt := range tests {
+		c := mustLoad(t, env(tt.kv...))
+		if !reflect.DeepEqual(c.Ignored, tt.want) {
+			t.Errorf("%q: Ignored = %q, want %q", tt.kv, c.Ignored, tt.want)
+		}
+	}
+}
+
+var sessionIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+func FuzzLoad(f *testing.F) {
+	f.Add("postgres://u:p@db/x", "8080", "4915123456789", "default", "5000", "", "", "3")
+	f.Add("mysql://u:p@db/x", "0", "+49 151,1 555", "KnightBot!abc", "1", "1ms", "1h", "-1")
+	f.Add("", "65536", ",", strings.Repeat("x", 100), "9223372036854775807", "2h", "30s", "x")
+	f.Add("host=db password=p", " 80 ", "015", "a~b#c", "-9223372036854775", "", "", "")
+	f.Fuzz(func(t *testing.T, dbURL, port, owners, session, interval, base, maxDelay, retries string) {
+		c, err := config.Load(env(
+			"DATABASE_URL", dbURL,
+			"PORT", port,
+			"OWNER_NUMBER", owners,
+			"SESSION_ID", session,
+			"RECONNECT_INTERVAL", interval,
+			"RECONNECT_BASE_DELAY", base,
+			"RECONNECT_MAX_DELAY", maxDelay,
+			"MAX_RECONNECT_RETRIES", retries,
+		))
+		if err != nil {
+			var ce *config.Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v is %T, not *config.Error", err, err)
+			}
+			if c != nil {
+				t.Fatalf("config %+v returned with error %v", c, err)
+			}
+			msg := ce.Error()
+			if strings.ContainsAny(msg, "\r\n") {
+				t.Fatalf("error is not one line: %q", msg)
+			}
+			if ce.Var == "SESSION_ID" && len(session) > 64 && strings.Contains(msg, strings.TrimSpace(session)) {
+				t.Fatalf("error echoes a long SESSION_ID: %s", msg)
+			}
+			if ce.Var == "DATABASE_URL" && strings.Contains(ce.Value, "@") {
+				t.Fatalf("DATABASE_URL error shows user info: %s", msg)
+			}
+			return
+		}
+		if c == nil {
+			t.Fatal("Load returned neither a config nor an error")
+		}
+		if c.Port < 1 || c.Port > 65535 {
+			t.Fatalf("PORT=%q accepted as %d", port, c.Port)
+		}
+		for _, o := range c.Owners {
+			if n, err := phone.Normalize(o); err != nil || n != o {
+				t.Fatalf("OWNER_NUMBER=%q gave owner %q that is not a normalized number", owners, o)
+			}
+		}
+		if !sessionIDPattern.MatchString(c.SessionID) {
+			t.Fatalf("SESSION_ID=%q accepted as %q", session, c.SessionID)
+		}
+		if c.ReconnectBaseDelay < 10*time.Millisecond || c.ReconnectBaseDelay > time.Hour {
+			t.Fatalf("RECONNECT_INTERVAL=%q RECONNECT_BASE_DELAY=%q gave base delay %v", interval, base, c.ReconnectBaseDelay)
+		}
+		if c.ReconnectMaxDelay < c.ReconnectBaseDelay {
+			t.Fatalf("max delay %v below base delay %v", c.ReconnectMaxDelay, c.ReconnectBaseDelay)
+		}
+		if c.ReconnectMaxRetries < 0 {
+			t.Fatalf("MAX_RECONNECT_RETRIES=%q gave %d", retries, c.ReconnectMaxRetries)
+		}
+		if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres") {
+			t.Fatalf("DATABASE_URL=%q accepted", dbURL)
+		}
+	})
+}

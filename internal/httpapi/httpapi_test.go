@@ -1,0 +1,601 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/httpapi"
+	"github.com/blacksky-bot/blacksky/internal/metrics"
+	"github.com/blacksky-bot/blacksky/internal/supervisor"
+)
+
+const (
+	token   = "0123456789abcdef0123456789abcdef"
+	account = "4915123456789:12@s.whatsapp.net"
+	qrText  = "2@Abc123DefGhi456,Jkl789MnoPqr012,Stu345VwxYz678,1"
+)
+
+type fakeConn struct {
+	status  supervisor.Status
+	pairing supervisor.Pairing
+	code    string
+	codeErr error
+
+	mu     sync.Mutex
+	phones []string // numbers RequestPairCode was called with
+}
+
+func (c *fakeConn) Status() supervisor.Status   { return c.status }
+func (c *fakeConn) Pairing() supervisor.Pairing { return c.pairing }
+
+func (c *fakeConn) RequestPairCode(ctx context.Context, phone string) (string, error) {
+	c.mu.Lock()
+	c.phones = append(c.phones, phone)
+	c.mu.Unlock()
+	if c.codeErr != nil {
+		return "", c.codeErr
+	}
+	return c.code, nil
+}
+
+type fakeDB struct {
+	err error
+
+	mu    sync.Mutex
+	pings int
+}
+
+func (d *fakeDB) Ping(ctx context.Context) error {
+	d.mu.Lock()
+	d.pings++
+	d.mu.Unlock()
+	return d.err
+}
+
+type fixture struct {
+	conn    *fakeConn
+	db      *fakeDB
+	metrics *metrics.Metrics
+	started time.Time
+	h       http.Handler
+}
+
+// newFixture serves a paired, connected bot with a waiting QR code; edit
+// conn or db before sending requests.
+func newFixture(t testing.TB, tok string) *fixture {
+	t.Helper()
+	f := &fixture{
+		conn: &fakeConn{
+			status:  supervisor.Status{State: supervisor.Connected, Since: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Account: account},
+			pairing: supervisor.Pairing{QR: qrText},
+			code:    "ABCD-EFGH",
+		},
+		db:      &fakeDB{},
+		metrics: metrics.New(),
+		started: time.Now().Add(-90 * time.Second),
+	}
+	f.h = httpapi.New(httpapi.Options{
+		Conn:     f.conn,
+		DB:       f.db,
+		Database: "sqlite",
+		Metrics:  f.metrics,
+		Token:    tok,
+		BotName:  "testbot",
+		Session:  "default",
+		Version:  "v1.2.3-test",
+		Started:  f.started,
+	})
+	return f
+}
+
+type reqOpt func(*http.Request)
+
+func fromAddr(addr string) reqOpt { return func(r *http.Request) { r.RemoteAddr = addr } }
+func bearer(tok string) reqOpt {
+	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+}
+func header(k, v string) reqOpt { return func(r *http.Request) { r.Header.Set(k, v) } }
+
+var loopback = fromAddr("127.0.0.1:1234")
+
+func (f *fixture) do(method, path, body string, opts ...reqOpt) *httptest.ResponseRecorder {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	r := httptest.NewRequest(method, path, rd)
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, r)
+	return w
+}
+
+// decode parses a JSON response into a map, failing unless it is JSON.
+func decode(t *testing.T, w *httptest.ResponseRecorder) map[string]any {
+	t.Helper()
+	ct, _, _ := mime.ParseMediaType(w.Header().Get("Content-Type"))
+	if ct != "application/json" {
+		t.Fatalf("Content-Type %q, want application/json; body %q", w.Header().Get("Content-Type"), w.Body.String())
+	}
+	var m map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+		t.Fatalf("body is not a JSON object: %v: %q", err, w.Body.String())
+	}
+	return m
+}
+
+// wantError asserts the status and that the body is a JSON error with a reason.
+func wantError(t *testing.T, w *httptest.ResponseRecorder, code int) string {
+	t.Helper()
+	if w.Code != code {
+		t.Fatalf("status %d, want %d; body %q", w.Code, code, w.Body.String())
+	}
+	m := decode(t, w)
+	msg, _ := m["error"].(string)
+	if msg == "" {
+		t.Fatalf("error response without an \"error\" string: %q", w.Body.String())
+	}
+	return msg
+}
+
+func TestHealthz(t *testing.T) {
+	f := newFixture(t, "")
+	// Liveness does not depend on WhatsApp or the database.
+	f.conn.status = supervisor.Status{State: supervisor.Banned}
+	f.db.err = errors.New("connection refused")
+	w := f.do(http.MethodGet, "/healthz", "")
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d, want 200", w.Code)
+	}
+	if m := decode(t, w); m["status"] != "ok" {
+		t.Errorf("body %v", m)
+	}
+	if w := f.do(http.MethodHead, "/healthz", ""); w.Code != http.StatusOK {
+		t.Errorf("HEAD /healthz: %d, want 200", w.Code)
+	}
+}
+
+func TestReadyz(t *testing.T) {
+	tests := []struct {
+		name       string
+		status     supervisor.Status
+		dbErr      error
+		wantCode   int
+		wantReason string
+	}{
+		{"connected, database up", supervisor.Status{State: supervisor.Connected, Account: account}, nil, 200, ""},
+		{"unpaired", supervisor.Status{State: supervisor.Unpaired}, nil, 503, "not paired"},
+		{"logged out", supervisor.Status{State: supervisor.LoggedOut, Account: account}, nil, 503, "not paired"},
+		{"first connect before pairing", supervisor.Status{State: supervisor.Connecting}, nil, 503, "not paired"},
+		{"connecting", supervisor.Status{State: supervisor.Connecting, Account: account}, nil, 503, "connecting"},
+		{"reconnecting", supervisor.Status{State: supervisor.Reconnecting, Account: account, Attempt: 2}, nil, 503, "connecting"},
+		{"banned", supervisor.Status{State: supervisor.Banned, Account: account}, nil, 503, "banned"},
+		{"database down", supervisor.Status{State: supervisor.Connected, Account: account},
+			errors.New("dial tcp 10.0.0.5:5432: connection refused"), 503, "database: dial tcp 10.0.0.5:5432: connection refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, "")
+			f.conn.status = tt.status
+			f.db.err = tt.dbErr
+			w := f.do(http.MethodGet, "/readyz", "")
+			if w.Code != tt.wantCode {
+				t.Fatalf("status %d, want %d; body %s", w.Code, tt.wantCode, w.Body)
+			}
+			m := decode(t, w)
+			reason, _ := m["reason"].(string)
+			if reason != tt.wantReason {
+				t.Errorf("reason %q, want %q", reason, tt.wantReason)
+			}
+			if m["ready"] != (tt.wantCode == 200) {
+				t.Errorf("ready = %v with status %d", m["ready"], w.Code)
+			}
+			if m["state"] != string(tt.status.State) {
+				t.Errorf("state = %v, want %s", m["state"], tt.status.State)
+			}
+		})
+	}
+}
+
+func TestStatus(t *testing.T) {
+	f := newFixture(t, "")
+	next := time.Now().Add(4 * time.Second).UTC().Truncate(time.Second)
+	f.conn.status = supervisor.Status{
+		State: supervisor.Reconnecting, Reason: "keep-alive timed out",
+		Since: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Attempt: 3, NextAttempt: &next, Account: account,
+	}
+	w := f.do(http.MethodGet, "/status", "")
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d", w.Code)
+	}
+	m := decode(t, w)
+	for key, want := range map[string]any{
+		"state":        "reconnecting",
+		"reason":       "keep-alive timed out",
+		"since":        "2025-01-02T03:04:05Z",
+		"attempt":      3.0,
+		"next_attempt": next.Format(time.RFC3339),
+		"version":      "v1.2.3-test",
+		"bot":          "testbot",
+		"session":      "default",
+		"database":     "sqlite",
+	} {
+		if m[key] != want {
+			t.Errorf("%s = %#v, want %#v", key, m[key], want)
+		}
+	}
+	if up, _ := m["uptime_seconds"].(float64); up < 90 || up > 3600 {
+		t.Errorf("uptime_seconds = %v, want about 90", m["uptime_seconds"])
+	}
+	mem, _ := m["memory"].(map[string]any)
+	if heap, _ := mem["heap_alloc_mb"].(float64); heap <= 0 {
+		t.Errorf("memory.heap_alloc_mb = %v", mem["heap_alloc_mb"])
+	}
+	if g, _ := mem["goroutines"].(float64); g < 1 {
+		t.Errorf("memory.goroutines = %v", mem["goroutines"])
+	}
+
+	// Attempt fields only appear while reconnecting.
+	f.conn.status = supervisor.Status{State: supervisor.Connected, Account: account}
+	m = decode(t, f.do(http.MethodGet, "/status", ""))
+	for _, key := range []string{"attempt", "next_attempt", "reason"} {
+		if _, ok := m[key]; ok {
+			t.Errorf("connected status has %s: %v", key, m[key])
+		}
+	}
+	if m["state"] != "connected" {
+		t.Errorf("state = %v", m["state"])
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	f := newFixture(t, "")
+	for _, st := range supervisor.AllStates {
+		v := 0.0
+		if st == supervisor.Connected {
+			v = 1
+		}
+		f.metrics.ConnectionState.WithLabelValues(string(st)).Set(v)
+	}
+	w := f.do(http.MethodGet, "/metrics", "")
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d", w.Code)
+	}
+	if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("Content-Type %q, want Prometheus text", ct)
+	}
+	body := w.Body.String()
+	for _, want := range []string{
+		"# TYPE blacksky_connection_state gauge",
+		`blacksky_connection_state{state="connected"} 1`,
+		`blacksky_connection_state{state="banned"} 0`,
+		"go_goroutines",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// protected lists every endpoint behind the token, with a request that
+// succeeds once admitted.
+var protected = []struct{ method, path, body string }{
+	{http.MethodGet, "/pair", ""},
+	{http.MethodGet, "/pair/qr.png", ""},
+	{http.MethodGet, "/api/v1/pair", ""},
+	{http.MethodPost, "/api/v1/pair/code", `{"phone":"+49 151 2345 6789"}`},
+}
+
+func TestAuthWithToken(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []reqOpt
+		want int
+	}{
+		{"no token", nil, 401},
+		{"no token from loopback", []reqOpt{loopback}, 401},
+		{"wrong bearer token", []reqOpt{bearer("wrong-token-0123456789abcdef")}, 401},
+		{"token prefix", []reqOpt{bearer(token[:16])}, 401},
+		{"token with extra", []reqOpt{bearer(token + "x")}, 401},
+		{"empty bearer", []reqOpt{header("Authorization", "Bearer ")}, 401},
+		{"token without scheme", []reqOpt{header("Authorization", token)}, 401},
+		{"token as basic user name", []reqOpt{func(r *http.Request) { r.SetBasicAuth(token, "") }}, 401},
+		{"wrong basic password", []reqOpt{func(r *http.Request) { r.SetBasicAuth("admin", "nope") }}, 401},
+		{"token in query", []reqOpt{func(r *http.Request) { r.URL.RawQuery = "token=" + token }}, 401},
+		{"bearer token", []reqOpt{bearer(token)}, 200},
+		{"lower-case bearer", []reqOpt{header("Authorization", "bearer "+token)}, 200},
+		{"basic auth password", []reqOpt{func(r *http.Request) { r.SetBasicAuth("admin", token) }}, 200},
+		{"basic auth, empty user", []reqOpt{func(r *http.Request) { r.SetBasicAuth("", token) }}, 200},
+	}
+	for _, ep := range protected {
+		for _, tt := range tests {
+			t.Run(ep.path+"/"+tt.name, func(t *testing.T) {
+				f := newFixture(t, token)
+				w := f.do(ep.method, ep.path, ep.body, tt.opts...)
+				if tt.want == 200 {
+					if w.Code != 200 {
+						t.Fatalf("status %d, want 200; body %q", w.Code, w.Body.String())
+					}
+					return
+				}
+				wantError(t, w, tt.want)
+				if !strings.HasPrefix(w.Header().Get("WWW-Authenticate"), "Basic ") {
+					t.Errorf("401 without a Basic challenge: WWW-Authenticate %q", w.Header().Get("WWW-Authenticate"))
+				}
+				if n := len(f.conn.phones); n != 0 {
+					t.Errorf("RequestPairCode called %d times without a valid token", n)
+				}
+			})
+		}
+	}
+}
+
+func TestAuthWithoutToken(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []reqOpt
+		want int
+	}{
+		{"IPv4 loopback", []reqOpt{loopback}, 200},
+		{"other 127/8 address", []reqOpt{fromAddr("127.8.9.10:5555")}, 200},
+		{"IPv6 loopback", []reqOpt{fromAddr("[::1]:1234")}, 200},
+		{"httptest default address", nil, 403},
+		{"LAN address", []reqOpt{fromAddr("192.168.1.20:40000")}, 403},
+		{"IPv4-mapped public address", []reqOpt{fromAddr("[::ffff:203.0.113.9]:1234")}, 403},
+		{"X-Forwarded-For loopback", []reqOpt{fromAddr("203.0.113.9:1234"), header("X-Forwarded-For", "127.0.0.1")}, 403},
+		{"X-Real-IP loopback", []reqOpt{fromAddr("203.0.113.9:1234"), header("X-Real-IP", "127.0.0.1")}, 403},
+		{"Forwarded loopback", []reqOpt{fromAddr("203.0.113.9:1234"), header("Forwarded", "for=127.0.0.1")}, 403},
+		{"any bearer token", []reqOpt{fromAddr("203.0.113.9:1234"), bearer("anything")}, 403},
+		{"empty bearer", []reqOpt{fromAddr("203.0.113.9:1234"), header("Authorization", "Bearer ")}, 403},
+		{"address without port", []reqOpt{fromAddr("127.0.0.1")}, 403},
+		{"no address", []reqOpt{fromAddr("")}, 403},
+	}
+	for _, ep := range protected {
+		for _, tt := range tests {
+			t.Run(ep.path+"/"+tt.name, func(t *testing.T) {
+				f := newFixture(t, "")
+				w := f.do(ep.method, ep.path, ep.body, tt.opts...)
+				if tt.want == 200 {
+					if w.Code != 200 {
+						t.Fatalf("status %d, want 200; body %q", w.Code, w.Body.String())
+					}
+					return
+				}
+				msg := wantError(t, w, tt.want)
+				if !strings.Contains(msg, "API_TOKEN") {
+					t.Errorf("403 should tell the operator to set API_TOKEN: %q", msg)
+				}
+				if n := len(f.conn.phones); n != 0 {
+					t.Errorf("RequestPairCode called %d times from a remote address", n)
+				}
+			})
+		}
+	}
+}
+
+// The unprotected endpoints stay reachable from anywhere without a token.
+func TestOpenEndpointsNeedNoToken(t *testing.T) {
+	f := newFixture(t, token)
+	for _, path := range []string{"/healthz", "/readyz", "/status", "/metrics"} {
+		if w := f.do(http.MethodGet, path, "", fromAddr("203.0.113.9:1234")); w.Code != http.StatusOK {
+			t.Errorf("GET %s: %d, want 200", path, w.Code)
+		}
+	}
+}
+
+func TestPairQR(t *testing.T) {
+	f := newFixture(t, "")
+	w := f.do(http.MethodGet, "/pair/qr.png", "", loopback)
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d; body %q", w.Code, w.Body.String())
+	}
+	if ct := w.Header().Get("Content-Type"); ct != "image/png" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	if !bytes.HasPrefix(w.Body.Bytes(), []byte("\x89PNG\r\n\x1a\n")) {
+		t.Errorf("body is not a PNG: % x", w.Body.Bytes()[:min(8, w.Body.Len())])
+	}
+	if cc := w.Header().Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control %q: a stale QR code cannot be scanned", cc)
+	}
+
+	f.conn.pairing = supervisor.Pairing{Paired: true, Account: account}
+	wantError(t, f.do(http.MethodGet, "/pair/qr.png", "", loopback), http.StatusNotFound)
+}
+
+func TestPairJSON(t *testing.T) {
+	f := newFixture(t, "")
+	f.conn.pairing = supervisor.Pairing{QR: qrText, Code: "ABCD-EFGH", CodePhone: "4915123456789"}
+	m := decode(t, f.do(http.MethodGet, "/api/v1/pair", "", loopback))
+	if m["qr"] != qrText || m["pair_code"] != "ABCD-EFGH" || m["paired"] != false {
+		t.Errorf("unpaired: %v", m)
+	}
+	f.conn.pairing = supervisor.Pairing{Paired: true, Account: account}
+	m = decode(t, f.do(http.MethodGet, "/api/v1/pair", "", loopback))
+	if m["paired"] != true || m["account"] != account {
+		t.Errorf("paired: %v", m)
+	}
+	if _, ok := m["qr"]; ok {
+		t.Errorf("paired bot shows a QR code: %v", m)
+	}
+}
+
+func TestPairPage(t *testing.T) {
+	f := newFixture(t, "")
+	f.conn.pairing = supervisor.Pairing{QR: qrText, Code: "ABCD-EFGH"}
+	w := f.do(http.MethodGet, "/pair", "", loopback)
+	body := w.Body.String()
+	if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") {
+		t.Fatalf("status %d, Content-Type %q", w.Code, w.Header().Get("Content-Type"))
+	}
+	for _, want := range []string{`src="pair/qr.png`, "ABCD-EFGH", "testbot"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+
+	f.conn.pairing = supervisor.Pairing{Paired: true, Account: "<script>alert(1)</script>"}
+	body = f.do(http.MethodGet, "/pair", "", loopback).Body.String()
+	if strings.Contains(body, "<script>") {
+		t.Errorf("page does not escape the account name: %s", body)
+	}
+	if strings.Contains(body, "qr.png") {
+		t.Error("paired page shows a QR code")
+	}
+}
+
+func TestPairCode(t *testing.T) {
+	tests := []struct {
+		name      string
+		body      string
+		codeErr   error
+		wantCode  int
+		wantPhone string // the number passed to RequestPairCode, if it is called
+	}{
+		{"international number", `{"phone":"+49 151 2345 6789"}`, nil, 200, "4915123456789"},
+		{"digits only", `{"phone":"15550100199"}`, nil, 200, "15550100199"},
+		{"bad JSON", `{"phone":`, nil, 400, ""},
+		{"not JSON", `phone=4915123456789`, nil, 400, ""},
+		{"unknown field", `{"phone":"4915123456789","name":"bot"}`, nil, 400, ""},
+		{"misspelled field", `{"phon":"4915123456789"}`, nil, 400, ""},
+		{"phone as number", `{"phone":4915123456789}`, nil, 400, ""},
+		{"missing phone", `{}`, nil, 400, ""},
+		{"null", `null`, nil, 400, ""},
+		{"array", `[{"phone":"4915123456789"}]`, nil, 400, ""},
+		{"national number", `{"phone":"015123456789"}`, nil, 400, ""},
+		{"too short", `{"phone":"12345"}`, nil, 400, ""},
+		{"letters", `{"phone":"49151abc"}`, nil, 400, ""},
+		{"WhatsApp JID", `{"phone":"4915123456789@s.whatsapp.net"}`, nil, 400, ""},
+		{"empty body", ``, nil, 400, ""},
+		{"two objects", `{"phone":"4915123456789"}{"phone":"15550100199"}`, nil, 400, ""},
+		{"trailing garbage", `{"phone":"4915123456789"} x`, nil, 400, ""},
+		{"trailing whitespace", "{\"phone\":\"4915123456789\"}\n\t ", nil, 200, "4915123456789"},
+		{"oversized phone", `{"phone":"` + strings.Repeat("1", 70<<10) + `"}`, nil, 413, ""},
+		{"oversized padding", `{"phone":"4915123456789"}` + strings.Repeat(" ", 70<<10), nil, 413, ""},
+		{"just under the limit", `{"phone":"4915123456789"}` + strings.Repeat(" ", 60<<10), nil, 200, "4915123456789"},
+		{"not pairing", `{"phone":"4915123456789"}`, supervisor.ErrNotPairing, 409, "4915123456789"},
+		{"not pairing, wrapped", `{"phone":"4915123456789"}`, fmt.Errorf("request code: %w", supervisor.ErrNotPairing), 409, "4915123456789"},
+		{"WhatsApp refuses", `{"phone":"4915123456789"}`, errors.New("server returned 429"), 502, "4915123456789"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, "")
+			f.conn.codeErr = tt.codeErr
+			w := f.do(http.MethodPost, "/api/v1/pair/code", tt.body, loopback)
+			if tt.wantCode == 200 {
+				if w.Code != 200 {
+					t.Fatalf("status %d; body %q", w.Code, w.Body.String())
+				}
+				m := decode(t, w)
+				if m["pair_code"] != "ABCD-EFGH" || m["phone"] != tt.wantPhone {
+					t.Errorf("body %v", m)
+				}
+			} else {
+				wantError(t, w, tt.wantCode)
+			}
+			var want []string
+			if tt.wantPhone != "" {
+				want = []string{tt.wantPhone}
+			}
+			if fmt.Sprint(f.conn.phones) != fmt.Sprint(want) {
+				t.Errorf("RequestPairCode called with %q, want %q", f.conn.phones, want)
+			}
+		})
+	}
+}
+
+func TestWrongMethod(t *testing.T) {
+	tests := []struct{ method, path, allow string }{
+		{http.MethodPost, "/healthz", "GET"},
+		{http.MethodPost, "/readyz", "GET"},
+		{http.MethodDelete, "/status", "GET"},
+		{http.MethodPut, "/metrics", "GET"},
+		{http.MethodPost, "/pair", "GET"},
+		{http.MethodDelete, "/pair/qr.png", "GET"},
+		{http.MethodPost, "/api/v1/pair", "GET"},
+		{http.MethodGet, "/api/v1/pair/code", "POST"},
+		{http.MethodPut, "/api/v1/pair/code", "POST"},
+	}
+	for _, tt := range tests {
+		f := newFixture(t, "")
+		w := f.do(tt.method, tt.path, "", loopback)
+		msg := wantError(t, w, http.StatusMethodNotAllowed)
+		if got := w.Header().Get("Allow"); got != tt.allow {
+			t.Errorf("%s %s: Allow %q, want %q", tt.method, tt.path, got, tt.allow)
+		}
+		if !strings.Contains(msg, tt.allow) {
+			t.Errorf("%s %s: message %q does not name %s", tt.method, tt.path, msg, tt.allow)
+		}
+	}
+	// HEAD works wherever GET does.
+	f := newFixture(t, "")
+	for _, path := range []string{"/healthz", "/readyz", "/status", "/metrics"} {
+		if w := f.do(http.MethodHead, path, ""); w.Code != http.StatusOK {
+			t.Errorf("HEAD %s: %d", path, w.Code)
+		}
+	}
+}
+
+func TestUnknownPath(t *testing.T) {
+	f := newFixture(t, token)
+	for _, path := range []string{"/", "/nope", "/healthz/x", "/pair/", "/pair/qr.jpg", "/api/v1", "/api/v2/pair", "/api/v1/pair/code/x"} {
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			msg := wantError(t, f.do(method, path, ""), http.StatusNotFound)
+			if !strings.Contains(msg, path) {
+				t.Errorf("%s %s: message %q does not name the path", method, path, msg)
+			}
+		}
+	}
+}
+
+func FuzzPairCodeBody(f *testing.F) {
+	for _, s := range []string{
+		``, `{}`, `null`, `{"phone":"+49 151 2345 6789"}`, `{"phone":"0151"}`, `{"phone":1}`,
+		`{"phone":"4915123456789","x":1}`, `{"phone":"4915123456789"}{}`, `{"phone":"4915123456789"}]`,
+		`[`, `"\ud800"`, `{"phone":"\u0000"}`, `{"PHONE":"4915123456789"}`, "\xff\xfe",
+	} {
+		f.Add([]byte(s))
+	}
+	fx := newFixture(f, "")
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := httptest.NewRequest(http.MethodPost, "/api/v1/pair/code", bytes.NewReader(body))
+		r.RemoteAddr = "127.0.0.1:1234"
+		w := httptest.NewRecorder()
+		fx.h.ServeHTTP(w, r)
+		if w.Code >= 500 {
+			t.Fatalf("body %q: status %d: %s", body, w.Code, w.Body)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+			t.Fatalf("body %q: response is not JSON: %q", body, w.Body)
+		}
+		switch w.Code {
+		case http.StatusOK:
+			if m["pair_code"] != "ABCD-EFGH" {
+				t.Fatalf("body %q: 200 without pair_code: %v", body, m)
+			}
+		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+			if s, _ := m["error"].(string); s == "" {
+				t.Fatalf("body %q: %d without error: %v", body, w.Code, m)
+			}
+		default:
+			t.Fatalf("body %q: unexpected status %d", body, w.Code)
+		}
+	})
+}

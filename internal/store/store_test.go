@@ -1,0 +1,150 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"go.mau.fi/whatsmeow/types"
+
+	"github.com/blacksky-bot/blacksky/internal/testdb"
+)
+
+// backends opens a fresh, unmigrated store of each kind; each open gets its
+// own *sql.DB so tests can stand in for separate processes.
+func backends(t *testing.T) map[Kind]func(t *testing.T) *Store {
+	sqlitePath := filepath.Join(t.TempDir(), "blacksky.db")
+	var pgURL string
+	return map[Kind]func(t *testing.T) *Store{
+		SQLite: func(t *testing.T) *Store {
+			return mustOpen(t, Options{SQLitePath: sqlitePath})
+		},
+		Postgres: func(t *testing.T) *Store {
+			if pgURL == "" {
+				pgURL = testdb.PostgresURL(t)
+			}
+			return mustOpen(t, Options{PostgresURL: pgURL})
+		},
+	}
+}
+
+func mustOpen(t *testing.T, opts Options) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestMigrateAndAccounts(t *testing.T) {
+	for kind, open := range backends(t) {
+		t.Run(string(kind), func(t *testing.T) {
+			ctx := context.Background()
+			s := open(t)
+			for range 2 { // a restart migrates an up-to-date schema again
+				if err := s.Migrate(ctx); err != nil {
+					t.Fatalf("Migrate: %v", err)
+				}
+			}
+			if pending, err := s.Pending(ctx); err != nil || pending {
+				t.Fatalf("Pending after Migrate = %v, %v; want false, nil", pending, err)
+			}
+			dev, err := s.Device(ctx, "default")
+			if err != nil || dev.ID != nil {
+				t.Fatalf("Device of a never-paired session = %v, %v; want a new unpaired device", dev.ID, err)
+			}
+			jid := types.NewADJID("15550000001", 0, 7)
+			if err := s.BindAccount(ctx, "default", jid); err != nil {
+				t.Fatal(err)
+			}
+			got, ok, err := s.Account(ctx, "default")
+			if err != nil || !ok || got != jid {
+				t.Fatalf("Account = %v, %v, %v; want %v", got, ok, err, jid)
+			}
+			if _, ok, _ := s.Account(ctx, "other"); ok {
+				t.Fatal("another session sees the account")
+			}
+			if err := s.UnbindAccount(ctx, "default"); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, _ := s.Account(ctx, "default"); ok {
+				t.Fatal("account still bound after UnbindAccount")
+			}
+		})
+	}
+}
+
+// Two copies of the bot overlap during a deploy: both migrate at start.
+func TestConcurrentMigrations(t *testing.T) {
+	for kind, open := range backends(t) {
+		t.Run(string(kind), func(t *testing.T) {
+			const processes = 4
+			stores := make([]*Store, processes)
+			for i := range stores {
+				stores[i] = open(t)
+			}
+			var wg sync.WaitGroup
+			errs := make([]error, processes)
+			for i, s := range stores {
+				wg.Go(func() { errs[i] = s.Migrate(context.Background()) })
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Errorf("process %d: Migrate: %v", i, err)
+				}
+			}
+			if err := stores[0].BindAccount(context.Background(), "default", types.NewJID("1555", types.DefaultUserServer)); err != nil {
+				t.Fatalf("schema unusable after concurrent migrations: %v", err)
+			}
+		})
+	}
+}
+
+func TestCorruptSQLiteIsRefusedAndLeftAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "blacksky.db")
+	garbage := bytes.Repeat([]byte("this is not a database "), 512)
+	if err := os.WriteFile(path, garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(context.Background(), Options{SQLitePath: path})
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open of a corrupt file = %v; want ErrCorrupt", err)
+	}
+	after, _ := os.ReadFile(path)
+	if !bytes.Equal(after, garbage) {
+		t.Fatal("Open changed the corrupt file")
+	}
+}
+
+func TestUnreachablePostgres(t *testing.T) {
+	// Port 1 on loopback: nothing listens, the refusal is immediate.
+	_, err := Open(context.Background(), Options{PostgresURL: "postgres://u:secret@127.0.0.1:1/db"})
+	if err == nil {
+		t.Fatal("Open succeeded against a closed port")
+	}
+	if bytes.Contains([]byte(err.Error()), []byte("secret")) {
+		t.Fatalf("error reveals the password: %v", err)
+	}
+}
+
+func TestSSLModeChoice(t *testing.T) {
+	t.Setenv("PGSSLMODE", "")
+	tests := []struct{ in, want string }{
+		{"postgres://u:p@ec2-1-2-3-4.compute.amazonaws.com:5432/d", "postgres://u:p@ec2-1-2-3-4.compute.amazonaws.com:5432/d?sslmode=require"},
+		{"postgres://u:p@db.example.com/d?sslmode=verify-full", "postgres://u:p@db.example.com/d?sslmode=verify-full"},
+		{"postgres://postgres@127.0.0.1:5432/test", "postgres://postgres@127.0.0.1:5432/test"},
+		{"postgres://postgres@localhost/test", "postgres://postgres@localhost/test"},
+	}
+	for _, tt := range tests {
+		if got := withSSLMode(tt.in); got != tt.want {
+			t.Errorf("withSSLMode(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
