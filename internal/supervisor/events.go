@@ -19,6 +19,7 @@ const (
 	sigOutdated
 	sigQR
 	sigPaired
+	sigRestart // the server asked for a reconnect (stream error 515)
 )
 
 type signal struct {
@@ -35,7 +36,7 @@ func (s *Supervisor) onEvent(evt any) {
 	case *events.Connected:
 		s.send(signal{kind: sigConnected})
 	case *events.Disconnected:
-		s.send(signal{kind: sigDropped, reason: "connection closed"})
+		s.send(signal{kind: sigDropped, reason: reasonClosed})
 	case *events.ConnectFailure:
 		s.send(signal{kind: sigDropped, reason: "connect failure: " + e.Reason.String()})
 	case *events.StreamError:
@@ -54,10 +55,18 @@ func (s *Supervisor) onEvent(evt any) {
 		s.onPaired(e)
 	case *events.PairError:
 		s.log.Error("pairing failed", "err", e.Error)
+	case *events.ManualLoginReconnect:
+		s.send(signal{kind: sigRestart, reason: "server asked for a reconnect (515)"})
 	case *events.KeepAliveTimeout:
 		s.log.Warn("keep-alive ping unanswered", "errors", e.ErrorCount, "last_success", e.LastSuccess)
 		if m := s.opts.Metrics; m != nil {
 			m.KeepAliveTimeouts.Inc()
+		}
+		// whatsmeow only forces a reconnect here when its own auto-reconnect
+		// is on, and then without any Disconnected event; with ours on, a
+		// connection that stopped answering is ended by us.
+		if time.Since(e.LastSuccess) > s.opts.KeepAliveMaxFail {
+			s.send(signal{kind: sigDropped, reason: "keep-alive unanswered since " + e.LastSuccess.Format(time.RFC3339)})
 		}
 	case *events.KeepAliveRestored:
 		s.log.Info("keep-alive restored")
@@ -85,3 +94,6 @@ func (s *Supervisor) onPaired(e *events.PairSuccess) {
 	})
 	s.send(signal{kind: sigPaired})
 }
+
+// reasonClosed marks drops reported by whatsmeow's Disconnected event.
+const reasonClosed = "connection closed"

@@ -47,14 +47,19 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			continue
 		}
 		out := s.await(ctx, cli)
+		if ctx.Err() != nil {
+			break
+		}
+		// Whatever ended the connection, no socket may linger: after
+		// "replaced" in particular, keeping it would fight the other client.
+		cli.Disconnect()
 		switch out.kind {
-		case sigConnected: // ctx ended while connected
-		case sigQRExpired:
+		case sigQRExpired, sigRestart:
 			failures = 0
 		case sigDropped:
-			// A drop right after connecting counts as a failure in a row;
-			// the count restarts once a connection reached Connected.
-			if s.Status().State == Connected {
+			// A connection that drops soon after connecting counts as one
+			// more failure in a row, so a flapping link still backs off.
+			if st := s.Status(); st.State == Connected && time.Since(st.Since) >= s.opts.HealthyAfter {
 				failures = 0
 			}
 			failures++
@@ -115,7 +120,7 @@ func (s *Supervisor) await(ctx context.Context, cli *whatsmeow.Client) outcome {
 	for {
 		select {
 		case <-ctx.Done():
-			return outcome{kind: sigConnected}
+			return outcome{}
 		case <-qr.expired():
 			if qr.next() {
 				s.showQR(qr.current(), qr.deadline)
@@ -135,6 +140,13 @@ func (s *Supervisor) await(ctx context.Context, cli *whatsmeow.Client) outcome {
 			case sigPaired:
 				qr.stop()
 				s.setState(Connecting, "paired; logging in", nil)
+			case sigDropped:
+				if cli.IsConnected() && sig.reason == reasonClosed {
+					// A Disconnected event of an earlier socket that
+					// arrived after this one connected.
+					continue
+				}
+				return outcome{kind: sig.kind, reason: sig.reason}
 			default:
 				return outcome{kind: sig.kind, reason: sig.reason, expire: sig.expire}
 			}

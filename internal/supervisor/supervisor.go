@@ -32,6 +32,12 @@ type Options struct {
 	Configure func(*whatsmeow.Client) error
 	// ReplacedBackoff is the least time to wait after another client took the account.
 	ReplacedBackoff time.Duration
+	// KeepAliveMaxFail ends a connection whose keep-alive pings went
+	// unanswered for this long.
+	KeepAliveMaxFail time.Duration
+	// HealthyAfter is how long a connection must last before the backoff
+	// starts again from its base delay.
+	HealthyAfter time.Duration
 }
 
 // Supervisor runs one account's connection.
@@ -60,6 +66,12 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	if opts.ReplacedBackoff == 0 {
 		opts.ReplacedBackoff = 30 * time.Second
 	}
+	if opts.KeepAliveMaxFail == 0 {
+		opts.KeepAliveMaxFail = time.Minute
+	}
+	if opts.HealthyAfter == 0 {
+		opts.HealthyAfter = 30 * time.Second
+	}
 	s := &Supervisor{
 		opts:    opts,
 		log:     opts.Logger.With("session", opts.SessionID),
@@ -83,6 +95,9 @@ func (s *Supervisor) newClient(ctx context.Context) error {
 	// We reconnect ourselves: whatsmeow's own loop is linear, uncapped and
 	// unjittered, and would race ours into two attempts at once.
 	cli.EnableAutoReconnect = false
+	// whatsmeow's own reconnect after a 515 reports nothing when it fails;
+	// this makes it hand the reconnect to us instead.
+	cli.DisableLoginAutoReconnect = true
 	if s.opts.Configure != nil {
 		if err := s.opts.Configure(cli); err != nil {
 			return fmt.Errorf("configure client: %w", err)
