@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -85,10 +86,14 @@ func Load(env Getenv) (*Config, error) {
 		// The original bot's RECONNECT_INTERVAL and MAX_RECONNECT_RETRIES
 		// mean the same things; the new names win when both are set.
 		ReconnectBaseDelay: p.duration("RECONNECT_BASE_DELAY",
-			p.millis("RECONNECT_INTERVAL", time.Second, 10*time.Millisecond, time.Hour), 10*time.Millisecond, time.Hour, "1s"),
+			unlessSet(&p, "RECONNECT_BASE_DELAY", func() time.Duration {
+				return p.millis("RECONNECT_INTERVAL", time.Second, 10*time.Millisecond, time.Hour)
+			}), 10*time.Millisecond, time.Hour, "1s"),
 		ReconnectMaxDelay: p.duration("RECONNECT_MAX_DELAY", time.Minute, 10*time.Millisecond, 24*time.Hour, "60s"),
 		ReconnectMaxRetries: p.intRange("RECONNECT_MAX_RETRIES",
-			p.intRange("MAX_RECONNECT_RETRIES", 0, 0, 1<<30, "0"), 0, 1<<30, "0"),
+			unlessSet(&p, "RECONNECT_MAX_RETRIES", func() int {
+				return p.intRange("MAX_RECONNECT_RETRIES", 0, 0, 1<<30, "0")
+			}), 0, 1<<30, "0"),
 	}
 	if p.err == nil && c.ReconnectMaxDelay < c.ReconnectBaseDelay {
 		p.fail("RECONNECT_MAX_DELAY", c.ReconnectMaxDelay.String(), "must not be shorter than RECONNECT_BASE_DELAY ("+c.ReconnectBaseDelay.String()+")", "60s")
@@ -126,6 +131,16 @@ func (p *parser) fail(name, value, problem, example string) {
 	if p.err == nil {
 		p.err = &Error{Var: name, Value: value, Problem: problem, Example: example}
 	}
+}
+
+// unlessSet reads a fallback (an old variable name) only when name is unset,
+// so a leftover old value cannot stop a start that the new name configures.
+func unlessSet[T any](p *parser, name string, fallback func() T) T {
+	var zero T
+	if _, ok := p.get(name); ok {
+		return zero
+	}
+	return fallback()
 }
 
 func (p *parser) str(name, def string) string {
@@ -322,12 +337,17 @@ func (p *parser) phones(name string) []string {
 	}
 	var out []string
 	for _, part := range strings.Split(v, ",") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
 		n, err := phone.Normalize(part)
 		if err != nil {
 			p.fail(name, v, err.Error()+"; separate several numbers with commas", "4915123456789")
 			return nil
 		}
-		out = append(out, n)
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
 	}
 	return out
 }

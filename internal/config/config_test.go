@@ -176,7 +176,6 @@ func TestInvalidValues(t *testing.T) {
 		{"PORT", "8080.0"},
 		{"OWNER_NUMBER", "015123456789"},
 		{"OWNER_NUMBER", "4915123456789,abc"},
-		{"OWNER_NUMBER", "4915123456789,,15550100199"},
 		{"PREFIX", "a b"},
 		{"PREFIX", "!!!!!!"},
 		{"PREFIX", "\t"},
@@ -340,7 +339,8 @@ func TestOwnerNumbers(t *testing.T) {
 		{"+49 151 2345 6789", []string{"4915123456789"}},
 		{"4915123456789,15550100199", []string{"4915123456789", "15550100199"}},
 		{" +49 (151) 2345-6789 , 1 555 010 0199 ", []string{"4915123456789", "15550100199"}},
-		{"923001234567,923001234567", []string{"923001234567", "923001234567"}},
+		{"923001234567,923001234567", []string{"923001234567"}}, // duplicates would double every alert
+		{"4915123456789,,15550100199,", []string{"4915123456789", "15550100199"}},
 	}
 	for _, tt := range tests {
 		c := mustLoad(t, env("OWNER_NUMBER", tt.in))
@@ -370,6 +370,8 @@ func TestOriginalBotNames(t *testing.T) {
 		{"new retries name wins", []string{"MAX_RECONNECT_RETRIES", "10", "RECONNECT_MAX_RETRIES", "3"}, time.Second, 3},
 		{"new retries name wins with 0", []string{"MAX_RECONNECT_RETRIES", "10", "RECONNECT_MAX_RETRIES", "0"}, time.Second, 0},
 		{"empty new name does not hide the old", []string{"MAX_RECONNECT_RETRIES", "10", "RECONNECT_MAX_RETRIES", ""}, time.Second, 10},
+		{"invalid leftover old delay is not read", []string{"RECONNECT_INTERVAL", "soon", "RECONNECT_BASE_DELAY", "2s"}, 2 * time.Second, 0},
+		{"invalid leftover old retries is not read", []string{"MAX_RECONNECT_RETRIES", "many", "RECONNECT_MAX_RETRIES", "4"}, time.Second, 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

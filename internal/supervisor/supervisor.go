@@ -80,6 +80,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 		status:  Status{State: Connecting, Reason: "starting", Since: time.Now()},
 	}
 	s.pairing.CodePhone = opts.PairPhone
+	s.publishState(s.status.State)
 	if err := s.newClient(ctx); err != nil {
 		return nil, err
 	}
@@ -177,14 +178,24 @@ func (s *Supervisor) setState(state State, reason string, f func(st *Status)) {
 		s.log.Info("connection state", "from", from, "to", state, "reason", reason)
 		if m := s.opts.Metrics; m != nil {
 			m.Transitions.WithLabelValues(string(state)).Inc()
-			for _, st := range AllStates {
-				v := 0.0
-				if st == state {
-					v = 1
-				}
-				m.ConnectionState.WithLabelValues(string(st)).Set(v)
-			}
 		}
+		s.publishState(state)
+	}
+}
+
+// publishState sets the state gauge: 1 for state, 0 for all others, so a
+// dashboard sees every state from the first scrape on.
+func (s *Supervisor) publishState(state State) {
+	m := s.opts.Metrics
+	if m == nil {
+		return
+	}
+	for _, st := range AllStates {
+		v := 0.0
+		if st == state {
+			v = 1
+		}
+		m.ConnectionState.WithLabelValues(string(st)).Set(v)
 	}
 }
 
