@@ -143,8 +143,10 @@ func (p *process) waitHTTP(t *testing.T, path string, want int) map[string]any {
 
 func TestRunServesAndStopsOnSIGTERM(t *testing.T) {
 	backends := map[string]func(t *testing.T) map[string]string{
-		"sqlite":   func(t *testing.T) map[string]string { return map[string]string{"DATA_DIR": t.TempDir()} },
-		"postgres": func(t *testing.T) map[string]string { return map[string]string{"DATABASE_URL": testdb.PostgresURL(t), "DATA_DIR": t.TempDir()} },
+		"sqlite": func(t *testing.T) map[string]string { return map[string]string{"DATA_DIR": t.TempDir()} },
+		"postgres": func(t *testing.T) map[string]string {
+			return map[string]string{"DATABASE_URL": testdb.PostgresURL(t), "DATA_DIR": t.TempDir()}
+		},
 	}
 	for name, envFor := range backends {
 		t.Run(name, func(t *testing.T) {
@@ -219,4 +221,3 @@ func TestStartupFailuresAreClear(t *testing.T) {
 		t.Error("the corrupt database file was changed")
 	}
 }
-
