@@ -111,34 +111,22 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// getJSON polls url until it answers with want or the deadline passes.
+// waitHTTP polls path until it answers with want, and returns the JSON body.
 func (p *process) waitHTTP(t *testing.T, path string, want int) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
 	url := fmt.Sprintf("http://127.0.0.1:%d%s", p.port, path)
-	var last string
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			t.Fatalf("blacksky exited while waiting for %s", path)
-		default:
-		}
+	var body map[string]any
+	waitFor(t, fmt.Sprintf("%s to answer %d", path, want), func() bool {
 		resp, err := http.Get(url)
-		if err == nil {
-			var body map[string]any
-			json.NewDecoder(resp.Body).Decode(&body)
-			resp.Body.Close()
-			if resp.StatusCode == want {
-				return body
-			}
-			last = fmt.Sprintf("%d %v", resp.StatusCode, body)
-		} else {
-			last = err.Error()
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond) // polling interval of a condition with a deadline
-	}
-	t.Fatalf("%s never answered %d; last: %s", path, want, last)
-	return nil
+		defer resp.Body.Close()
+		body = nil
+		json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode == want
+	}, p)
+	return body
 }
 
 func TestRunServesAndStopsOnSIGTERM(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mdp/qrterminal/v3"
 	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/types/events"
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/config"
@@ -80,6 +81,7 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 		MaxRetries: cfg.ReconnectMaxRetries,
 		PairPhone:  cfg.PairPhone,
 		Configure:  configure,
+		OnEvent:    logIncoming(log),
 	})
 	if err != nil {
 		return err
@@ -149,6 +151,16 @@ func showQRCodes(ctx context.Context, sup *supervisor.Supervisor, w io.Writer) {
 		last = sup.Pairing().QR
 		fmt.Fprintln(w, "Scan with WhatsApp > Linked devices > Link a device:")
 		qrterminal.GenerateHalfBlock(last, qrterminal.L, w)
+	}
+}
+
+// logIncoming logs each incoming message's sender and ID; the text is the
+// users' business and stays out of the logs.
+func logIncoming(log *slog.Logger) func(any) {
+	return func(evt any) {
+		if m, ok := evt.(*events.Message); ok {
+			log.Info("message received", "id", m.Info.ID, "from", m.Info.Sender.String(), "chat", m.Info.Chat.String(), "type", m.Info.Type)
+		}
 	}
 }
 

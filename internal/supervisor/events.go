@@ -32,6 +32,9 @@ type signal struct {
 // onEvent runs on whatsmeow's event goroutine: it must not block, so it only
 // translates events into signals for the run loop.
 func (s *Supervisor) onEvent(evt any) {
+	if s.opts.OnEvent != nil {
+		s.opts.OnEvent(evt)
+	}
 	switch e := evt.(type) {
 	case *events.Connected:
 		s.send(signal{kind: sigConnected})

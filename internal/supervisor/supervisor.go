@@ -35,6 +35,9 @@ type Options struct {
 	// KeepAliveMaxFail ends a connection whose keep-alive pings went
 	// unanswered for this long.
 	KeepAliveMaxFail time.Duration
+	// OnEvent, if set, receives every whatsmeow event of every client the
+	// supervisor creates; it runs on whatsmeow's event goroutine and must be quick.
+	OnEvent func(evt any)
 	// HealthyAfter is how long a connection must last before the backoff
 	// starts again from its base delay.
 	HealthyAfter time.Duration

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// control calls the sandbox's control API and decodes the JSON answer; a
+// transport error is status 0, so it can be polled while the sandbox starts.
+func control(t *testing.T, base, method, path string, body any, out any) int {
+	t.Helper()
+	var rd *bytes.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	req, _ := http.NewRequest(method, base+path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
+}
+
+// The README's development loop: a sandbox in one terminal, the bot in
+// another, paired through the control API.
+func TestBotAgainstSandboxProcess(t *testing.T) {
+	sbPort := freePort(t)
+	sb := start(t, map[string]string{"PORT": "1"}, "sandbox", "--listen", fmt.Sprintf("127.0.0.1:%d", sbPort), "--contacts", "15550000002")
+	sbURL := fmt.Sprintf("http://127.0.0.1:%d", sbPort)
+	waitFor(t, "sandbox control API", func() bool {
+		return control(t, sbURL, "GET", "/control/trust", nil, nil) == http.StatusOK
+	}, sb)
+
+	bot := start(t, map[string]string{"DATA_DIR": t.TempDir(), "WA_SANDBOX": sbURL})
+	var pair struct {
+		QR string `json:"qr"`
+	}
+	waitFor(t, "a QR code on /api/v1/pair", func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/v1/pair", bot.port))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		json.NewDecoder(resp.Body).Decode(&pair)
+		return pair.QR != ""
+	}, bot)
+	if !strings.Contains(bot.output(), "NOT talking to WhatsApp") {
+		t.Error("the bot does not say loudly that it talks to a sandbox")
+	}
+	if code := control(t, sbURL, "POST", "/control/phone/scan", map[string]string{"qr": pair.QR}, nil); code != http.StatusOK {
+		t.Fatalf("scan: %d", code)
+	}
+	bot.waitHTTP(t, "/readyz", http.StatusOK)
+
+	var sent struct{ ID string }
+	control(t, sbURL, "POST", "/control/contacts/15550000002/send", map[string]string{"text": "hello bot"}, &sent)
+	waitFor(t, "the bot's receipt for the contact's message", func() bool {
+		var receipts []struct{ ID string }
+		control(t, sbURL, "GET", "/control/contacts/15550000002/receipts", nil, &receipts)
+		return len(receipts) > 0 && receipts[0].ID == sent.ID
+	}, bot)
+	if !strings.Contains(bot.output(), "message received") {
+		t.Error("the bot did not log the contact's message")
+	}
+
+	control(t, sbURL, "POST", "/control/faults", map[string]string{"kind": "drop"}, nil)
+	bot.waitHTTP(t, "/readyz", http.StatusServiceUnavailable)
+	bot.waitHTTP(t, "/readyz", http.StatusOK)
+}
+
+// waitFor polls cond until it holds, failing after a deadline or when one
+// of the processes exits.
+func waitFor(t *testing.T, what string, cond func() bool, procs ...*process) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		for _, p := range procs {
+			select {
+			case <-p.done:
+				t.Fatalf("process exited while waiting for %s", what)
+			default:
+			}
+		}
+		<-tick.C
+	}
+}
+
+func TestDemoRunsToCompletion(t *testing.T) {
+	code, stdout, stderr := runCLI(t, nil, "demo")
+	if code != exitOK {
+		t.Fatalf("demo exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"paired as", "contact decrypted", "reconnected", "bot received", "demo finished"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("demo narration lacks %q:\n%s", want, stdout)
+		}
+	}
+}
