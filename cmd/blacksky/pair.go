@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/phone"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
 )
@@ -37,15 +36,12 @@ func pairCommand(ctx context.Context, env *environment, args []string) int {
 		return exitFailure
 	}
 	defer st.Close()
-	configure, err := whatsAppTarget(ctx, cfg, log)
+	opts, err := supervisorOptions(ctx, cfg, st, log)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "blacksky pair: %v\n", err)
 		return exitFailure
 	}
-	sup, err := supervisor.New(ctx, supervisor.Options{
-		Store: st, SessionID: cfg.SessionID, Logger: log, PairPhone: cfg.PairPhone, Configure: configure,
-		Backoff: backoff.Policy{Base: cfg.ReconnectBaseDelay, Max: cfg.ReconnectMaxDelay},
-	})
+	sup, err := supervisor.New(ctx, opts)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "blacksky pair: %v\n", err)
 		return exitFailure

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/mdp/qrterminal/v3"
-	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/types/events"
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
@@ -21,6 +20,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/httpapi"
 	"github.com/blacksky-bot/blacksky/internal/memlimit"
 	"github.com/blacksky-bot/blacksky/internal/metrics"
+	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
 )
 
@@ -67,22 +67,14 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 	}
 	defer st.Close()
 
-	configure, err := whatsAppTarget(ctx, cfg, log)
+	m := metrics.New()
+	opts, err := supervisorOptions(ctx, cfg, st, log)
 	if err != nil {
 		return err
 	}
-	m := metrics.New()
-	sup, err := supervisor.New(ctx, supervisor.Options{
-		Store:      st,
-		SessionID:  cfg.SessionID,
-		Logger:     log,
-		Metrics:    m,
-		Backoff:    backoff.Policy{Base: cfg.ReconnectBaseDelay, Max: cfg.ReconnectMaxDelay},
-		MaxRetries: cfg.ReconnectMaxRetries,
-		PairPhone:  cfg.PairPhone,
-		Configure:  configure,
-		OnEvent:    logIncoming(log),
-	})
+	opts.Metrics = m
+	opts.OnEvent = logIncoming(log)
+	sup, err := supervisor.New(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -164,11 +156,28 @@ func logIncoming(log *slog.Logger) func(any) {
 	}
 }
 
-// whatsAppTarget returns how to point whatsmeow at its server: nil for the
-// real WhatsApp, or the sandbox's trust settings when WA_SANDBOX is set.
-func whatsAppTarget(ctx context.Context, cfg *config.Config, log *slog.Logger) (func(*whatsmeow.Client) error, error) {
-	if cfg.Sandbox == "" {
-		return nil, nil
+// supervisorOptions turns the configuration into the connection's options,
+// pointing whatsmeow at the sandbox when WA_SANDBOX is set.
+func supervisorOptions(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (supervisor.Options, error) {
+	opts := supervisor.Options{
+		Store:            st,
+		SessionID:        cfg.SessionID,
+		Logger:           log,
+		Backoff:          backoff.Policy{Base: cfg.ReconnectBaseDelay, Max: cfg.ReconnectMaxDelay},
+		MaxRetries:       cfg.ReconnectMaxRetries,
+		PairPhone:        cfg.PairPhone,
+		ProbeInterval:    cfg.ReconnectProbe,
+		HealthyAfter:     cfg.ReconnectResetAfter,
+		AlertAfter:       cfg.ReconnectAlertAfter,
+		KeepAliveMaxFail: cfg.KeepAliveMaxFail,
+		ReplacedBackoff:  cfg.ReplacedBackoff,
 	}
-	return sandboxTarget(ctx, cfg.Sandbox, log)
+	if cfg.Sandbox != "" {
+		t, err := sandboxTarget(ctx, cfg.Sandbox, log)
+		if err != nil {
+			return opts, err
+		}
+		opts.Configure, opts.ProbeClient = t.configure, t.client
+	}
+	return opts, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 
 	"go.mau.fi/whatsmeow"
@@ -11,12 +12,18 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/sandbox"
 )
 
+// target points whatsmeow, and the supervisor's reachability probes, at a sandbox.
+type target struct {
+	configure func(*whatsmeow.Client) error
+	client    *http.Client
+}
+
 // sandboxTarget fetches a running sandbox's trust settings and returns the
 // client setup that points whatsmeow at it instead of WhatsApp.
-func sandboxTarget(ctx context.Context, controlURL string, log *slog.Logger) (func(*whatsmeow.Client) error, error) {
+func sandboxTarget(ctx context.Context, controlURL string, log *slog.Logger) (target, error) {
 	trust, err := sandbox.FetchTrust(ctx, controlURL)
 	if err != nil {
-		return nil, fmt.Errorf("WA_SANDBOX=%s: %w (is 'blacksky sandbox' running there?)", controlURL, err)
+		return target{}, fmt.Errorf("WA_SANDBOX=%s: %w (is 'blacksky sandbox' running there?)", controlURL, err)
 	}
 	// The simulator and its control API share one address, so dial the
 	// address the operator gave: it is reachable from here, whatever the
@@ -24,6 +31,10 @@ func sandboxTarget(ctx context.Context, controlURL string, log *slog.Logger) (fu
 	if u, err := url.Parse(controlURL); err == nil && u.Host != "" {
 		trust.Addr = u.Host
 	}
+	client, err := trust.HTTPClient()
+	if err != nil {
+		return target{}, fmt.Errorf("WA_SANDBOX=%s: %w", controlURL, err)
+	}
 	log.Warn("WA_SANDBOX is set: NOT talking to WhatsApp; connecting to the local sandbox", "sandbox", controlURL)
-	return trust.Apply, nil
+	return target{configure: trust.Apply, client: client}, nil
 }

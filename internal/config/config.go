@@ -38,6 +38,11 @@ type Config struct {
 	ReconnectBaseDelay  time.Duration
 	ReconnectMaxDelay   time.Duration
 	ReconnectMaxRetries int // 0 means forever
+	ReconnectProbe      time.Duration
+	ReconnectResetAfter time.Duration
+	ReconnectAlertAfter time.Duration
+	KeepAliveMaxFail    time.Duration
+	ReplacedBackoff     time.Duration
 
 	// Ignored lists variables of the original bot that blacksky accepts but
 	// does not need, so start-up can say so instead of silently ignoring them.
@@ -94,6 +99,11 @@ func Load(env Getenv) (*Config, error) {
 			unlessSet(&p, "RECONNECT_MAX_RETRIES", func() int {
 				return p.intRange("MAX_RECONNECT_RETRIES", 0, 0, 1<<30, "0")
 			}), 0, 1<<30, "0"),
+		ReconnectProbe:      p.duration("RECONNECT_PROBE_INTERVAL", 500*time.Millisecond, 0, time.Minute, "500ms"),
+		ReconnectResetAfter: p.duration("RECONNECT_RESET_AFTER", 30*time.Second, time.Second, time.Hour, "30s"),
+		ReconnectAlertAfter: p.duration("RECONNECT_ALERT_AFTER", 5*time.Minute, 0, 24*time.Hour, "5m"),
+		KeepAliveMaxFail:    p.duration("KEEPALIVE_MAX_FAIL", time.Minute, 10*time.Second, time.Hour, "60s"),
+		ReplacedBackoff:     p.duration("REPLACED_BACKOFF", 30*time.Second, 30*time.Second, 24*time.Hour, "30s"),
 	}
 	if p.err == nil && c.ReconnectMaxDelay < c.ReconnectBaseDelay {
 		p.fail("RECONNECT_MAX_DELAY", c.ReconnectMaxDelay.String(), "must not be shorter than RECONNECT_BASE_DELAY ("+c.ReconnectBaseDelay.String()+")", "60s")

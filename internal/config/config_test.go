@@ -74,6 +74,11 @@ var defaults = config.Config{
 	ReconnectBaseDelay:  time.Second,
 	ReconnectMaxDelay:   60 * time.Second,
 	ReconnectMaxRetries: 0,
+	ReconnectProbe:      500 * time.Millisecond,
+	ReconnectResetAfter: 30 * time.Second,
+	ReconnectAlertAfter: 5 * time.Minute,
+	KeepAliveMaxFail:    time.Minute,
+	ReplacedBackoff:     30 * time.Second,
 	Ignored:             nil,
 }
 
@@ -81,7 +86,8 @@ var allVars = []string{
 	"DATABASE_URL", "DATA_DIR", "PORT", "OWNER_NUMBER", "BOT_NAME", "PREFIX", "SESSION_ID",
 	"API_TOKEN", "LOG_LEVEL", "LOG_FORMAT", "MAX_MEMORY_MB", "WA_SANDBOX", "PAIR_PHONE",
 	"SHUTDOWN_TIMEOUT", "RECONNECT_BASE_DELAY", "RECONNECT_MAX_DELAY", "RECONNECT_MAX_RETRIES",
-	"RECONNECT_INTERVAL", "MAX_RECONNECT_RETRIES",
+	"RECONNECT_INTERVAL", "MAX_RECONNECT_RETRIES", "RECONNECT_PROBE_INTERVAL", "RECONNECT_RESET_AFTER",
+	"RECONNECT_ALERT_AFTER", "KEEPALIVE_MAX_FAIL", "REPLACED_BACKOFF",
 }
 
 func TestDefaults(t *testing.T) {
@@ -203,6 +209,11 @@ func TestInvalidValues(t *testing.T) {
 		{"RECONNECT_MAX_DELAY", "25h"},
 		{"RECONNECT_MAX_RETRIES", "-1"},
 		{"RECONNECT_MAX_RETRIES", "forever"},
+		{"REPLACED_BACKOFF", "5s"}, // shorter invites a replace ping-pong
+		{"KEEPALIVE_MAX_FAIL", "1s"},
+		{"RECONNECT_PROBE_INTERVAL", "fast"},
+		{"RECONNECT_ALERT_AFTER", "-1m"},
+		{"RECONNECT_RESET_AFTER", "0"},
 		{"RECONNECT_INTERVAL", "0"},
 		{"RECONNECT_INTERVAL", "-5000"},
 		{"RECONNECT_INTERVAL", "5 seconds"},

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"go.mau.fi/util/exhttp"
 	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/socket"
 )
 
 // outcome is how one connection ended.
@@ -19,18 +21,26 @@ type outcome struct {
 // sigQRExpired ends a pairing connection whose QR codes all went unscanned.
 const sigQRExpired signalKind = -1
 
+// outage tracks failures in a row since the account was last connected.
+type outage struct {
+	failures int
+	start    time.Time
+	alerted  bool
+	network  bool // the last failure was a network-level one (nothing answered)
+}
+
 // Run connects and keeps the account connected until ctx ends, then
 // disconnects without logging out. It returns nil after ctx ends, or an
 // error when it gave up.
 func (s *Supervisor) Run(ctx context.Context) error {
 	defer s.shutdown()
-	failures := 0
+	var o outage
 	for ctx.Err() == nil {
 		cli := s.Client()
 		if m := s.opts.Metrics; m != nil {
 			m.ConnectAttempts.Inc()
 		}
-		if failures == 0 {
+		if o.failures == 0 {
 			s.setState(Connecting, "dialing WhatsApp", nil)
 		}
 		if err := cli.ConnectContext(ctx); err != nil && !errors.Is(err, whatsmeow.ErrAlreadyConnected) {
@@ -40,8 +50,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			if m := s.opts.Metrics; m != nil {
 				m.ConnectFailures.Inc()
 			}
-			failures++
-			if err := s.retryAfter(ctx, failures, "connect: "+err.Error()); err != nil {
+			o.network = isNetworkError(err)
+			if err := s.retryAfter(ctx, &o, "connect: "+err.Error()); err != nil {
 				return err
 			}
 			continue
@@ -53,41 +63,69 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		// Whatever ended the connection, no socket may linger: after
 		// "replaced" in particular, keeping it would fight the other client.
 		cli.Disconnect()
-		switch out.kind {
-		case sigQRExpired, sigRestart:
-			failures = 0
-		case sigDropped:
-			// A connection that drops soon after connecting counts as one
-			// more failure in a row, so a flapping link still backs off.
-			if st := s.Status(); st.State == Connected && time.Since(st.Since) >= s.opts.HealthyAfter {
-				failures = 0
-			}
-			failures++
-			if err := s.retryAfter(ctx, failures, out.reason); err != nil {
-				return err
-			}
-		case sigLoggedOut:
-			s.onLoggedOut(ctx, out.reason)
-			failures = 0
-		case sigReplaced:
-			wait := s.opts.ReplacedBackoff + jitter(s.opts.ReplacedBackoff)
-			s.waitIn(ctx, Replaced, out.reason, wait)
-		case sigBanned:
-			s.waitIn(ctx, Banned, out.reason, out.expire)
-		case sigOutdated:
-			s.setState(Outdated, out.reason, nil)
-			s.log.Error("WhatsApp says this client is outdated; upgrade blacksky and restart")
-			<-ctx.Done()
+		if err := s.handle(ctx, &o, out); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// retryAfter waits the backoff delay for the n-th failure in a row.
-func (s *Supervisor) retryAfter(ctx context.Context, n int, reason string) error {
+// handle decides what follows the end of a connection.
+func (s *Supervisor) handle(ctx context.Context, o *outage, out outcome) error {
+	if st := s.Status(); st.State == Connected && time.Since(st.Since) >= s.opts.HealthyAfter {
+		// Only a connection that lasted resets the backoff, so a link that
+		// flaps right after connecting keeps backing off.
+		*o = outage{}
+	}
+	switch out.kind {
+	case sigQRExpired, sigRestart:
+		o.failures = 0
+	case sigDropped:
+		o.network = false
+		return s.retryAfter(ctx, o, out.reason)
+	case sigLoggedOut:
+		s.onLoggedOut(ctx, out.reason)
+		*o = outage{}
+	case sigReplaced:
+		// Another client holds the account: wait long enough that two
+		// processes on one session cannot replace each other in a loop.
+		s.waitIn(ctx, Replaced, out.reason, s.opts.ReplacedBackoff+jitter(s.opts.ReplacedBackoff))
+	case sigBanned:
+		s.waitIn(ctx, Banned, out.reason, out.expire)
+	case sigOutdated:
+		s.setState(Outdated, out.reason, nil)
+		s.alert(ctx, "WhatsApp rejects this client as outdated: upgrade blacksky and restart it.")
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// isNetworkError tells "nothing answered" (the network or the server is
+// down) from an answer that refused us, such as an HTTP 503 on upgrade.
+func isNetworkError(err error) bool {
+	var status socket.ErrWithStatusCode
+	if errors.As(err, &status) {
+		return false
+	}
+	return exhttp.IsNetworkError(err)
+}
+
+// retryAfter waits the backoff delay for the next failure in a row.
+func (s *Supervisor) retryAfter(ctx context.Context, o *outage, reason string) error {
+	o.failures++
+	if o.failures == 1 {
+		o.start = time.Now()
+	}
+	n := o.failures
 	if s.opts.MaxRetries > 0 && n > s.opts.MaxRetries {
 		s.setState(Stopped, fmt.Sprintf("gave up after %d attempts: %s", s.opts.MaxRetries, reason), nil)
+		s.alert(ctx, fmt.Sprintf("Gave up reconnecting to WhatsApp after %d attempts: %s", s.opts.MaxRetries, reason))
 		return fmt.Errorf("%w after %d attempts: %s", ErrGaveUp, s.opts.MaxRetries, reason)
+	}
+	if !o.alerted && s.opts.AlertAfter > 0 && time.Since(o.start) >= s.opts.AlertAfter {
+		o.alerted = true
+		s.alert(ctx, fmt.Sprintf("Disconnected from WhatsApp for %s and still reconnecting (attempt %d): %s",
+			time.Since(o.start).Round(time.Second), n, reason))
 	}
 	delay := s.opts.Backoff.Delay(n - 1)
 	next := time.Now().Add(delay)
@@ -96,7 +134,11 @@ func (s *Supervisor) retryAfter(ctx context.Context, n int, reason string) error
 		st.NextAttempt = &next
 	})
 	s.log.Warn("reconnecting", "attempt", n, "in", delay.Round(time.Millisecond), "reason", reason)
-	sleep(ctx, delay)
+	if o.network {
+		s.sleepUntilReachable(ctx, delay)
+	} else {
+		sleep(ctx, delay)
+	}
 	return nil
 }
 
@@ -110,6 +152,7 @@ func (s *Supervisor) waitIn(ctx context.Context, state State, reason string, wai
 		}
 	})
 	s.log.Error("connection stopped; will try again", "state", state, "reason", reason, "retry_in", wait.Round(time.Second))
+	s.alert(ctx, fmt.Sprintf("WhatsApp connection %s: %s. Trying again at %s.", state, reason, next.Format(time.RFC3339)))
 	sleep(ctx, wait)
 }
 
@@ -127,7 +170,6 @@ func (s *Supervisor) await(ctx context.Context, cli *whatsmeow.Client) outcome {
 				continue
 			}
 			s.log.Info("QR codes expired unscanned; fetching new ones")
-			cli.Disconnect()
 			return outcome{kind: sigQRExpired}
 		case sig := <-s.signals:
 			switch sig.kind {
@@ -159,6 +201,7 @@ func (s *Supervisor) await(ctx context.Context, cli *whatsmeow.Client) outcome {
 func (s *Supervisor) onLoggedOut(ctx context.Context, reason string) {
 	s.setState(LoggedOut, reason, nil)
 	s.log.Error("WhatsApp logged this device out; pair again with the QR code in the logs or on /pair", "reason", reason)
+	s.alert(ctx, "This bot was logged out of WhatsApp ("+reason+"). Pair it again: scan the QR code on /pair or in the logs.")
 	if err := s.opts.Store.UnbindAccount(ctx, s.opts.SessionID); err != nil {
 		s.log.Error("forget logged-out account", "err", err)
 	}
@@ -169,6 +212,15 @@ func (s *Supervisor) onLoggedOut(ctx context.Context, reason string) {
 	})
 	if err := s.newClient(ctx); err != nil {
 		s.log.Error("prepare new device after logout", "err", err)
+	}
+}
+
+// alert tells the owner about something that needs a human; the log always
+// has it, and Options.Alert delivers it further when set.
+func (s *Supervisor) alert(ctx context.Context, text string) {
+	s.log.Warn("owner alert", "text", text)
+	if s.opts.Alert != nil {
+		s.opts.Alert(ctx, text)
 	}
 }
 

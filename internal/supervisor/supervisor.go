@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"time"
 
@@ -35,6 +36,20 @@ type Options struct {
 	// KeepAliveMaxFail ends a connection whose keep-alive pings went
 	// unanswered for this long.
 	KeepAliveMaxFail time.Duration
+	// ProbeInterval is how often, after a network-level failure, to check
+	// whether WhatsApp answers again, so a short outage does not cost a long
+	// backoff; 0 disables probing.
+	ProbeInterval time.Duration
+	// ProbeClient makes the probe requests; it must reach the same server as
+	// whatsmeow (the sandbox supplies its own). Nil means http.DefaultClient.
+	ProbeClient *http.Client
+	// AlertAfter is how long reconnecting may last before the owner is alerted; 0 never alerts.
+	AlertAfter time.Duration
+	// Alert delivers an owner alert (logged out, banned, outdated, replaced,
+	// a long outage); it must not block for long.
+	Alert func(ctx context.Context, text string)
+	// OnState, if set, is called after every state change with the new status.
+	OnState func(Status)
 	// OnEvent, if set, receives every whatsmeow event of every client the
 	// supervisor creates; it runs on whatsmeow's event goroutine and must be quick.
 	OnEvent func(evt any)
@@ -177,6 +192,9 @@ func (s *Supervisor) setState(state State, reason string, f func(st *Status)) {
 			f(st)
 		}
 	})
+	if s.opts.OnState != nil {
+		s.opts.OnState(s.Status())
+	}
 	if from != state {
 		s.log.Info("connection state", "from", from, "to", state, "reason", reason)
 		if m := s.opts.Metrics; m != nil {

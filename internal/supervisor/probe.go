@@ -1,0 +1,65 @@
+package supervisor
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"time"
+)
+
+// probeURL is the endpoint whatsmeow dials; a plain GET there answers with
+// an HTTP error once the server is reachable, which is all a probe needs.
+const probeURL = "https://web.whatsapp.com/ws/chat"
+
+// sleepUntilReachable waits up to d, but returns early (after a short
+// jitter) once a probe finds WhatsApp's endpoint answering again. It is used
+// only after network-level failures: a server that answered "busy" gets the
+// full backoff. Probes are cheap (one TLS handshake, no login), so they can
+// run far more often than attempts; the jitter keeps bots that recover from
+// one outage from logging in at the same instant.
+func (s *Supervisor) sleepUntilReachable(ctx context.Context, d time.Duration) {
+	interval := s.opts.ProbeInterval
+	if interval <= 0 || d <= interval {
+		sleep(ctx, d)
+		return
+	}
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		probe := time.NewTimer(interval/2 + jitter(interval))
+		select {
+		case <-ctx.Done():
+			probe.Stop()
+			return
+		case <-deadline.C:
+			probe.Stop()
+			return
+		case <-probe.C:
+		}
+		if s.reachable(ctx) {
+			s.log.Info("WhatsApp answers again; reconnecting early")
+			sleep(ctx, jitter(interval))
+			return
+		}
+	}
+}
+
+func (s *Supervisor) reachable(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, probeURL, nil)
+	if err != nil {
+		return false
+	}
+	client := s.opts.ProbeClient
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	return true
+}
