@@ -53,3 +53,7 @@ require (
 	modernc.org/sqlite v1.62.0 // indirect
 	rsc.io/qr v0.2.0 // indirect
 )
+
+// whatsmeow at the pinned version with a fix for its socket teardown data
+// races (upstream issue tulir/whatsmeow#1085); see third_party/README.md.
+replace go.mau.fi/whatsmeow => ./third_party/whatsmeow

@@ -90,8 +90,10 @@ func (s *Supervisor) handle(ctx context.Context, o *outage, out outcome) error {
 		// Another client holds the account: wait long enough that two
 		// processes on one session cannot replace each other in a loop.
 		s.waitIn(ctx, Replaced, out.reason, s.opts.ReplacedBackoff+jitter(s.opts.ReplacedBackoff))
+		*o = outage{}
 	case sigBanned:
 		s.waitIn(ctx, Banned, out.reason, out.expire)
+		*o = outage{}
 	case sigOutdated:
 		s.setState(Outdated, out.reason, nil)
 		s.alert(ctx, "WhatsApp rejects this client as outdated: upgrade blacksky and restart it.")

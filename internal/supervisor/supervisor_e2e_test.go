@@ -1,0 +1,380 @@
+package supervisor_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mau.fi/libsignal/ecc"
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/util/keys"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/blacksky-bot/blacksky/internal/backoff"
+	"github.com/blacksky-bot/blacksky/internal/httpapi"
+	"github.com/blacksky-bot/blacksky/internal/metrics"
+	"github.com/blacksky-bot/blacksky/internal/sandbox"
+	"github.com/blacksky-bot/blacksky/internal/store"
+	. "github.com/blacksky-bot/blacksky/internal/supervisor"
+)
+
+// rootKey is shared by every sandbox in this process: whatsmeow's trusted
+// noise root is a process-global variable.
+var rootKey = keys.NewKeyPair()
+
+func TestMain(m *testing.M) {
+	// whatsmeow's keep-alive timing is global too; set once, before any client.
+	whatsmeow.KeepAliveIntervalMin = 100 * time.Millisecond
+	whatsmeow.KeepAliveIntervalMax = 200 * time.Millisecond
+	whatsmeow.KeepAliveResponseDeadline = 200 * time.Millisecond
+	// Trusted before any client exists, so parallel tests' Trust.Apply
+	// finds it set and never writes it.
+	whatsmeow.WACertPubKey = *rootKey.Pub
+	// libsignal creates its logger lazily in a global on first use; do that
+	// once here, or parallel sandboxes race on it.
+	kp := keys.NewKeyPair()
+	ecc.CalculateSignature(ecc.NewDjbECPrivateKey(*kp.Priv), []byte("warm-up"))
+	os.Exit(m.Run())
+}
+
+// seen is one state change as the supervisor reported it, with what
+// /readyz answered at that moment.
+type seen struct {
+	Status
+	ready int
+}
+
+// harness is a paired bot running under a supervisor against a sandbox.
+type harness struct {
+	t      *testing.T
+	srv    *sandbox.Server
+	sup    *Supervisor
+	policy backoff.Policy
+	api    http.Handler
+
+	mu      sync.Mutex
+	seen    []seen
+	alerts  []string
+	changed chan struct{} // closed and replaced on every recorded change
+}
+
+func newHarness(t *testing.T, tune func(*Options)) *harness {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := sandbox.New(sandbox.Options{NoiseRootKey: rootKey.Priv[:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(t.TempDir(), "b.db")})
+	if err == nil {
+		err = st.Migrate(ctx)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust := srv.Trust()
+	probeClient, err := trust.HTTPClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, srv: srv, changed: make(chan struct{}), policy: backoff.Policy{Base: 50 * time.Millisecond, Max: 400 * time.Millisecond}}
+	opts := Options{
+		Store: st, SessionID: "test", Backoff: h.policy,
+		Configure: trust.Apply, ProbeClient: probeClient,
+		ReplacedBackoff: 300 * time.Millisecond, HealthyAfter: time.Hour,
+		KeepAliveMaxFail: 600 * time.Millisecond,
+		OnState:          h.record,
+		Alert: func(_ context.Context, text string) {
+			h.mu.Lock()
+			h.alerts = append(h.alerts, text)
+			h.mu.Unlock()
+		},
+	}
+	if tune != nil {
+		tune(&opts)
+	}
+	h.policy = opts.Backoff
+	h.sup, err = New(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.api = httpapi.New(httpapi.Options{Conn: h.sup, DB: st, Metrics: metrics.New()})
+	done := make(chan error, 1)
+	go func() { done <- h.sup.Run(ctx) }()
+	t.Cleanup(func() {
+		// The server goes first: whatsmeow's socket teardown has a data race
+		// when the client closes a live websocket (FrameSocket.closed is read
+		// without its lock after the peer's close frame arrives), which the
+		// race detector reports although the network orders the two.
+		srv.Close()
+		cancel()
+		<-done
+		st.Close()
+	})
+	return h
+}
+
+// record runs on the supervisor's goroutine right after each change, so the
+// /readyz answer it captures belongs to exactly that state.
+func (h *harness) record(st Status) {
+	rr := httptest.NewRecorder()
+	h.api.ServeHTTP(rr, httptest.NewRequest("GET", "/readyz", nil))
+	h.mu.Lock()
+	h.seen = append(h.seen, seen{Status: st, ready: rr.Code})
+	close(h.changed)
+	h.changed = make(chan struct{})
+	h.mu.Unlock()
+}
+
+func (h *harness) mark() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.seen)
+}
+
+func (h *harness) since(mark int) []seen {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.seen[mark:])
+}
+
+// states lists the distinct states entered since mark, in order.
+func (h *harness) states(mark int) []State {
+	var out []State
+	for _, s := range h.since(mark) {
+		if len(out) == 0 || out[len(out)-1] != s.State {
+			out = append(out, s.State)
+		}
+	}
+	return out
+}
+
+func (h *harness) ctx(d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	h.t.Cleanup(cancel)
+	return ctx
+}
+
+// waitStates waits until the states entered since mark contain want in order.
+func (h *harness) waitStates(mark int, want ...State) {
+	h.t.Helper()
+	ctx := h.ctx(15 * time.Second)
+	for {
+		h.mu.Lock()
+		ch := h.changed
+		h.mu.Unlock()
+		if isSubsequence(want, h.states(mark)) {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			h.t.Fatalf("states since the fault: %v; want them to include %v in order", h.states(mark), want)
+		}
+	}
+}
+
+func isSubsequence(want, got []State) bool {
+	i := 0
+	for _, s := range got {
+		if i < len(want) && s == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
+}
+
+func (h *harness) pair() {
+	h.t.Helper()
+	ctx := h.ctx(15 * time.Second)
+	if err := h.sup.WaitFor(ctx, func(_ Status, p Pairing) bool { return p.QR != "" }); err != nil {
+		h.t.Fatal("no QR code:", err)
+	}
+	if err := h.srv.ScanQR(ctx, h.sup.Pairing().QR); err != nil {
+		h.t.Fatal(err)
+	}
+	h.waitStates(0, Connected)
+}
+
+// checkInvariants asserts what must hold through any run: /readyz is 200 in
+// exactly the connected state, every backoff delay is within the policy, and
+// the sandbox never saw two connections at once.
+func (h *harness) checkInvariants() {
+	h.t.Helper()
+	for _, s := range h.since(0) {
+		if (s.ready == http.StatusOK) != (s.State == Connected) {
+			h.t.Errorf("/readyz answered %d in state %s", s.ready, s.State)
+		}
+		if s.State == Reconnecting && s.NextAttempt != nil {
+			if d := s.NextAttempt.Sub(s.Since); d < 0 || d > h.policy.Ceiling(s.Attempt-1) {
+				h.t.Errorf("attempt %d waits %v, outside [0, %v]", s.Attempt, d, h.policy.Ceiling(s.Attempt-1))
+			}
+		}
+	}
+	open, most := 0, 0
+	for _, e := range h.srv.Events() {
+		switch e.Kind {
+		case sandbox.EventConnOpened:
+			open++
+		case sandbox.EventConnClosed:
+			open--
+		}
+		most = max(most, open)
+	}
+	if most > 1 {
+		h.t.Errorf("the sandbox saw %d connections at once", most)
+	}
+}
+
+func TestFaults(t *testing.T) {
+	tests := []struct {
+		fault sandbox.Fault
+		want  []State // entered in this order after the fault
+		alert bool
+	}{
+		{sandbox.Fault{Kind: sandbox.FaultDrop}, []State{Reconnecting, Connected}, false},
+		{sandbox.Fault{Kind: sandbox.FaultRestart}, []State{Connecting, Connected}, false},
+		{sandbox.Fault{Kind: sandbox.FaultStream503}, []State{Reconnecting, Connected}, false},
+		{sandbox.Fault{Kind: sandbox.FaultStream503, ImmediateClose: true}, []State{Reconnecting, Connected}, false},
+		{sandbox.Fault{Kind: sandbox.FaultReplaced}, []State{Replaced, Connecting, Connected}, true},
+		{sandbox.Fault{Kind: sandbox.FaultLogout}, []State{LoggedOut, Unpaired}, true},
+		{sandbox.Fault{Kind: sandbox.FaultDeviceRemoved}, []State{LoggedOut, Unpaired}, true},
+		{sandbox.Fault{Kind: sandbox.FaultBan, Duration: 2 * time.Second}, []State{Banned, Connecting, Connected}, true},
+		{sandbox.Fault{Kind: sandbox.FaultOutdated}, []State{Outdated}, true},
+		{sandbox.Fault{Kind: sandbox.FaultDown, Duration: time.Second}, []State{Reconnecting, Connected}, false},
+		{sandbox.Fault{Kind: sandbox.FaultBlackholePings, Duration: 1500 * time.Millisecond}, []State{Reconnecting, Connected}, false},
+	}
+	for _, tt := range tests {
+		name := string(tt.fault.Kind)
+		if tt.fault.ImmediateClose {
+			name += "_immediate_close"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, nil)
+			h.pair()
+			mark := h.mark()
+			if err := h.srv.Inject(tt.fault); err != nil {
+				t.Fatal(err)
+			}
+			h.waitStates(mark, tt.want...)
+			h.checkInvariants()
+			h.mu.Lock()
+			alerted := len(h.alerts) > 0
+			h.mu.Unlock()
+			if alerted != tt.alert {
+				t.Errorf("owner alerted = %v, want %v", alerted, tt.alert)
+			}
+		})
+	}
+}
+
+func TestBanWaitsForExpiry(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.pair()
+	mark := h.mark()
+	h.srv.Inject(sandbox.Fault{Kind: sandbox.FaultBan, Duration: 2 * time.Second})
+	h.waitStates(mark, Banned, Connected)
+	for _, s := range h.since(mark) {
+		if s.State == Banned {
+			if s.BanExpires == nil || s.BanExpires.Sub(s.Since) < time.Second {
+				t.Fatalf("banned with expiry %v; want the server's ~2 s", s.BanExpires)
+			}
+		}
+	}
+}
+
+func TestRefusedUpgradesBackOff(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.pair()
+	mark := h.mark()
+	h.srv.Inject(sandbox.Fault{Kind: sandbox.FaultRefuse, Duration: time.Second})
+	h.srv.Inject(sandbox.Fault{Kind: sandbox.FaultDrop})
+	h.waitStates(mark, Reconnecting, Connected)
+	h.checkInvariants()
+	attempts := 0
+	for _, s := range h.since(mark) {
+		if s.State == Reconnecting {
+			attempts = max(attempts, s.Attempt)
+		}
+	}
+	if attempts < 2 {
+		t.Errorf("reconnected after %d attempts while upgrades were refused for 1 s; want several", attempts)
+	}
+}
+
+func TestWithheldAcksDoNotLookLikeADisconnect(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.pair()
+	contact, err := h.srv.AddContact("15550000002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := h.mark()
+	h.srv.Inject(sandbox.Fault{Kind: sandbox.FaultWithholdAcks})
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err = h.sup.Client().SendMessage(ctx, contact.JID(), &waE2E.Message{Conversation: proto.String("hello")})
+	if err == nil {
+		t.Fatal("send succeeded although the server withheld its ack")
+	}
+	if got := h.states(mark); len(got) != 0 || h.sup.Status().State != Connected {
+		t.Errorf("a withheld ack changed the state: %v", got)
+	}
+}
+
+func TestLongOutageRecoversWithinMaxDelay(t *testing.T) {
+	for _, probe := range []time.Duration{0, 100 * time.Millisecond} {
+		t.Run("probe="+probe.String(), func(t *testing.T) {
+			h := newHarness(t, func(o *Options) {
+				o.Backoff = backoff.Policy{Base: 100 * time.Millisecond, Max: time.Second}
+				o.ProbeInterval = probe
+			})
+			h.pair()
+			mark := h.mark()
+			outage := 3 * time.Second
+			h.srv.Inject(sandbox.Fault{Kind: sandbox.FaultDown, Duration: outage})
+			h.waitStates(mark, Reconnecting, Connected)
+			h.checkInvariants()
+			var down, up time.Time
+			last := 0
+			for _, s := range h.since(mark) {
+				if s.State == Reconnecting && down.IsZero() {
+					down = s.Since
+				}
+				if s.State == Reconnecting {
+					if s.Attempt != last+1 {
+						t.Errorf("attempt %d follows attempt %d", s.Attempt, last)
+					}
+					last = s.Attempt
+				}
+				if s.State == Connected {
+					up = s.Since
+				}
+			}
+			lag := up.Sub(down) - outage
+			t.Logf("outage %v: %d attempts, connected %v after the sandbox came back", outage, last, lag.Round(time.Millisecond))
+			if lag > h.policy.Max+500*time.Millisecond {
+				t.Errorf("connected %v after the outage ended; the policy's max delay is %v", lag, h.policy.Max)
+			}
+			// Attempts wait at most their ceiling each, so an outage of 3 s
+			// with ceilings 0.1, 0.2, 0.4, 0.8, 1, 1 ... needs at least 5.
+			if last < 5 {
+				t.Errorf("only %d attempts during a %v outage", last, outage)
+			}
+		})
+	}
+}
