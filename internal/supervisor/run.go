@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"go.mau.fi/util/exhttp"
@@ -103,13 +104,14 @@ func (s *Supervisor) handle(ctx context.Context, o *outage, out outcome) error {
 }
 
 // isNetworkError tells "nothing answered" (the network or the server is
-// down) from an answer that refused us, such as an HTTP 503 on upgrade.
+// down: refused, reset, timed out, or closed before TLS completed) from an
+// answer that refused us, such as an HTTP 503 on upgrade.
 func isNetworkError(err error) bool {
 	var status socket.ErrWithStatusCode
 	if errors.As(err, &status) {
 		return false
 	}
-	return exhttp.IsNetworkError(err)
+	return exhttp.IsNetworkError(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // retryAfter waits the backoff delay for the next failure in a row.

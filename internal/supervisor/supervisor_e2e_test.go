@@ -2,6 +2,7 @@ package supervisor_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -53,7 +54,7 @@ type seen struct {
 
 // harness is a paired bot running under a supervisor against a sandbox.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *sandbox.Server
 	sup    *Supervisor
 	policy backoff.Policy
@@ -65,7 +66,7 @@ type harness struct {
 	changed chan struct{} // closed and replaced on every recorded change
 }
 
-func newHarness(t *testing.T, tune func(*Options)) *harness {
+func newHarness(t testing.TB, tune func(*Options)) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := sandbox.New(sandbox.Options{NoiseRootKey: rootKey.Priv[:]})
@@ -99,6 +100,9 @@ func newHarness(t *testing.T, tune func(*Options)) *harness {
 			h.alerts = append(h.alerts, text)
 			h.mu.Unlock()
 		},
+	}
+	if os.Getenv("SUPERVISOR_TEST_LOG") != "" {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	if tune != nil {
 		tune(&opts)

@@ -1,0 +1,573 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mau.fi/libsignal/ecc"
+	"go.mau.fi/libsignal/keys/identity"
+	"go.mau.fi/libsignal/keys/prekey"
+	"go.mau.fi/libsignal/protocol"
+	"go.mau.fi/libsignal/session"
+	"go.mau.fi/libsignal/signalerror"
+	"go.mau.fi/libsignal/util/optional"
+	"google.golang.org/protobuf/proto"
+
+	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/types"
+)
+
+// InboxMessage is a message a contact received from the bot and decrypted.
+type InboxMessage struct {
+	ID   string    `json:"id"`
+	Text string    `json:"text"`
+	Time time.Time `json:"time"`
+	// From is the sending device of the bot account.
+	From string `json:"from"`
+	// Type is the Signal envelope: pkmsg or msg.
+	Type string `json:"type"`
+	// To is the chat of a copy the bot sent to its own phone (DeviceSentMessage); empty for contacts.
+	To string `json:"to,omitempty"`
+}
+
+// Receipt is a receipt the bot sent for a message of a contact.
+type Receipt struct {
+	ID   string    `json:"id"`
+	Type string    `json:"type"` // "" for delivery, "read", "inactive", ...
+	From string    `json:"from"`
+	Time time.Time `json:"time"`
+}
+
+// SentMessage is a message a contact sent to the bot.
+type SentMessage struct {
+	ID   string    `json:"id"`
+	Text string    `json:"text"`
+	Time time.Time `json:"time"`
+}
+
+// Contact is a simulated WhatsApp user with a real Signal identity.
+type Contact struct {
+	s      *Server
+	number string
+	lid    string // LID user part, empty unless Options.ContactLIDs
+	dev    *store.Device
+
+	// cryptoMu serialises Signal operations, which are not safe concurrently.
+	cryptoMu sync.Mutex
+	mu       sync.Mutex
+	inbox    []InboxMessage
+	receipts []Receipt
+	sent     []SentMessage
+}
+
+// pendingMsg is a message for a bot device that it has not yet acknowledged with a receipt.
+type pendingMsg struct {
+	id   string
+	node waBinary.Node
+}
+
+var numberRE = regexp.MustCompile(`^[1-9][0-9]{6,15}$`)
+
+// Number is the contact's phone number.
+func (ct *Contact) Number() string { return ct.number }
+
+// JID is the contact's phone-number JID.
+func (ct *Contact) JID() types.JID { return types.NewJID(ct.number, types.DefaultUserServer) }
+
+// LID is the contact's LID JID, empty unless Options.ContactLIDs is set.
+func (ct *Contact) LID() types.JID {
+	if ct.lid == "" {
+		return types.EmptyJID
+	}
+	return types.NewJID(ct.lid, types.HiddenUserServer)
+}
+
+// lidUserFor derives a stable LID for a number so it needs no persistence.
+func lidUserFor(number string) string {
+	sum := sha256.Sum256([]byte("sandbox-lid:" + number))
+	digits := make([]byte, 15)
+	digits[0] = '2'
+	for i := 1; i < len(digits); i++ {
+		digits[i] = '0' + sum[i]%10
+	}
+	return string(digits)
+}
+
+// Inbox returns the messages the contact received, in arrival order, duplicates included.
+func (ct *Contact) Inbox() []InboxMessage {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	return append([]InboxMessage(nil), ct.inbox...)
+}
+
+// Receipts returns the receipts the bot sent for this contact's messages, in arrival order.
+func (ct *Contact) Receipts() []Receipt {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	return append([]Receipt(nil), ct.receipts...)
+}
+
+// Sent returns the messages this contact sent to the bot.
+func (ct *Contact) Sent() []SentMessage {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	return append([]SentMessage(nil), ct.sent...)
+}
+
+// AddContact creates (or returns the existing) simulated user with this phone number.
+func (s *Server) AddContact(number string) (*Contact, error) {
+	return s.addContact(s.ctx, number, true)
+}
+
+func (s *Server) addContact(ctx context.Context, number string, persist bool) (*Contact, error) {
+	number = strings.TrimPrefix(strings.TrimSpace(number), "+")
+	if !numberRE.MatchString(number) {
+		return nil, fmt.Errorf("add contact: %q is not an international phone number", number)
+	}
+	if number == s.opts.PhoneNumber {
+		return nil, errors.New("add contact: that is the bot account's own number")
+	}
+	s.mu.Lock()
+	if ct, ok := s.contacts[number]; ok {
+		s.mu.Unlock()
+		return ct, nil
+	}
+	s.mu.Unlock()
+	dev, err := s.signal.device(ctx, types.NewJID(number, types.DefaultUserServer))
+	if err != nil {
+		return nil, fmt.Errorf("add contact: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ct, ok := s.contacts[number]; ok {
+		return ct, nil
+	}
+	ct := &Contact{s: s, number: number, dev: dev}
+	if s.opts.ContactLIDs {
+		ct.lid = lidUserFor(number)
+		s.lidUsers[ct.lid] = ct
+	}
+	s.contacts[number] = ct
+	if persist {
+		if err := s.saveLocked(); err != nil {
+			s.log.Error("persist contact", "err", err)
+		}
+	}
+	s.emitLocked(Event{Kind: EventContactAdded, JID: ct.JID().String()})
+	return ct, nil
+}
+
+// PhoneInbox returns what the account's phone decrypted: the copies of everything
+// the bot sent, including messages to its own number, with To set to the chat.
+func (s *Server) PhoneInbox() []InboxMessage {
+	return s.phone.Inbox()
+}
+
+// resolveLocked maps a PN or LID JID to the bot account or a contact; s.mu must be held.
+func (s *Server) resolveLocked(jid types.JID) (isAccount bool, ct *Contact) {
+	switch jid.Server {
+	case types.DefaultUserServer:
+		if jid.User == s.acct.Phone {
+			return true, nil
+		}
+		return false, s.contacts[jid.User]
+	case types.HiddenUserServer:
+		if jid.User == s.acct.LIDUser {
+			return true, nil
+		}
+		return false, s.lidUsers[jid.User]
+	}
+	return false, nil
+}
+
+func (s *Server) resolve(jid types.JID) (bool, *Contact) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resolveLocked(jid)
+}
+
+// Contact returns the simulated user with this number, or nil.
+func (s *Server) Contact(number string) *Contact {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.contacts[strings.TrimPrefix(number, "+")]
+}
+
+// Contacts lists the simulated users' numbers.
+func (s *Server) Contacts() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.contacts))
+	for n := range s.contacts {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func newMessageID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "3EB0" + strings.ToUpper(hex.EncodeToString(b))
+}
+
+// pad appends 1-15 bytes of padding, each holding the padding length, as whatsmeow does.
+func pad(plain []byte) []byte {
+	var b [1]byte
+	_, _ = rand.Read(b[:])
+	n := int(b[0]&0x0f) + 1
+	if n > 15 {
+		n = 15
+	}
+	out := append([]byte(nil), plain...)
+	for range n {
+		out = append(out, byte(n))
+	}
+	return out
+}
+
+func unpad(plain []byte) ([]byte, error) {
+	if len(plain) == 0 {
+		return nil, errors.New("unpad: empty plaintext")
+	}
+	n := int(plain[len(plain)-1])
+	if n == 0 || n > len(plain) {
+		return nil, errors.New("unpad: bad padding")
+	}
+	return plain[:len(plain)-n], nil
+}
+
+// Send encrypts a text message from the contact to every linked device of the bot
+// and delivers it now or, for offline devices, at their next login. It returns the message ID.
+func (ct *Contact) Send(ctx context.Context, text string) (string, error) {
+	s := ct.s
+	plain, err := proto.Marshal(&waE2E.Message{Conversation: proto.String(text)})
+	if err != nil {
+		return "", fmt.Errorf("contact send: marshal: %w", err)
+	}
+	s.mu.Lock()
+	var devices []uint16
+	for id := range s.acct.Devices {
+		devices = append(devices, id)
+	}
+	phone := s.acct.Phone
+	s.mu.Unlock()
+	slices.Sort(devices)
+	if len(devices) == 0 {
+		return "", errors.New("contact send: the bot account has no linked device")
+	}
+	id := newMessageID()
+	now := time.Now()
+	ct.cryptoMu.Lock()
+	defer ct.cryptoMu.Unlock()
+	type out struct {
+		dev  uint16
+		node waBinary.Node
+	}
+	var outs []out
+	for _, d := range devices {
+		to := types.JID{User: phone, Server: types.DefaultUserServer, Device: d}
+		encType, ciphertext, err := ct.encrypt(ctx, to, pad(plain))
+		if err != nil {
+			return "", fmt.Errorf("contact send to %s: %w", to, err)
+		}
+		attrs := waBinary.Attrs{
+			"id": id, "from": ct.JID(), "type": "text", "t": strconv.FormatInt(now.Unix(), 10), "notify": "Contact " + ct.number,
+		}
+		if ct.lid != "" {
+			attrs["from"], attrs["sender_pn"] = ct.LID(), ct.JID()
+		}
+		outs = append(outs, out{d, waBinary.Node{Tag: "message", Attrs: attrs, Content: []waBinary.Node{{Tag: "enc", Attrs: waBinary.Attrs{"v": "2", "type": encType}, Content: ciphertext}}}})
+	}
+	ct.mu.Lock()
+	ct.sent = append(ct.sent, SentMessage{ID: id, Text: text, Time: now})
+	ct.mu.Unlock()
+	s.emit(Event{Kind: EventMessageToBot, JID: ct.JID().String(), Detail: id})
+	for _, o := range outs {
+		s.deliver(o.dev, pendingMsg{id: id, node: o.node})
+	}
+	return id, nil
+}
+
+// encrypt seals plaintext for one bot device, starting a session from its uploaded prekeys if needed.
+func (ct *Contact) encrypt(ctx context.Context, to types.JID, padded []byte) (string, []byte, error) {
+	addr := to.SignalAddress()
+	builder := session.NewBuilderFromSignal(ct.dev, addr, store.SignalProtobufSerializer)
+	has, err := ct.dev.ContainsSession(ctx, addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("check session: %w", err)
+	}
+	if !has {
+		bundle, err := ct.s.deviceBundle(to.Device)
+		if err != nil {
+			return "", nil, err
+		}
+		err = builder.ProcessBundle(ctx, bundle)
+		if errors.Is(err, signalerror.ErrUntrustedIdentity) {
+			// The device was re-linked with a new identity: trust the new one as a phone would after a warning.
+			if err = ct.dev.Identities.DeleteIdentity(ctx, addr.String()); err == nil {
+				err = builder.ProcessBundle(ctx, bundle)
+			}
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("process bundle: %w", err)
+		}
+	}
+	msg, err := session.NewCipher(builder, addr).Encrypt(ctx, padded)
+	if err != nil {
+		return "", nil, fmt.Errorf("encrypt: %w", err)
+	}
+	typ := "msg"
+	if msg.Type() == protocol.PREKEY_TYPE {
+		typ = "pkmsg"
+	}
+	return typ, msg.Serialize(), nil
+}
+
+// deviceBundle builds a libsignal bundle for a linked device from what it uploaded.
+func (s *Server) deviceBundle(devID uint16) (*prekey.Bundle, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec := s.acct.Devices[devID]
+	if rec == nil || len(rec.IdentityPub) != 32 || len(rec.SignedPreKey.Pub) != 32 || len(rec.SignedPreKey.Sig) != 64 {
+		return nil, fmt.Errorf("device %d has no usable keys", devID)
+	}
+	ik := identity.NewKey(ecc.NewDjbECPublicKey([32]byte(rec.IdentityPub)))
+	spk := ecc.NewDjbECPublicKey([32]byte(rec.SignedPreKey.Pub))
+	sig := [64]byte(rec.SignedPreKey.Sig)
+	otk := s.takePreKeyLocked(rec)
+	if otk == nil {
+		return prekey.NewBundle(rec.RegID, uint32(devID), optional.NewEmptyUint32(), rec.SignedPreKey.ID,
+			nil, spk, sig, ik), nil
+	}
+	return prekey.NewBundle(rec.RegID, uint32(devID), optional.NewOptionalUint32(otk.ID), rec.SignedPreKey.ID,
+		ecc.NewDjbECPublicKey([32]byte(otk.Pub)), spk, sig, ik), nil
+}
+
+// deliver queues a message for a bot device and sends it on its live connections.
+func (s *Server) deliver(devID uint16, m pendingMsg) {
+	s.mu.Lock()
+	s.pending[devID] = append(s.pending[devID], m)
+	targets := s.liveConnsLocked(devID)
+	s.mu.Unlock()
+	for _, c := range targets {
+		if err := c.send(m.node); err == nil {
+			s.emit(Event{Kind: EventDelivered, ConnID: c.id, JID: c.jidString(), Detail: m.id})
+		}
+	}
+}
+
+func (s *Server) liveConnsLocked(devID uint16) []*conn {
+	var out []*conn
+	for _, c := range s.connList() {
+		if jid, ok := c.account(); ok && jid.User == s.acct.Phone && jid.Device == devID {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// flushPending resends every message the device has not acknowledged yet, oldest first.
+func (s *Server) flushPending(c *conn, devID uint16) {
+	s.mu.Lock()
+	msgs := append([]pendingMsg(nil), s.pending[devID]...)
+	s.mu.Unlock()
+	for _, m := range msgs {
+		if err := c.send(m.node); err != nil {
+			return
+		}
+		s.emit(Event{Kind: EventDelivered, ConnID: c.id, JID: c.jidString(), Detail: m.id})
+	}
+}
+
+// handleBotMessage lets each addressed contact decrypt a message from the bot, then acks it.
+func (s *Server) handleBotMessage(c *conn, n *waBinary.Node) {
+	from, ok := c.account()
+	if !ok {
+		return
+	}
+	ag := n.AttrGetter()
+	id := ag.OptionalString("id")
+	to, _ := n.Attrs["to"].(types.JID)
+	type target struct {
+		jid types.JID
+		enc waBinary.Node
+	}
+	var targets []target
+	for _, p := range n.GetChildrenByTag("participants") {
+		for _, t := range p.GetChildrenByTag("to") {
+			jid, _ := t.Attrs["jid"].(types.JID)
+			for _, enc := range t.GetChildrenByTag("enc") {
+				targets = append(targets, target{jid, enc})
+			}
+		}
+	}
+	for _, enc := range n.GetChildrenByTag("enc") {
+		targets = append(targets, target{to, enc})
+	}
+	s.emit(Event{Kind: EventMessageFromBot, ConnID: c.id, JID: from.String(), Detail: id})
+	type receiptTo struct {
+		ct  *Contact
+		jid types.JID
+	}
+	var delivered []receiptTo
+	for _, t := range targets {
+		isAccount, ct := s.resolve(t.jid)
+		if isAccount {
+			ct = s.phone
+		}
+		if ct == nil || t.jid.Device != 0 {
+			// Copies for other companion devices of the account are not simulated.
+			continue
+		}
+		if err := ct.receive(s.ctx, from, id, t.enc); err != nil {
+			s.log.Warn("contact could not decrypt message", "contact", ct.number, "id", id, "err", err)
+			s.emit(Event{Kind: EventDecryptFailed, ConnID: c.id, JID: ct.JID().String(), Detail: id + ": " + err.Error()})
+			continue
+		}
+		if ct != s.phone {
+			// The receipt comes from the address the bot wrote to (PN or LID).
+			delivered = append(delivered, receiptTo{ct, t.jid.ToNonAD()})
+		}
+	}
+	ack := waBinary.Node{Tag: "ack", Attrs: waBinary.Attrs{
+		"class": "message", "id": id, "t": strconv.FormatInt(time.Now().Unix(), 10),
+	}}
+	if !to.IsEmpty() {
+		ack.Attrs["from"] = to
+	}
+	if s.holdAck(c, ack) {
+		return
+	}
+	c.sendLogged(ack)
+	for _, d := range delivered {
+		c.sendLogged(waBinary.Node{Tag: "receipt", Attrs: waBinary.Attrs{
+			"id": id, "from": d.jid, "t": strconv.FormatInt(time.Now().Unix(), 10),
+		}})
+	}
+}
+
+// receive decrypts one enc node from a bot device and records it in the inbox.
+func (ct *Contact) receive(ctx context.Context, sender types.JID, id string, enc waBinary.Node) error {
+	ciphertext := nodeBytes(enc)
+	encType, _ := enc.Attrs["type"].(string)
+	addr := sender.SignalAddress()
+	ct.cryptoMu.Lock()
+	defer ct.cryptoMu.Unlock()
+	builder := session.NewBuilderFromSignal(ct.dev, addr, store.SignalProtobufSerializer)
+	cipher := session.NewCipher(builder, addr)
+	var plain []byte
+	var err error
+	switch encType {
+	case "pkmsg":
+		var msg *protocol.PreKeySignalMessage
+		msg, err = protocol.NewPreKeySignalMessageFromBytes(ciphertext, store.SignalProtobufSerializer.PreKeySignalMessage, store.SignalProtobufSerializer.SignalMessage)
+		if err != nil {
+			return fmt.Errorf("parse pkmsg: %w", err)
+		}
+		plain, err = cipher.DecryptMessage(ctx, msg)
+		if errors.Is(err, signalerror.ErrUntrustedIdentity) {
+			if err = ct.dev.Identities.DeleteIdentity(ctx, addr.String()); err == nil {
+				plain, err = cipher.DecryptMessage(ctx, msg)
+			}
+		}
+	case "msg":
+		var msg *protocol.SignalMessage
+		msg, err = protocol.NewSignalMessageFromBytes(ciphertext, store.SignalProtobufSerializer.SignalMessage)
+		if err != nil {
+			return fmt.Errorf("parse msg: %w", err)
+		}
+		plain, err = cipher.Decrypt(ctx, msg)
+	default:
+		return fmt.Errorf("unsupported enc type %q", encType)
+	}
+	if err != nil {
+		return fmt.Errorf("decrypt %s: %w", encType, err)
+	}
+	plain, err = unpad(plain)
+	if err != nil {
+		return err
+	}
+	var m waE2E.Message
+	if err := proto.Unmarshal(plain, &m); err != nil {
+		return fmt.Errorf("unmarshal message: %w", err)
+	}
+	var to string
+	inner := &m
+	if dsm := m.GetDeviceSentMessage(); dsm != nil {
+		to = dsm.GetDestinationJID()
+		inner = dsm.GetMessage()
+	}
+	text := inner.GetConversation()
+	if text == "" {
+		text = inner.GetExtendedTextMessage().GetText()
+	}
+	ct.mu.Lock()
+	ct.inbox = append(ct.inbox, InboxMessage{ID: id, Text: text, Time: time.Now(), From: sender.String(), Type: encType, To: to})
+	ct.mu.Unlock()
+	ct.s.notify()
+	return nil
+}
+
+// handleReceipt records receipts the bot sends for contacts' messages and settles pending deliveries.
+func (s *Server) handleReceipt(c *conn, n *waBinary.Node) {
+	from, ok := c.account()
+	ag := n.AttrGetter()
+	id := ag.OptionalString("id")
+	typ := ag.OptionalString("type")
+	to, _ := n.Attrs["to"].(types.JID)
+	ids := []string{id}
+	list := n.GetChildByTag("list")
+	for _, item := range list.GetChildren() {
+		if iid, _ := item.Attrs["id"].(string); iid != "" {
+			ids = append(ids, iid)
+		}
+	}
+	ackAttrs := waBinary.Attrs{"class": "receipt", "id": id}
+	if !to.IsEmpty() {
+		ackAttrs["from"] = to
+	}
+	if typ != "" {
+		ackAttrs["type"] = typ
+	}
+	c.sendLogged(waBinary.Node{Tag: "ack", Attrs: ackAttrs})
+	if !ok {
+		return
+	}
+	if _, ct := s.resolve(to); ct != nil {
+		now := time.Now()
+		ct.mu.Lock()
+		for _, rid := range ids {
+			ct.receipts = append(ct.receipts, Receipt{ID: rid, Type: typ, From: from.String(), Time: now})
+		}
+		ct.mu.Unlock()
+	}
+	if typ != "retry" {
+		s.mu.Lock()
+		settled := make(map[string]bool, len(ids))
+		for _, rid := range ids {
+			settled[rid] = true
+		}
+		kept := s.pending[from.Device][:0]
+		for _, m := range s.pending[from.Device] {
+			if !settled[m.id] {
+				kept = append(kept, m)
+			}
+		}
+		s.pending[from.Device] = kept
+		s.mu.Unlock()
+	}
+	s.emit(Event{Kind: EventReceipt, ConnID: c.id, JID: from.String(), Detail: strings.TrimSpace(id + " " + typ)})
+}

@@ -1,0 +1,276 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// maxControlBody bounds control API request bodies.
+const maxControlBody = 64 << 10
+
+// controlTimeout bounds phone actions (scan, code) started from the control API.
+const controlTimeout = 30 * time.Second
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+type scanRequest struct {
+	QR string `json:"qr"`
+}
+
+type codeRequest struct {
+	Code string `json:"code"`
+}
+
+type contactRequest struct {
+	Number string `json:"number"`
+}
+
+type sendRequest struct {
+	Text string `json:"text"`
+}
+
+type faultRequest struct {
+	Kind           string `json:"kind"`
+	Duration       string `json:"duration,omitempty"`
+	ImmediateClose bool   `json:"immediate_close,omitempty"`
+}
+
+type contactInfo struct {
+	Number string `json:"number"`
+	JID    string `json:"jid"`
+	LID    string `json:"lid,omitempty"`
+}
+
+func infoOf(ct *Contact) contactInfo {
+	ci := contactInfo{Number: ct.Number(), JID: ct.JID().String()}
+	if lid := ct.LID(); !lid.IsEmpty() {
+		ci.LID = lid.String()
+	}
+	return ci
+}
+
+// ControlHandler returns the JSON control API (also served on Addr for plain-HTTP connections).
+//
+//	GET    /control/trust                     Trust (addr = the host:port the request reached)
+//	GET    /control/connections               []ConnInfo
+//	GET    /control/events                    []Event
+//	POST   /control/phone/scan                {"qr":"ref,noise,identity,adv"}
+//	POST   /control/phone/code                {"code":"ABCD-EFGH"}
+//	GET    /control/phone/inbox               []InboxMessage the phone decrypted (copies of all bot sends)
+//	GET    /control/contacts                  [{"number","jid","lid"}]
+//	POST   /control/contacts                  {"number":"4915..."} -> 201
+//	GET    /control/contacts/{number}/inbox    []InboxMessage (arrival order, duplicates kept)
+//	GET    /control/contacts/{number}/receipts []Receipt
+//	POST   /control/contacts/{number}/send     {"text":"..."} -> {"id":"..."}
+//	GET    /control/faults                    []ActiveFault
+//	POST   /control/faults                    {"kind":"ban","duration":"10s","immediate_close":false}
+//	DELETE /control/faults                    clears every lasting fault
+//
+// Errors are JSON {"error":"..."}: 400 for bad input or unknown contacts, 409 when a
+// contact cannot send (no linked device), 413 for bodies over 64 KiB.
+func (s *Server) ControlHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /control/trust", func(w http.ResponseWriter, r *http.Request) {
+		t := s.Trust()
+		// The simulator shares the control API's listener, so the host:port this
+		// request reached is dialable by the caller even when Listen is 0.0.0.0.
+		if _, port, err := net.SplitHostPort(r.Host); err == nil && port != "" {
+			t.Addr = r.Host
+		}
+		writeJSON(w, http.StatusOK, t)
+	})
+	mux.HandleFunc("GET /control/connections", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Connections())
+	})
+	mux.HandleFunc("GET /control/events", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Events())
+	})
+	mux.HandleFunc("POST /control/phone/scan", func(w http.ResponseWriter, r *http.Request) {
+		var req scanRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		if req.QR == "" {
+			writeError(w, http.StatusBadRequest, "qr is required")
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), controlTimeout)
+		defer cancel()
+		if err := s.ScanQR(ctx, req.QR); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "linked"})
+	})
+	mux.HandleFunc("POST /control/phone/code", func(w http.ResponseWriter, r *http.Request) {
+		var req codeRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), controlTimeout)
+		defer cancel()
+		if err := s.EnterCode(ctx, req.Code); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "linked"})
+	})
+	mux.HandleFunc("GET /control/contacts", func(w http.ResponseWriter, r *http.Request) {
+		out := []contactInfo{}
+		for _, n := range s.Contacts() {
+			if ct := s.Contact(n); ct != nil {
+				out = append(out, infoOf(ct))
+			}
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("POST /control/contacts", func(w http.ResponseWriter, r *http.Request) {
+		var req contactRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		ct, err := s.AddContact(req.Number)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusCreated, infoOf(ct))
+	})
+	mux.HandleFunc("GET /control/contacts/{number}/inbox", func(w http.ResponseWriter, r *http.Request) {
+		ct := s.Contact(r.PathValue("number"))
+		if ct == nil {
+			writeError(w, http.StatusBadRequest, "unknown contact")
+			return
+		}
+		writeJSON(w, http.StatusOK, nonNil(ct.Inbox()))
+	})
+	mux.HandleFunc("GET /control/phone/inbox", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, nonNil(s.PhoneInbox()))
+	})
+	mux.HandleFunc("GET /control/contacts/{number}/receipts", func(w http.ResponseWriter, r *http.Request) {
+		ct := s.Contact(r.PathValue("number"))
+		if ct == nil {
+			writeError(w, http.StatusBadRequest, "unknown contact")
+			return
+		}
+		writeJSON(w, http.StatusOK, nonNil(ct.Receipts()))
+	})
+	mux.HandleFunc("POST /control/contacts/{number}/send", func(w http.ResponseWriter, r *http.Request) {
+		ct := s.Contact(r.PathValue("number"))
+		if ct == nil {
+			writeError(w, http.StatusBadRequest, "unknown contact")
+			return
+		}
+		var req sendRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		if req.Text == "" {
+			writeError(w, http.StatusBadRequest, "text is required")
+			return
+		}
+		id, err := ct.Send(r.Context(), req.Text)
+		if err != nil {
+			writeError(w, http.StatusConflict, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"id": id})
+	})
+	mux.HandleFunc("GET /control/faults", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, nonNil(s.ActiveFaults()))
+	})
+	mux.HandleFunc("DELETE /control/faults", func(w http.ResponseWriter, r *http.Request) {
+		s.ClearFaults()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /control/faults", func(w http.ResponseWriter, r *http.Request) {
+		var req faultRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		f, err := req.fault()
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if err := s.Inject(f); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "injected", "kind": string(f.Kind)})
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint")
+	})
+	return mux
+}
+
+func (req faultRequest) fault() (Fault, error) {
+	kind, err := ParseFaultKind(req.Kind)
+	if err != nil {
+		return Fault{}, err
+	}
+	f := Fault{Kind: kind, ImmediateClose: req.ImmediateClose}
+	if req.Duration != "" {
+		d, err := time.ParseDuration(req.Duration)
+		if err != nil {
+			return Fault{}, fmt.Errorf("bad duration: %w", err)
+		}
+		if d < 0 {
+			return Fault{}, errors.New("bad duration: negative")
+		}
+		f.Duration = d
+	}
+	return f, nil
+}
+
+func nonNil[T any](v []T) []T {
+	if v == nil {
+		return []T{}
+	}
+	return v
+}
+
+// readJSON decodes exactly one JSON object without unknown fields, answering 400 otherwise.
+func readJSON(w http.ResponseWriter, r *http.Request, dst any) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		writeError(w, http.StatusBadRequest, "content type must be application/json")
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxControlBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "request body too large")
+			return false
+		}
+		writeError(w, http.StatusBadRequest, "bad JSON: "+err.Error())
+		return false
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, "bad JSON: trailing data after the object")
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, apiError{Error: msg})
+}

@@ -1,0 +1,187 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mau.fi/whatsmeow/types/events"
+)
+
+func doJSON(t *testing.T, method, url, body string) (int, map[string]any, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testCtx(t, 30*time.Second), method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var obj map[string]any
+	_ = json.Unmarshal(raw, &obj)
+	return resp.StatusCode, obj, raw
+}
+
+func TestControlAPIRejectsBadRequests(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, Options{})
+	if _, err := s.AddContact("4915100000001"); err != nil {
+		t.Fatal(err)
+	}
+	base := s.ControlURL()
+	cases := []struct {
+		name, method, path, body string
+		status                   int
+	}{
+		{"bad json", "POST", "/control/contacts", `{"number":`, 400},
+		{"unknown field", "POST", "/control/contacts", `{"number":"4915100000002","x":1}`, 400},
+		{"trailing data", "POST", "/control/contacts", `{"number":"4915100000002"} {}`, 400},
+		{"bad number", "POST", "/control/contacts", `{"number":"abc"}`, 400},
+		{"unknown fault", "POST", "/control/faults", `{"kind":"meteor"}`, 400},
+		{"bad duration", "POST", "/control/faults", `{"kind":"refuse","duration":"soon"}`, 400},
+		{"negative duration", "POST", "/control/faults", `{"kind":"refuse","duration":"-1s"}`, 400},
+		{"unknown contact inbox", "GET", "/control/contacts/4915999999999/inbox", ``, 400},
+		{"unknown contact send", "POST", "/control/contacts/4915999999999/send", `{"text":"x"}`, 400},
+		{"empty text", "POST", "/control/contacts/4915100000001/send", `{"text":""}`, 400},
+		{"send without linked device", "POST", "/control/contacts/4915100000001/send", `{"text":"x"}`, 409},
+		{"scan unknown ref", "POST", "/control/phone/scan", `{"qr":"2@x,AAAA,AAAA,AAAA"}`, 400},
+		{"code without pairing client", "POST", "/control/phone/code", `{"code":"ABCD-EFGH"}`, 400},
+		{"too large", "POST", "/control/contacts", `{"number":"` + strings.Repeat("1", maxControlBody) + `"}`, 413},
+		{"unknown endpoint", "GET", "/control/nope", ``, 404},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			status, obj, raw := doJSON(t, tc.method, base+tc.path, tc.body)
+			if status != tc.status {
+				t.Fatalf("status %d, want %d (%s)", status, tc.status, raw)
+			}
+			if msg, _ := obj["error"].(string); msg == "" {
+				t.Fatalf("no JSON error in %s", raw)
+			}
+		})
+	}
+}
+
+func TestControlAPIFlow(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, Options{})
+	ctx := testCtx(t, 30*time.Second)
+	trust, err := FetchTrust(ctx, s.ControlURL())
+	if err != nil {
+		t.Fatalf("fetch trust: %v", err)
+	}
+	if trust != s.Trust() {
+		t.Fatalf("fetched trust differs from Server.Trust")
+	}
+
+	// Pair through the control API, as a human or a script would.
+	b := newBot(t, s, "")
+	qrs, err := b.cli.GetQRChannel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.cli.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	qr := <-qrs
+	body, _ := json.Marshal(map[string]string{"qr": qr.Code})
+	if status, _, raw := doJSON(t, "POST", s.ControlURL()+"/control/phone/scan", string(body)); status != 200 {
+		t.Fatalf("scan: %d %s", status, raw)
+	}
+	waitEvent[*events.Connected](t, ctx, b.rec, 0)
+
+	status, _, raw := doJSON(t, "GET", s.ControlURL()+"/control/connections", "")
+	var conns []ConnInfo
+	if err := json.Unmarshal(raw, &conns); status != 200 || err != nil || len(conns) != 1 || conns[0].JID != b.cli.Store.ID.String() {
+		t.Fatalf("connections: %d %s", status, raw)
+	}
+
+	if status, _, raw := doJSON(t, "POST", s.ControlURL()+"/control/contacts", `{"number":"+4915100000003"}`); status != 201 {
+		t.Fatalf("create contact: %d %s", status, raw)
+	}
+	_, _, raw = doJSON(t, "GET", s.ControlURL()+"/control/contacts", "")
+	if !bytes.Contains(raw, []byte("4915100000003@s.whatsapp.net")) {
+		t.Fatalf("contacts: %s", raw)
+	}
+	ct := s.Contact("4915100000003")
+	if _, err := b.cli.SendMessage(ctx, ct.JID(), textMsg("via api")); err != nil {
+		t.Fatal(err)
+	}
+	_, _, raw = doJSON(t, "GET", s.ControlURL()+"/control/contacts/4915100000003/inbox", "")
+	var inbox []InboxMessage
+	if err := json.Unmarshal(raw, &inbox); err != nil || len(inbox) != 1 || inbox[0].Text != "via api" {
+		t.Fatalf("inbox: %s", raw)
+	}
+
+	mark := b.rec.mark()
+	status, obj, raw := doJSON(t, "POST", s.ControlURL()+"/control/contacts/4915100000003/send", `{"text":"from api"}`)
+	if status != 200 || obj["id"] == "" {
+		t.Fatalf("send: %d %s", status, raw)
+	}
+	msg := waitEvent[*events.Message](t, ctx, b.rec, mark)
+	if msg.Info.ID != obj["id"] || msg.Message.GetConversation() != "from api" {
+		t.Fatalf("bot got %s %q", msg.Info.ID, msg.Message.GetConversation())
+	}
+	if err := s.WaitFor(ctx, func() bool { return len(ct.Receipts()) > 0 }); err != nil {
+		t.Fatal(err)
+	}
+
+	mark = b.rec.mark()
+	if status, _, raw := doJSON(t, "POST", s.ControlURL()+"/control/faults", `{"kind":"drop"}`); status != 200 {
+		t.Fatalf("fault: %d %s", status, raw)
+	}
+	waitEvent[*events.Disconnected](t, ctx, b.rec, mark)
+	waitEvent[*events.Connected](t, ctx, b.rec, mark)
+
+	if status, _, raw := doJSON(t, "POST", s.ControlURL()+"/control/faults", `{"kind":"refuse","duration":"1m"}`); status != 200 {
+		t.Fatalf("fault: %d %s", status, raw)
+	}
+	_, _, raw = doJSON(t, "GET", s.ControlURL()+"/control/faults", "")
+	if !bytes.Contains(raw, []byte(`"refuse"`)) {
+		t.Fatalf("active faults: %s", raw)
+	}
+	if status, _, _ := doJSON(t, "DELETE", s.ControlURL()+"/control/faults", ""); status != 204 {
+		t.Fatalf("clear: %d", status)
+	}
+	if len(s.ActiveFaults()) != 0 {
+		t.Fatalf("faults left: %v", s.ActiveFaults())
+	}
+}
+
+// FuzzControlJSON feeds arbitrary bodies to every JSON endpoint: never a 5xx, never a panic.
+func FuzzControlJSON(f *testing.F) {
+	for _, seed := range []string{`{}`, `{"kind":"refuse","duration":"1s"}`, `{"number":"4915100000001"}`,
+		`{"qr":"a,b,c,d"}`, `{"code":"ABCD-EFGH"}`, `{"text":"hi"}`, `[]`, `null`, `{"kind":1}`, "\x00"} {
+		f.Add(seed)
+	}
+	s, err := New(Options{NoiseRootKey: testRootPriv})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = s.Close() })
+	h := s.ControlHandler()
+	paths := []string{"/control/contacts", "/control/faults", "/control/phone/scan", "/control/phone/code", "/control/contacts/4915100000001/send"}
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, p := range paths {
+			req := httptest.NewRequestWithContext(context.Background(), "POST", p, strings.NewReader(body))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code >= 500 {
+				t.Fatalf("%s %q: status %d", p, body, rec.Code)
+			}
+		}
+		s.ClearFaults()
+	})
+}

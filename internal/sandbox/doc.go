@@ -1,0 +1,24 @@
+// Package sandbox is a local WhatsApp server simulator: the real, unmodified
+// whatsmeow client connects to it over TLS, websocket and the noise XX
+// handshake exactly as it does to WhatsApp, pairs with a simulated phone,
+// exchanges end-to-end encrypted messages with simulated contacts, and can be
+// hit with the faults WhatsApp produces (drops, stream errors, logouts, bans,
+// outages, lost pings and acks) so the bot can be tested without a phone.
+//
+// In-process use (tests):
+//
+//	s, _ := sandbox.New(sandbox.Options{})
+//	_ = s.Start(ctx)
+//	defer s.Close()
+//	cli := whatsmeow.NewClient(device, nil)
+//	_ = s.Trust().Apply(cli) // sets whatsmeow.WACertPubKey (process-global) and the HTTP clients
+//	// connect, take the QR from GetQRChannel, then: s.ScanQR(ctx, code)
+//
+// Out-of-process use: run a Server, point the bot at its ControlURL
+// (WA_SANDBOX=http://host:port) and let the bot call FetchTrust and Apply.
+// The simulator and the JSON control API share one TCP address: a connection
+// starting with a TLS handshake byte is WhatsApp traffic, anything else is
+// the control API (see ControlHandler for the endpoints).
+//
+// Tests synchronise with WaitFor/WaitEvent on the event history instead of sleeping.
+package sandbox

@@ -1,0 +1,145 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// EventKind names something observable that happened in the sandbox.
+type EventKind string
+
+// Event kinds recorded by the sandbox.
+const (
+	EventConnOpened      EventKind = "conn_opened"         // websocket accepted
+	EventConnClosed      EventKind = "conn_closed"         // connection ended (Detail: why)
+	EventRefused         EventKind = "refused"             // connection refused by refuse/down
+	EventPairRefs        EventKind = "pair_refs"           // QR refs sent to an unpaired client
+	EventPairCodeRequest EventKind = "pair_code_requested" // client asked for a phone code
+	EventPaired          EventKind = "paired"              // device linked (before the 515)
+	EventLogin           EventKind = "login"               // <success> sent
+	EventLoginRejected   EventKind = "login_rejected"      // <failure> sent at login
+	EventPing            EventKind = "ping"                // keep-alive answered
+	EventPingDropped     EventKind = "ping_dropped"        // keep-alive black-holed
+	EventPreKeysUploaded EventKind = "prekeys_uploaded"    // Detail: number of keys
+	EventUnknownIQ       EventKind = "unknown_iq"          // answered with an error
+	EventMessageFromBot  EventKind = "message_from_bot"    // Detail: message ID
+	EventAckWithheld     EventKind = "ack_withheld"        // Detail: message ID
+	EventMessageToBot    EventKind = "message_to_bot"      // a contact sent (Detail: ID)
+	EventDelivered       EventKind = "delivered_to_bot"    // written to a bot connection
+	EventReceipt         EventKind = "receipt"             // the bot sent a receipt
+	EventClientAck       EventKind = "client_ack"          // the bot acked a node (Detail: class id)
+	EventStreamError     EventKind = "stream_error"        // Detail: code/conflict
+	EventFailure         EventKind = "failure"             // Detail: reason
+	EventFault           EventKind = "fault"               // injected or cleared
+	EventDecryptFailed   EventKind = "decrypt_failed"      // a contact could not decrypt
+	EventDeviceLoggedOut EventKind = "device_logged_out"   // device unlinked
+	EventContactAdded    EventKind = "contact_added"
+)
+
+// Event is one entry of the sandbox's observable history.
+type Event struct {
+	Seq    uint64    `json:"seq"`
+	Time   time.Time `json:"time"`
+	Kind   EventKind `json:"kind"`
+	ConnID uint64    `json:"conn_id,omitempty"`
+	JID    string    `json:"jid,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+const maxEvents = 20000
+
+func (s *Server) emit(e Event) {
+	s.mu.Lock()
+	s.emitLocked(e)
+	s.mu.Unlock()
+}
+
+// emitLocked records e and wakes waiters; s.mu must be held.
+func (s *Server) emitLocked(e Event) {
+	s.eventSeq++
+	e.Seq = s.eventSeq
+	e.Time = time.Now()
+	if len(s.events) >= maxEvents {
+		s.events = append(s.events[:0:0], s.events[len(s.events)-maxEvents/2:]...)
+	}
+	s.events = append(s.events, e)
+	s.log.Debug("sandbox event", "kind", e.Kind, "conn", e.ConnID, "jid", e.JID, "detail", e.Detail)
+	s.notifyLocked()
+}
+
+func (s *Server) notify() {
+	s.mu.Lock()
+	s.notifyLocked()
+	s.mu.Unlock()
+}
+
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Events returns the recorded history, oldest first.
+func (s *Server) Events() []Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Event(nil), s.events...)
+}
+
+// LastSeq is the sequence number of the latest event, for "what happened after" queries.
+func (s *Server) LastSeq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.eventSeq
+}
+
+// CountEvents counts events of kind recorded after sequence number since.
+func (s *Server) CountEvents(kind EventKind, since uint64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, e := range s.events {
+		if e.Seq > since && e.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// WaitFor blocks until cond returns true (re-checked on every sandbox state change) or ctx ends.
+// cond must not call WaitFor; it may call any other Server method.
+func (s *Server) WaitFor(ctx context.Context, cond func() bool) error {
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("sandbox wait: %w", ctx.Err())
+		}
+	}
+}
+
+// WaitEvent waits for the first event of kind after sequence number since and returns it.
+func (s *Server) WaitEvent(ctx context.Context, kind EventKind, since uint64) (Event, error) {
+	var found Event
+	err := s.WaitFor(ctx, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, e := range s.events {
+			if e.Seq > since && e.Kind == kind {
+				found = e
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return Event{}, fmt.Errorf("wait for %s: %w", kind, err)
+	}
+	return found, nil
+}
