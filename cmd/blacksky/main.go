@@ -8,11 +8,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/blacksky-bot/blacksky/internal/logging"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -50,6 +53,7 @@ func commands() map[string]command {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	logging.InstallSignalLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	code := dispatch(ctx, &environment{stdout: os.Stdout, stderr: os.Stderr, getenv: os.LookupEnv}, os.Args[1:])
 	stop()
 	os.Exit(code)

@@ -39,3 +39,13 @@ func TestLevelAndFormat(t *testing.T) {
 		t.Errorf("got %q", buf.String())
 	}
 }
+
+func TestSignalLoggerDropsDebug(t *testing.T) {
+	var buf bytes.Buffer
+	l := signalLogger{l: New(&buf, "text", slog.LevelDebug)}
+	l.Debug("SessionBuilder", "identity key SECRET")
+	l.Warning("SessionCipher", "untrusted identity")
+	if strings.Contains(buf.String(), "SECRET") || !strings.Contains(buf.String(), "untrusted identity") {
+		t.Errorf("got %q", buf.String())
+	}
+}

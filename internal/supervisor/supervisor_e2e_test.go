@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"go.mau.fi/libsignal/ecc"
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/util/keys"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/httpapi"
+	"github.com/blacksky-bot/blacksky/internal/logging"
 	"github.com/blacksky-bot/blacksky/internal/metrics"
 	"github.com/blacksky-bot/blacksky/internal/sandbox"
 	"github.com/blacksky-bot/blacksky/internal/store"
@@ -38,10 +38,9 @@ func TestMain(m *testing.M) {
 	// Trusted before any client exists, so parallel tests' Trust.Apply
 	// finds it set and never writes it.
 	whatsmeow.WACertPubKey = *rootKey.Pub
-	// libsignal creates its logger lazily in a global on first use; do that
+	// libsignal's logger is a global created lazily on first use; set it
 	// once here, or parallel sandboxes race on it.
-	kp := keys.NewKeyPair()
-	ecc.CalculateSignature(ecc.NewDjbECPrivateKey(*kp.Priv), []byte("warm-up"))
+	logging.InstallSignalLogger(slog.New(slog.DiscardHandler))
 	os.Exit(m.Run())
 }
 
