@@ -60,6 +60,8 @@ type statusBody struct {
 	StartedAt     time.Time `json:"started_at"`
 	UptimeSeconds int64     `json:"uptime_seconds"`
 	Memory        memory    `json:"memory"`
+	// Alerts are the newest owner alerts (logged out, banned, long outages ...).
+	Alerts []supervisor.Alert `json:"alerts"`
 }
 
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
@@ -82,6 +84,7 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 		StartedAt:     a.Started.UTC(),
 		UptimeSeconds: int64(time.Since(a.Started).Seconds()),
 		Memory:        mem,
+		Alerts:        a.Conn.Alerts(),
 	})
 }
 

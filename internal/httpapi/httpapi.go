@@ -19,6 +19,7 @@ import (
 type Connection interface {
 	Status() supervisor.Status
 	Pairing() supervisor.Pairing
+	Alerts() []supervisor.Alert
 	RequestPairCode(ctx context.Context, phone string) (string, error)
 }
 

@@ -31,6 +31,7 @@ type fakeConn struct {
 	pairing supervisor.Pairing
 	code    string
 	codeErr error
+	alerts  []supervisor.Alert
 
 	mu     sync.Mutex
 	phones []string // numbers RequestPairCode was called with
@@ -38,6 +39,7 @@ type fakeConn struct {
 
 func (c *fakeConn) Status() supervisor.Status   { return c.status }
 func (c *fakeConn) Pairing() supervisor.Pairing { return c.pairing }
+func (c *fakeConn) Alerts() []supervisor.Alert  { return c.alerts }
 
 func (c *fakeConn) RequestPairCode(ctx context.Context, phone string) (string, error) {
 	c.mu.Lock()
@@ -261,6 +263,13 @@ func TestStatus(t *testing.T) {
 	}
 	if m["state"] != "connected" {
 		t.Errorf("state = %v", m["state"])
+	}
+
+	f.conn.alerts = []supervisor.Alert{{Time: time.Now(), Text: "This bot was logged out of WhatsApp"}}
+	m = decode(t, f.do(http.MethodGet, "/status", ""))
+	alerts, _ := m["alerts"].([]any)
+	if len(alerts) != 1 || alerts[0].(map[string]any)["text"] != "This bot was logged out of WhatsApp" {
+		t.Errorf("alerts = %v", m["alerts"])
 	}
 }
 

@@ -223,6 +223,12 @@ func (s *Supervisor) onLoggedOut(ctx context.Context, reason string) {
 // has it, and Options.Alert delivers it further when set.
 func (s *Supervisor) alert(ctx context.Context, text string) {
 	s.log.Warn("owner alert", "text", text)
+	s.mu.Lock()
+	s.alerts = append(s.alerts, Alert{Time: time.Now(), Text: text})
+	if len(s.alerts) > maxAlerts {
+		s.alerts = s.alerts[len(s.alerts)-maxAlerts:]
+	}
+	s.mu.Unlock()
 	if s.opts.Alert != nil {
 		s.opts.Alert(ctx, text)
 	}

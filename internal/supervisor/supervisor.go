@@ -70,6 +70,23 @@ type Supervisor struct {
 	status  Status
 	pairing Pairing
 	changed chan struct{} // closed and replaced on every change
+	alerts  []Alert       // the newest maxAlerts owner alerts
+}
+
+// maxAlerts bounds the alerts kept for /status.
+const maxAlerts = 10
+
+// Alert is a message to the owner about something that needs a human.
+type Alert struct {
+	Time time.Time `json:"time"`
+	Text string    `json:"text"`
+}
+
+// Alerts returns the newest owner alerts, oldest first.
+func (s *Supervisor) Alerts() []Alert {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Alert(nil), s.alerts...)
 }
 
 // ErrGaveUp is returned by Run when MaxRetries attempts in a row failed.

@@ -278,6 +278,9 @@ func TestFaults(t *testing.T) {
 			if alerted != tt.alert {
 				t.Errorf("owner alerted = %v, want %v", alerted, tt.alert)
 			}
+			if shown := len(h.sup.Alerts()) > 0; shown != tt.alert {
+				t.Errorf("alerts for /status = %v, want %v", h.sup.Alerts(), tt.alert)
+			}
 		})
 	}
 }
