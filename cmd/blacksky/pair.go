@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"time"
 
+	"github.com/blacksky-bot/blacksky/internal/lease"
 	"github.com/blacksky-bot/blacksky/internal/phone"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
 )
@@ -36,6 +38,18 @@ func pairCommand(ctx context.Context, env *environment, args []string) int {
 		return exitFailure
 	}
 	defer st.Close()
+	// Pairing connects to WhatsApp: never beside a running bot on this account.
+	l, err := lease.TryAcquire(ctx, st, cfg.SessionID, lease.HolderID()+" (pair)", lease.Options{})
+	if errors.Is(err, lease.ErrHeld) {
+		h, _, _ := lease.CurrentHolder(ctx, st, cfg.SessionID)
+		fmt.Fprintf(env.stderr, "blacksky pair: session %q is driven by another process (%s); pair through its /pair page, or stop it first\n", cfg.SessionID, h.ID)
+		return exitFailure
+	}
+	if err != nil {
+		fmt.Fprintf(env.stderr, "blacksky pair: %v\n", err)
+		return exitFailure
+	}
+	defer l.Release()
 	opts, err := supervisorOptions(ctx, cfg, st, log)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "blacksky pair: %v\n", err)

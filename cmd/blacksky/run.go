@@ -15,9 +15,11 @@ import (
 	"github.com/mdp/qrterminal/v3"
 	"go.mau.fi/whatsmeow/types/events"
 
+	"github.com/blacksky-bot/blacksky/internal/account"
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/config"
 	"github.com/blacksky-bot/blacksky/internal/httpapi"
+	"github.com/blacksky-bot/blacksky/internal/lease"
 	"github.com/blacksky-bot/blacksky/internal/memlimit"
 	"github.com/blacksky-bot/blacksky/internal/metrics"
 	"github.com/blacksky-bot/blacksky/internal/store"
@@ -74,13 +76,13 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 	}
 	opts.Metrics = m
 	opts.OnEvent = logIncoming(log)
-	sup, err := supervisor.New(ctx, opts)
-	if err != nil {
-		return err
-	}
+	acct := account.New(account.Options{
+		Store: st, SessionID: cfg.SessionID, Logger: log, Supervisor: opts,
+		Poll: cfg.LeaseInterval, Lease: lease.Options{Check: cfg.LeaseInterval},
+	})
 
 	srv := httpapi.NewServer(httpapi.New(httpapi.Options{
-		Conn: sup, DB: st, Database: string(st.Kind()), Metrics: m, Token: cfg.APIToken,
+		Conn: acct, DB: st, Database: string(st.Kind()), Metrics: m, Token: cfg.APIToken,
 		BotName: cfg.BotName, Session: cfg.SessionID, Version: version, Started: started, Logger: log,
 	}))
 	srvErr := make(chan error, 1)
@@ -90,8 +92,8 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 	supDone := make(chan error, 1)
-	go func() { supDone <- sup.Run(runCtx) }()
-	go showQRCodes(runCtx, sup, env.stderr)
+	go func() { supDone <- acct.Run(runCtx) }()
+	go showQRCodes(runCtx, acct, env.stderr)
 
 	var runErr error
 	select {
@@ -129,9 +131,15 @@ func authMode(cfg *config.Config) string {
 	return "loopback only (API_TOKEN not set)"
 }
 
+// pairingSource is what the QR and code printers watch.
+type pairingSource interface {
+	Pairing() supervisor.Pairing
+	WaitFor(ctx context.Context, cond func(supervisor.Status, supervisor.Pairing) bool) error
+}
+
 // showQRCodes draws each new QR code in the terminal (or the Heroku log),
 // so the bot can be paired without the web page.
-func showQRCodes(ctx context.Context, sup *supervisor.Supervisor, w io.Writer) {
+func showQRCodes(ctx context.Context, sup pairingSource, w io.Writer) {
 	last := ""
 	for {
 		err := sup.WaitFor(ctx, func(_ supervisor.Status, p supervisor.Pairing) bool {

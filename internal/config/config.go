@@ -43,6 +43,7 @@ type Config struct {
 	ReconnectAlertAfter time.Duration
 	KeepAliveMaxFail    time.Duration
 	ReplacedBackoff     time.Duration
+	LeaseInterval       time.Duration
 
 	// Ignored lists variables of the original bot that blacksky accepts but
 	// does not need, so start-up can say so instead of silently ignoring them.
@@ -104,6 +105,7 @@ func Load(env Getenv) (*Config, error) {
 		ReconnectAlertAfter: p.duration("RECONNECT_ALERT_AFTER", 5*time.Minute, 0, 24*time.Hour, "5m"),
 		KeepAliveMaxFail:    p.duration("KEEPALIVE_MAX_FAIL", time.Minute, 10*time.Second, time.Hour, "60s"),
 		ReplacedBackoff:     p.duration("REPLACED_BACKOFF", 30*time.Second, 30*time.Second, 24*time.Hour, "30s"),
+		LeaseInterval:       p.duration("LEASE_INTERVAL", time.Second, 50*time.Millisecond, time.Minute, "1s"),
 	}
 	if p.err == nil && c.ReconnectMaxDelay < c.ReconnectBaseDelay {
 		p.fail("RECONNECT_MAX_DELAY", c.ReconnectMaxDelay.String(), "must not be shorter than RECONNECT_BASE_DELAY ("+c.ReconnectBaseDelay.String()+")", "60s")

@@ -79,6 +79,7 @@ var defaults = config.Config{
 	ReconnectAlertAfter: 5 * time.Minute,
 	KeepAliveMaxFail:    time.Minute,
 	ReplacedBackoff:     30 * time.Second,
+	LeaseInterval:       time.Second,
 	Ignored:             nil,
 }
 
@@ -87,7 +88,7 @@ var allVars = []string{
 	"API_TOKEN", "LOG_LEVEL", "LOG_FORMAT", "MAX_MEMORY_MB", "WA_SANDBOX", "PAIR_PHONE",
 	"SHUTDOWN_TIMEOUT", "RECONNECT_BASE_DELAY", "RECONNECT_MAX_DELAY", "RECONNECT_MAX_RETRIES",
 	"RECONNECT_INTERVAL", "MAX_RECONNECT_RETRIES", "RECONNECT_PROBE_INTERVAL", "RECONNECT_RESET_AFTER",
-	"RECONNECT_ALERT_AFTER", "KEEPALIVE_MAX_FAIL", "REPLACED_BACKOFF",
+	"RECONNECT_ALERT_AFTER", "KEEPALIVE_MAX_FAIL", "REPLACED_BACKOFF", "LEASE_INTERVAL",
 }
 
 func TestDefaults(t *testing.T) {

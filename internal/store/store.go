@@ -84,6 +84,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 // Kind reports which engine the store runs on.
 func (s *Store) Kind() Kind { return s.kind }
 
+// SQLitePath is the database file on SQLite, empty on PostgreSQL.
+func (s *Store) SQLitePath() string { return s.sqlite }
+
 // DB returns the underlying database handle.
 func (s *Store) DB() *sql.DB { return s.db }
 

@@ -22,10 +22,13 @@ const (
 	Outdated     State = "outdated"
 	Replaced     State = "replaced"
 	Stopped      State = "stopped"
+	// Standby means another process holds the account's lease; this one
+	// waits to take over.
+	Standby State = "standby"
 )
 
 // AllStates lists every state, for metrics.
-var AllStates = []State{Unpaired, Connecting, Connected, Reconnecting, LoggedOut, Banned, Outdated, Replaced, Stopped}
+var AllStates = []State{Unpaired, Connecting, Connected, Reconnecting, LoggedOut, Banned, Outdated, Replaced, Stopped, Standby}
 
 // Status is a snapshot of the supervisor for /status and /readyz.
 type Status struct {
@@ -36,6 +39,8 @@ type Status struct {
 	NextAttempt *time.Time `json:"next_attempt,omitempty"`
 	BanExpires  *time.Time `json:"ban_expires,omitempty"`
 	Account     string     `json:"account,omitempty"` // the device JID once paired
+	// Holder is the process that holds the account's lease (this one unless on standby).
+	Holder string `json:"holder,omitempty"`
 }
 
 // Pairing is what an operator needs to link the bot as a device.

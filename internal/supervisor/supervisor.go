@@ -50,6 +50,8 @@ type Options struct {
 	Alert func(ctx context.Context, text string)
 	// OnState, if set, is called after every state change with the new status.
 	OnState func(Status)
+	// OnChange, if set, is called after any change of status or pairing.
+	OnChange func()
 	// OnEvent, if set, receives every whatsmeow event of every client the
 	// supervisor creates; it runs on whatsmeow's event goroutine and must be quick.
 	OnEvent func(evt any)
@@ -197,6 +199,9 @@ func (s *Supervisor) update(f func(st *Status, p *Pairing)) {
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
+	if s.opts.OnChange != nil {
+		s.opts.OnChange()
+	}
 }
 
 // setState enters a state, logging and counting the transition.

@@ -1,0 +1,206 @@
+// Package account runs one WhatsApp account in this process: it waits as a
+// hot standby until it holds the account's lease, then drives the
+// connection, and stops that connection the moment the lease is lost.
+package account
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/lease"
+	"github.com/blacksky-bot/blacksky/internal/store"
+	"github.com/blacksky-bot/blacksky/internal/supervisor"
+)
+
+// Options configures a Runner.
+type Options struct {
+	Store     *store.Store
+	SessionID string
+	HolderID  string        // names this process; lease.HolderID() by default
+	Poll      time.Duration // how often a standby tries to take the lease
+	Lease     lease.Options
+	Logger    *slog.Logger
+	// Supervisor configures each connection; Store, SessionID and OnChange are set by the Runner.
+	Supervisor supervisor.Options
+	// OnLeader, if set, runs beside the connection while this process holds
+	// the lease, and is stopped (its context cancelled) when it stops.
+	OnLeader func(ctx context.Context, sup *supervisor.Supervisor)
+}
+
+// Runner is one account's life in this process.
+type Runner struct {
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	sup     *supervisor.Supervisor // nil while on standby
+	standby *lease.Holder          // who holds the lease while we wait
+	changed chan struct{}
+}
+
+// New prepares a Runner; Run starts it.
+func New(opts Options) *Runner {
+	if opts.HolderID == "" {
+		opts.HolderID = lease.HolderID()
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{opts: opts, log: opts.Logger, changed: make(chan struct{})}
+}
+
+// Run holds the lease and the connection until ctx ends, giving both back
+// (without logging out) before it returns.
+func (r *Runner) Run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		l, err := lease.Acquire(ctx, r.opts.Store, r.opts.SessionID, r.opts.HolderID, r.opts.Poll, r.opts.Lease, r.onStandby)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		r.log.Info("holding the account lease; connecting", "holder", r.opts.HolderID)
+		lost, err := r.lead(ctx, l)
+		if lost {
+			r.log.Error("lost the account lease (database connection broke); stopped the connection at once")
+			l.Release()
+			continue
+		}
+		if relErr := l.Release(); relErr != nil {
+			r.log.Warn("release account lease", "err", relErr)
+		}
+		return err
+	}
+	return nil
+}
+
+// lead drives the connection while the lease holds; it reports whether it
+// stopped because the lease was lost.
+func (r *Runner) lead(ctx context.Context, l *lease.Lease) (lost bool, err error) {
+	opts := r.opts.Supervisor
+	opts.Store, opts.SessionID, opts.OnChange = r.opts.Store, r.opts.SessionID, r.notify
+	sup, err := supervisor.New(ctx, opts)
+	if err != nil {
+		return false, err
+	}
+	r.set(sup, nil)
+	defer r.set(nil, &lease.Holder{})
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	if r.opts.OnLeader != nil {
+		wg.Go(func() { r.opts.OnLeader(runCtx, sup) })
+	}
+	done := make(chan error, 1)
+	go func() { done <- sup.Run(runCtx) }()
+	select {
+	case err = <-done:
+	case <-l.Lost():
+		lost = true
+		cancel()
+		err = <-done
+	}
+	cancel()
+	wg.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return lost, err
+}
+
+func (r *Runner) onStandby(h lease.Holder) {
+	r.log.Warn("another process holds this account; waiting as a hot standby", "holder", h.ID, "since", h.Since)
+	r.set(nil, &h)
+}
+
+func (r *Runner) set(sup *supervisor.Supervisor, standby *lease.Holder) {
+	r.mu.Lock()
+	r.sup, r.standby = sup, standby
+	r.mu.Unlock()
+	r.notify()
+}
+
+func (r *Runner) notify() {
+	r.mu.Lock()
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// Supervisor returns the connection's supervisor while this process leads.
+func (r *Runner) Supervisor() *supervisor.Supervisor {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sup
+}
+
+// Status reports the connection, or the standby and who holds the lease.
+func (r *Runner) Status() supervisor.Status {
+	r.mu.Lock()
+	sup, standby := r.sup, r.standby
+	r.mu.Unlock()
+	if sup != nil {
+		st := sup.Status()
+		st.Holder = r.opts.HolderID
+		return st
+	}
+	if standby == nil {
+		return supervisor.Status{State: supervisor.Connecting, Reason: "starting", Since: time.Now()}
+	}
+	st := supervisor.Status{State: supervisor.Standby, Reason: "waiting for the account lease", Since: time.Now()}
+	if standby.ID != "" {
+		st.Reason = "another process holds the account"
+		st.Holder = standby.ID
+		st.Since = standby.Since
+	}
+	return st
+}
+
+// Pairing reports the pairing state while leading; a standby does not pair.
+func (r *Runner) Pairing() supervisor.Pairing {
+	if sup := r.Supervisor(); sup != nil {
+		return sup.Pairing()
+	}
+	return supervisor.Pairing{}
+}
+
+// Alerts returns the connection's owner alerts while leading.
+func (r *Runner) Alerts() []supervisor.Alert {
+	if sup := r.Supervisor(); sup != nil {
+		return sup.Alerts()
+	}
+	return nil
+}
+
+// RequestPairCode asks for a pairing code while leading.
+func (r *Runner) RequestPairCode(ctx context.Context, phone string) (string, error) {
+	if sup := r.Supervisor(); sup != nil {
+		return sup.RequestPairCode(ctx, phone)
+	}
+	return "", supervisor.ErrNotPairing
+}
+
+// WaitFor blocks until cond holds for the runner's status and pairing, or ctx ends.
+func (r *Runner) WaitFor(ctx context.Context, cond func(supervisor.Status, supervisor.Pairing) bool) error {
+	for {
+		r.mu.Lock()
+		ch := r.changed
+		r.mu.Unlock()
+		if cond(r.Status(), r.Pairing()) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}

@@ -1,0 +1,114 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/store"
+	"github.com/blacksky-bot/blacksky/internal/testdb"
+)
+
+// twoProcesses opens the same database twice, as two processes would.
+func twoProcesses(t *testing.T, kind store.Kind) (*store.Store, *store.Store) {
+	opts := store.Options{SQLitePath: filepath.Join(t.TempDir(), "b.db")}
+	if kind == store.Postgres {
+		opts = store.Options{PostgresURL: testdb.PostgresURL(t)}
+	}
+	open := func() *store.Store {
+		st, err := store.Open(context.Background(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	return open(), open()
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestOneHolderAndHandOver(t *testing.T) {
+	for _, kind := range []store.Kind{store.SQLite, store.Postgres} {
+		t.Run(string(kind), func(t *testing.T) {
+			ctx := ctxFor(t)
+			a, b := twoProcesses(t, kind)
+			la, err := TryAcquire(ctx, a, "default", "process-a", Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := TryAcquire(ctx, b, "default", "process-b", Options{}); !errors.Is(err, ErrHeld) {
+				t.Fatalf("second TryAcquire = %v, want ErrHeld", err)
+			}
+			if lo, err := TryAcquire(ctx, b, "other-session", "process-b", Options{}); err != nil {
+				t.Fatalf("another session's lease: %v", err)
+			} else {
+				lo.Release()
+			}
+			h, ok, err := CurrentHolder(ctx, b, "default")
+			if err != nil || !ok || !contains(h.ID, "process-a") {
+				t.Fatalf("CurrentHolder = %+v, %v, %v; want process-a", h, ok, err)
+			}
+
+			var toldHolder Holder
+			got := make(chan *Lease, 1)
+			go func() {
+				l, err := Acquire(ctx, b, "default", "process-b", 10*time.Millisecond, Options{}, func(h Holder) { toldHolder = h })
+				if err != nil {
+					t.Error(err)
+				}
+				got <- l
+			}()
+			// The standby must not get the lease while a holds it.
+			select {
+			case <-got:
+				t.Fatal("standby took a held lease")
+			case <-time.After(100 * time.Millisecond):
+			}
+			released := time.Now()
+			if err := la.Release(); err != nil {
+				t.Fatal(err)
+			}
+			lb := <-got
+			t.Logf("standby took over %v after release", time.Since(released).Round(time.Millisecond))
+			if !contains(toldHolder.ID, "process-a") {
+				t.Errorf("standby was told the holder is %+v", toldHolder)
+			}
+			lb.Release()
+		})
+	}
+}
+
+func TestPostgresLeaseLostWhenConnectionDies(t *testing.T) {
+	ctx := ctxFor(t)
+	a, b := twoProcesses(t, store.Postgres)
+	l, err := TryAcquire(ctx, a, "default", "doomed", Options{Check: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	// The database drops the holder's connection (a failover, a network cut).
+	if _, err := b.DB().ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE application_name = 'blacksky doomed'`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.Lost():
+	case <-ctx.Done():
+		t.Fatal("the holder never noticed that its lease was gone")
+	}
+	lb, err := TryAcquire(ctx, b, "default", "successor", Options{})
+	if err != nil {
+		t.Fatalf("lease not free after the holder's connection died: %v", err)
+	}
+	lb.Release()
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
