@@ -66,7 +66,11 @@ func tryPostgres(ctx context.Context, db *sql.DB, sessionID, holderID string, op
 	}
 	// The holder's name rides on the connection, so a standby can read it
 	// from pg_stat_activity without a table that could go stale.
-	if _, err := conn.ExecContext(ctx, "SELECT set_config('application_name', $1, false)", "blacksky "+holderID); err != nil {
+	// Keep-alives let the server free the lock about a minute after the
+	// holder's machine vanished without closing the connection.
+	if _, err := conn.ExecContext(ctx, `SELECT set_config('application_name', $1, false),
+		set_config('tcp_keepalives_idle', '30', false), set_config('tcp_keepalives_interval', '10', false),
+		set_config('tcp_keepalives_count', '3', false)`, "blacksky "+holderID); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("name lease connection: %w", err)
 	}
