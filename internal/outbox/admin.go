@@ -1,0 +1,208 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Get returns the message with id, or ErrNotFound.
+func (q *Queue) Get(ctx context.Context, id int64) (Message, error) {
+	m, err := scanRow(q.db.QueryRowContext(ctx, "SELECT "+columns+
+		" FROM blacksky_outbox WHERE session_id = $1 AND id = $2", q.opts.Session, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Message{}, fmt.Errorf("get message %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("get message %d: %w", id, err)
+	}
+	return m, nil
+}
+
+// Filter selects messages for List.
+type Filter struct {
+	State    State  // empty for every state
+	To       string // a chat JID; empty for every chat
+	BeforeID int64  // only ids below this, for paging; 0 for the newest
+	Limit    int    // default 100, at most MaxListLimit
+}
+
+// MaxListLimit is the most messages one List call returns.
+const MaxListLimit = 1000
+
+// List returns the messages matching f, newest first.
+func (q *Queue) List(ctx context.Context, f Filter) ([]Message, error) {
+	if f.State != "" && !f.State.Valid() {
+		return nil, fmt.Errorf("%w: unknown state %q", ErrInvalid, f.State)
+	}
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	f.Limit = min(f.Limit, MaxListLimit)
+	var chat string
+	if f.To != "" {
+		var err error
+		if chat, err = normalizeChat(f.To); err != nil {
+			return nil, err
+		}
+	}
+	before := f.BeforeID
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	rows, err := q.db.QueryContext(ctx, "SELECT "+columns+` FROM blacksky_outbox
+		WHERE session_id = $1 AND ($2 = '' OR state = $2) AND ($3 = '' OR chat = $3) AND id < $4
+		ORDER BY id DESC LIMIT $5`, q.opts.Session, string(f.State), chat, before, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("list messages: %w", err)
+	}
+	msgs, err := scanAll(rows)
+	if err != nil {
+		return nil, fmt.Errorf("list messages: %w", err)
+	}
+	return msgs, nil
+}
+
+// FindSent returns the sent message with WhatsApp message ID waID, for
+// answering a retry receipt; chat, when not empty, must match too. It
+// reports false when no such message is kept.
+func (q *Queue) FindSent(ctx context.Context, chat, waID string) (Message, bool, error) {
+	m, err := scanRow(q.db.QueryRowContext(ctx, "SELECT "+columns+` FROM blacksky_outbox
+		WHERE session_id = $1 AND wa_id = $2 AND ($3 = '' OR chat = $3) AND state = 'sent'`,
+		q.opts.Session, waID, chat))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Message{}, false, nil
+	}
+	if err != nil {
+		return Message{}, false, fmt.Errorf("find sent message %s: %w", waID, err)
+	}
+	return m, true, nil
+}
+
+// Retry puts a dead message back to pending with its attempts and TTL
+// reset; it keeps its WhatsApp message ID. It returns ErrWrongState for a
+// message that is not dead.
+func (q *Queue) Retry(ctx context.Context, id int64) (Message, error) {
+	defer q.writing()()
+	now := ms(q.now())
+	m, err := scanRow(q.db.QueryRowContext(ctx, `UPDATE blacksky_outbox
+		SET state = 'pending', attempts = 0, queued_at = $3, run_at = $3, updated_at = $3,
+			lease_owner = NULL, lease_until = NULL
+		WHERE session_id = $1 AND id = $2 AND state = 'dead'
+		RETURNING `+columns, q.opts.Session, id, now))
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, gerr := q.Get(ctx, id); gerr != nil {
+			return Message{}, fmt.Errorf("retry message %d: %w", id, gerr)
+		}
+		return Message{}, fmt.Errorf("retry message %d: %w: only dead messages can be retried", id, ErrWrongState)
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("retry message %d: %w", id, err)
+	}
+	q.signal()
+	return m, nil
+}
+
+// RetryAllDead puts every dead message back to pending and returns how
+// many. Retries are operator actions and do not check MaxPending.
+func (q *Queue) RetryAllDead(ctx context.Context) (int64, error) {
+	defer q.writing()()
+	now := ms(q.now())
+	res, err := q.db.ExecContext(ctx, `UPDATE blacksky_outbox
+		SET state = 'pending', attempts = 0, queued_at = $2, run_at = $2, updated_at = $2,
+			lease_owner = NULL, lease_until = NULL
+		WHERE session_id = $1 AND state = 'dead'`, q.opts.Session, now)
+	if err != nil {
+		return 0, fmt.Errorf("retry dead messages: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	if n > 0 {
+		q.signal()
+	}
+	return n, nil
+}
+
+// Purge deletes one dead or sent message; pending and sending ones are
+// refused with ErrWrongState, since a send may be under way.
+func (q *Queue) Purge(ctx context.Context, id int64) error {
+	defer q.writing()()
+	res, err := q.db.ExecContext(ctx, `DELETE FROM blacksky_outbox
+		WHERE session_id = $1 AND id = $2 AND state IN ('dead', 'sent')`, q.opts.Session, id)
+	if err != nil {
+		return fmt.Errorf("purge message %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if _, gerr := q.Get(ctx, id); gerr != nil {
+			return fmt.Errorf("purge message %d: %w", id, gerr)
+		}
+		return fmt.Errorf("purge message %d: %w: only dead or sent messages can be purged", id, ErrWrongState)
+	}
+	return nil
+}
+
+// PurgeDead deletes every dead message and returns how many.
+func (q *Queue) PurgeDead(ctx context.Context) (int64, error) {
+	defer q.writing()()
+	res, err := q.db.ExecContext(ctx, "DELETE FROM blacksky_outbox WHERE session_id = $1 AND state = 'dead'", q.opts.Session)
+	if err != nil {
+		return 0, fmt.Errorf("purge dead messages: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// Prune deletes sent messages older than Retention and returns how many;
+// the dispatcher calls it hourly.
+func (q *Queue) Prune(ctx context.Context) (int64, error) {
+	defer q.writing()()
+	cutoff := ms(q.now().Add(-q.opts.Retention))
+	res, err := q.db.ExecContext(ctx, `DELETE FROM blacksky_outbox
+		WHERE session_id = $1 AND state = 'sent' AND sent_at < $2`, q.opts.Session, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("prune sent messages: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// Depths returns how many messages are in each state; every state is present.
+func (q *Queue) Depths(ctx context.Context) (map[State]int, error) {
+	rows, err := q.db.QueryContext(ctx, "SELECT state, count(*) FROM blacksky_outbox WHERE session_id = $1 GROUP BY state", q.opts.Session)
+	if err != nil {
+		return nil, fmt.Errorf("count messages by state: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[State]int, 4)
+	for _, s := range States() {
+		out[s] = 0
+	}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, fmt.Errorf("count messages by state: %w", err)
+		}
+		out[State(s)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count messages by state: %w", err)
+	}
+	return out, nil
+}
+
+// OldestPendingAge is how long the oldest message still waiting to be sent
+// (pending or sending) has existed; 0 when none waits.
+func (q *Queue) OldestPendingAge(ctx context.Context) (time.Duration, error) {
+	var created int64
+	err := q.db.QueryRowContext(ctx, `SELECT created_at FROM blacksky_outbox
+		WHERE session_id = $1 AND state IN ('pending', 'sending') ORDER BY id LIMIT 1`, q.opts.Session).Scan(&created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("find oldest pending message: %w", err)
+	}
+	return max(q.now().Sub(fromMS(created)), 0), nil
+}

@@ -1,0 +1,195 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"unicode/utf8"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/types"
+
+	"github.com/blacksky-bot/blacksky/internal/phone"
+	"github.com/blacksky-bot/blacksky/internal/store"
+)
+
+// Limits on a request's fields.
+const (
+	// MaxTextBytes is the longest text accepted, in bytes of UTF-8: far more
+	// than a notification needs, small enough to keep rows and sends cheap.
+	MaxTextBytes = 65536
+	// MaxIdempotencyKeyBytes is the longest idempotency key accepted.
+	MaxIdempotencyKeyBytes = 255
+)
+
+// Request is a message to enqueue.
+type Request struct {
+	// To is the chat: a JID such as 4915123456789@s.whatsapp.net or
+	// 1203630...@g.us, or a bare phone number in international form.
+	To string
+	// Text is the message body.
+	Text string
+	// IdempotencyKey, when set, makes a repeated Enqueue return the message
+	// first enqueued with it (for as long as that row is kept).
+	IdempotencyKey string
+}
+
+// Enqueue stores the message as pending and returns it with created true,
+// or returns the message already stored under req.IdempotencyKey with
+// created false (the repeat's To and Text are then ignored). It refuses
+// with ErrInvalid for a malformed request and ErrBacklogFull while
+// MaxPending messages are pending or sending.
+func (q *Queue) Enqueue(ctx context.Context, req Request) (Message, bool, error) {
+	chat, err := normalizeChat(req.To)
+	if err != nil {
+		return Message{}, false, err
+	}
+	if err := validateText(req.Text); err != nil {
+		return Message{}, false, err
+	}
+	if len(req.IdempotencyKey) > MaxIdempotencyKeyBytes || !utf8.ValidString(req.IdempotencyKey) || strings.ContainsRune(req.IdempotencyKey, 0) {
+		return Message{}, false, fmt.Errorf("%w: idempotency key must be valid UTF-8 of at most %d bytes", ErrInvalid, MaxIdempotencyKeyBytes)
+	}
+	msg, created, err := q.insert(ctx, chat, req)
+	if err != nil {
+		if errors.Is(err, ErrBacklogFull) {
+			q.stats.rejected.Add(1)
+		}
+		return Message{}, false, err
+	}
+	if created {
+		q.stats.enqueued.Add(1)
+		q.signal()
+	}
+	return msg, created, nil
+}
+
+// insertSQL adds a pending message unless MaxPending ($8) messages are
+// open or the idempotency key is taken; either way it then returns no row.
+const insertSQL = `INSERT INTO blacksky_outbox
+	(session_id, chat, text, wa_id, idempotency_key, state, attempts, last_error, created_at, queued_at, run_at, updated_at)
+	SELECT $1, $2, $3, $4, $5, 'pending', 0, '', $6, $6, $6, $6
+	WHERE (SELECT count(*) FROM (SELECT 1 FROM blacksky_outbox
+		WHERE session_id = $1 AND state IN ('pending', 'sending') LIMIT $7) AS o) < $7
+	ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+	RETURNING ` + columns
+
+func (q *Queue) insert(ctx context.Context, chat string, req Request) (Message, bool, error) {
+	if req.IdempotencyKey != "" {
+		// Repeats are answered without taking the enqueue lock.
+		if m, ok, err := q.byKey(ctx, q.db, req.IdempotencyKey); err != nil || ok {
+			return m, false, err
+		}
+	}
+	defer q.writing()()
+	tx, err := q.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Message{}, false, fmt.Errorf("enqueue: begin: %w", err)
+	}
+	defer tx.Rollback()
+	if q.kind == store.Postgres {
+		// One enqueue at a time per account keeps the backlog bound exact
+		// and ids in commit order, which FIFO per chat relies on. SQLite
+		// gets both from its single writer.
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", q.lockKey()); err != nil {
+			return Message{}, false, fmt.Errorf("enqueue: lock: %w", err)
+		}
+	}
+	m, err := scanRow(tx.QueryRowContext(ctx, insertSQL, q.opts.Session, chat, req.Text,
+		string(whatsmeow.GenerateMessageID()), nullString(req.IdempotencyKey), ms(q.now()), q.opts.MaxPending))
+	if errors.Is(err, sql.ErrNoRows) {
+		if req.IdempotencyKey != "" {
+			// Enqueued by another caller since our first look.
+			if m, ok, err := q.byKey(ctx, tx, req.IdempotencyKey); err != nil || ok {
+				return m, false, err
+			}
+		}
+		return Message{}, false, fmt.Errorf("%w: %d messages are waiting (NOTIFY_MAX_PENDING)", ErrBacklogFull, q.opts.MaxPending)
+	}
+	if err != nil {
+		return Message{}, false, fmt.Errorf("enqueue: insert: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Message{}, false, fmt.Errorf("enqueue: commit: %w", err)
+	}
+	return m, true, nil
+}
+
+// querier is a *sql.DB or *sql.Tx.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// byKey finds the message enqueued under an idempotency key.
+func (q *Queue) byKey(ctx context.Context, db querier, key string) (Message, bool, error) {
+	m, err := scanRow(db.QueryRowContext(ctx, "SELECT "+columns+
+		" FROM blacksky_outbox WHERE session_id = $1 AND idempotency_key = $2", q.opts.Session, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Message{}, false, nil
+	}
+	if err != nil {
+		return Message{}, false, fmt.Errorf("enqueue: look up idempotency key: %w", err)
+	}
+	return m, true, nil
+}
+
+// lockKey is the advisory lock serialising one account's enqueues.
+func (q *Queue) lockKey() int64 {
+	h := fnv.New64a()
+	h.Write([]byte("blacksky_outbox\x00" + q.opts.Session))
+	return int64(h.Sum64())
+}
+
+// normalizeChat turns To into the canonical JID string that orders the
+// chat's messages, so two spellings of one chat share one FIFO.
+func normalizeChat(to string) (string, error) {
+	to = strings.TrimSpace(to)
+	if to == "" {
+		return "", fmt.Errorf("%w: recipient is empty", ErrInvalid)
+	}
+	if !strings.Contains(to, "@") {
+		n, err := phone.Normalize(to)
+		if err != nil {
+			return "", fmt.Errorf("%w: recipient %q: %v", ErrInvalid, to, err)
+		}
+		return types.NewJID(n, types.DefaultUserServer).String(), nil
+	}
+	jid, err := types.ParseJID(to)
+	if err != nil {
+		return "", fmt.Errorf("%w: recipient %q: %v", ErrInvalid, to, err)
+	}
+	if jid.User == "" {
+		return "", fmt.Errorf("%w: recipient %q has no user part", ErrInvalid, to)
+	}
+	if jid.Device != 0 || jid.RawAgent != 0 {
+		return "", fmt.Errorf("%w: recipient %q names a device; use the chat JID", ErrInvalid, to)
+	}
+	switch jid.Server {
+	case types.DefaultUserServer:
+		if _, err := phone.Normalize(jid.User); err != nil {
+			return "", fmt.Errorf("%w: recipient %q: %v", ErrInvalid, to, err)
+		}
+	case types.GroupServer, types.HiddenUserServer, types.NewsletterServer:
+	default:
+		return "", fmt.Errorf("%w: recipient %q: cannot send to server %q", ErrInvalid, to, jid.Server)
+	}
+	return jid.String(), nil
+}
+
+func validateText(text string) error {
+	switch {
+	case strings.TrimSpace(text) == "":
+		return fmt.Errorf("%w: text is empty", ErrInvalid)
+	case len(text) > MaxTextBytes:
+		return fmt.Errorf("%w: text is %d bytes, more than %d", ErrInvalid, len(text), MaxTextBytes)
+	case !utf8.ValidString(text):
+		return fmt.Errorf("%w: text is not valid UTF-8", ErrInvalid)
+	case strings.ContainsRune(text, 0):
+		// PostgreSQL text cannot hold NUL; refuse it on both engines alike.
+		return fmt.Errorf("%w: text contains a NUL character", ErrInvalid)
+	}
+	return nil
+}

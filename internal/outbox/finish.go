@@ -1,0 +1,59 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// The outcomes of a claim. Each applies only while this process still holds
+// the claim (owner and attempt number match), so a process that lost its
+// lease cannot overwrite what another did with the message since.
+const ownedClaim = `session_id = $1 AND id = $2 AND state = 'sending' AND lease_owner = $3 AND attempts = $4`
+
+// markSent records a delivered message.
+func (q *Queue) markSent(ctx context.Context, m Message) (bool, error) {
+	now := ms(q.now())
+	return q.finish(ctx, "mark message sent", m, `UPDATE blacksky_outbox
+		SET state = 'sent', sent_at = $5, updated_at = $5, last_error = '', lease_owner = NULL, lease_until = NULL
+		WHERE `+ownedClaim, now)
+}
+
+// markDead gives up on a message with reason.
+func (q *Queue) markDead(ctx context.Context, m Message, reason string) (bool, error) {
+	now := ms(q.now())
+	return q.finish(ctx, "mark message dead", m, `UPDATE blacksky_outbox
+		SET state = 'dead', last_error = $5, updated_at = $6, lease_owner = NULL, lease_until = NULL
+		WHERE `+ownedClaim, reason, now)
+}
+
+// reschedule makes a message pending again for another attempt at runAt.
+func (q *Queue) reschedule(ctx context.Context, m Message, reason string, runAt time.Time) (bool, error) {
+	now := ms(q.now())
+	return q.finish(ctx, "reschedule message", m, `UPDATE blacksky_outbox
+		SET state = 'pending', last_error = $5, run_at = $6, updated_at = $7, lease_owner = NULL, lease_until = NULL
+		WHERE `+ownedClaim, reason, ms(runAt), now)
+}
+
+// handBack returns a claimed message unsent, refunding the attempt: it
+// was not the message's fault (shutdown, connection gone).
+func (q *Queue) handBack(ctx context.Context, m Message) (bool, error) {
+	now := ms(q.now())
+	return q.finish(ctx, "hand back message", m, `UPDATE blacksky_outbox
+		SET state = 'pending', attempts = attempts - 1, updated_at = $5, lease_owner = NULL, lease_until = NULL
+		WHERE `+ownedClaim, now)
+}
+
+func (q *Queue) finish(ctx context.Context, op string, m Message, query string, args ...any) (bool, error) {
+	defer q.writing()()
+	args = append([]any{q.opts.Session, m.ID, q.opts.Owner, m.Attempts}, args...)
+	res, err := q.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return false, fmt.Errorf("%s %d: %w", op, m.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("%s %d: %w", op, m.ID, err)
+	}
+	return n == 1, nil
+}

@@ -1,0 +1,281 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mau.fi/whatsmeow/types"
+
+	"github.com/blacksky-bot/blacksky/internal/store"
+	"github.com/blacksky-bot/blacksky/internal/testdb"
+)
+
+// env is one migrated database; every handle it opens stands in for a
+// separate process.
+type env struct {
+	kind store.Kind
+	opts store.Options
+}
+
+// eachStore runs f against a fresh SQLite file and a fresh PostgreSQL
+// database, in parallel.
+func eachStore(t *testing.T, f func(t *testing.T, e *env)) {
+	t.Helper()
+	for _, kind := range []store.Kind{store.SQLite, store.Postgres} {
+		t.Run(string(kind), func(t *testing.T) {
+			t.Parallel()
+			f(t, newEnv(t, kind))
+		})
+	}
+}
+
+func newEnv(t testing.TB, kind store.Kind) *env {
+	t.Helper()
+	e := &env{kind: kind}
+	if kind == store.Postgres {
+		e.opts.PostgresURL = testdb.PostgresURL(t)
+	} else {
+		e.opts.SQLitePath = filepath.Join(t.TempDir(), "blacksky.db")
+	}
+	s := e.open(t)
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return e
+}
+
+func (e *env) open(t testing.TB) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), e.opts)
+	if err != nil {
+		t.Fatalf("store.Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// queue opens a new database handle (a new "process") and a queue on it,
+// with test-friendly defaults: fast polling and near-instant backoff.
+func (e *env) queue(t testing.TB, opts Options) *Queue {
+	t.Helper()
+	s := e.open(t)
+	if opts.PollInterval == 0 {
+		opts.PollInterval = 5 * time.Millisecond
+	}
+	if opts.Backoff.Base == 0 {
+		opts.Backoff.Base, opts.Backoff.Max = time.Millisecond, 5*time.Millisecond
+	}
+	if opts.ShutdownGrace == 0 {
+		opts.ShutdownGrace = 5 * time.Second
+	}
+	return New(s.DB(), s.Kind(), opts)
+}
+
+// run starts q's dispatcher; the returned stop cancels it and waits for
+// Run to return. Cleanup stops it too.
+func run(t testing.TB, q *Queue, s Sender, g Gate) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx, s, g) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("Run did not return after its context ended")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+// waitState waits until message id is in state.
+func waitState(t testing.TB, q *Queue, id int64, state State) Message {
+	t.Helper()
+	var m Message
+	waitFor(t, fmt.Sprintf("message %d to be %s", id, state), func() bool {
+		var err error
+		m, err = q.Get(context.Background(), id)
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		return m.State == state
+	})
+	return m
+}
+
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// drive advances the clock by step on every real millisecond until the
+// test ends, simulating time passing for rate and gap tests.
+func (c *fakeClock) drive(t testing.TB, step time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				c.Advance(step)
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// send is one call of the recorder.
+type send struct {
+	ID      int64
+	WAID    string
+	To      string
+	Text    string
+	Attempt int
+	Owner   string
+	At      time.Time
+	Err     error
+}
+
+// recorder is a Sender that records every call; fail decides a call's
+// outcome (nil fail: success) and may block.
+type recorder struct {
+	clock func() time.Time
+	gate  Gate // when set, a call while it is closed is a violation
+	fail  func(ctx context.Context, m Message, call int) error
+
+	mu         sync.Mutex
+	calls      []send
+	perMsg     map[int64]int
+	violations []string
+}
+
+func (r *recorder) Send(ctx context.Context, m Message) error {
+	r.mu.Lock()
+	if r.perMsg == nil {
+		r.perMsg = make(map[int64]int)
+	}
+	r.perMsg[m.ID]++
+	call := r.perMsg[m.ID]
+	if r.gate != nil && !r.gate.Open() {
+		r.violations = append(r.violations, fmt.Sprintf("message %d sent while the gate was closed", m.ID))
+	}
+	at := time.Now()
+	if r.clock != nil {
+		at = r.clock()
+	}
+	r.mu.Unlock()
+	var err error
+	if r.fail != nil {
+		err = r.fail(ctx, m, call)
+	}
+	r.mu.Lock()
+	r.calls = append(r.calls, send{ID: m.ID, WAID: m.WAID, To: m.To, Text: m.Text, Attempt: m.Attempts, Owner: m.LeaseOwner, At: at, Err: err})
+	r.mu.Unlock()
+	return err
+}
+
+// delivered returns the successful calls in order.
+func (r *recorder) delivered() []send {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []send
+	for _, c := range r.calls {
+		if c.Err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (r *recorder) all() []send {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]send(nil), r.calls...)
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.calls)
+}
+
+func (r *recorder) checkViolations(t testing.TB) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, v := range r.violations {
+		t.Error(v)
+	}
+}
+
+func mustEnqueue(t testing.TB, q *Queue, to, text string) Message {
+	t.Helper()
+	m, created, err := q.Enqueue(context.Background(), Request{To: to, Text: text})
+	if err != nil || !created {
+		t.Fatalf("Enqueue(%s, %q) = %v, %v", to, text, created, err)
+	}
+	return m
+}
+
+func chatJID(i int) string { return fmt.Sprintf("49151000%05d@s.whatsapp.net", i) }
+
+func jidOf(t testing.TB, s string) types.JID {
+	t.Helper()
+	j, err := types.ParseJID(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func typesID(s string) types.MessageID { return types.MessageID(s) }

@@ -1,0 +1,241 @@
+// Package outbox is the durable queue of outgoing WhatsApp messages: every
+// message is written to the database before any send is attempted, gets its
+// WhatsApp message ID at once (so every attempt reuses it and the recipient
+// sees it once), and is delivered in order per chat, only while the
+// connection gate is open, with retries, backoff, rate limits, leases that
+// survive crashed processes, and a dead-letter state an operator can retry
+// or purge. It runs on SQLite and PostgreSQL; several processes may share
+// one PostgreSQL database.
+package outbox
+
+import (
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/backoff"
+	"github.com/blacksky-bot/blacksky/internal/store"
+)
+
+// State is where a message is in its life.
+type State string
+
+// The states of a message. Pending and sending count towards the backlog.
+const (
+	Pending State = "pending" // waiting for its turn or its next attempt
+	Sending State = "sending" // claimed by a process holding a lease on it
+	Sent    State = "sent"    // acknowledged by WhatsApp; kept for retry receipts until pruned
+	Dead    State = "dead"    // given up on; kept until retried or purged
+)
+
+// States lists every state, for metrics and depth reports.
+func States() []State { return []State{Pending, Sending, Sent, Dead} }
+
+// Valid reports whether s is one of the known states.
+func (s State) Valid() bool {
+	switch s {
+	case Pending, Sending, Sent, Dead:
+		return true
+	}
+	return false
+}
+
+// Errors callers are expected to tell apart with errors.Is.
+var (
+	// ErrInvalid wraps every reason a request is refused as malformed (HTTP 400).
+	ErrInvalid = errors.New("invalid message")
+	// ErrBacklogFull refuses an enqueue while MaxPending messages wait (HTTP 503).
+	ErrBacklogFull = errors.New("outbox backlog is full")
+	// ErrNotFound is returned for an ID that names no message (HTTP 404).
+	ErrNotFound = errors.New("message not found")
+	// ErrWrongState refuses an operation the message's state does not allow (HTTP 409).
+	ErrWrongState = errors.New("message is not in a state that allows this")
+	// ErrRunning is returned by Run when the queue's dispatcher already runs.
+	ErrRunning = errors.New("outbox dispatcher is already running")
+)
+
+// Message is one outgoing message as stored.
+type Message struct {
+	ID             int64     `json:"id"`
+	To             string    `json:"to"` // the chat JID
+	Text           string    `json:"text"`
+	WAID           string    `json:"wa_id"` // the WhatsApp message ID every attempt reuses
+	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+	State          State     `json:"state"`
+	Attempts       int       `json:"attempts"`
+	LastError      string    `json:"last_error,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+	QueuedAt       time.Time `json:"queued_at"` // enqueue or last manual retry; TTL counts from here
+	NextAttemptAt  time.Time `json:"next_attempt_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	SentAt         time.Time `json:"sent_at,omitzero"`
+	LeaseOwner     string    `json:"lease_owner,omitempty"`
+	LeaseUntil     time.Time `json:"lease_until,omitzero"`
+}
+
+// Options configures a Queue; zero fields take the documented defaults.
+type Options struct {
+	// Session scopes the queue to one account (SESSION_ID); default "default".
+	Session string
+	// Owner names this process in leases and must differ between processes; default host:pid:random.
+	Owner string
+	// MaxAttempts sends a message to dead after this many attempts, counting claims whose process died (NOTIFY_MAX_ATTEMPTS); default 10.
+	MaxAttempts int
+	// TTL sends a message to dead when it waited this long (NOTIFY_TTL); default 24h.
+	TTL time.Duration
+	// MaxPending refuses enqueues while this many messages are pending or sending (NOTIFY_MAX_PENDING); default 10000.
+	MaxPending int
+	// Backoff spaces retries after transient failures; default 2s doubling to 5m, full jitter.
+	Backoff backoff.Policy
+	// Lease is how long a claim is exclusive before another process may rescue it; default 60s.
+	Lease time.Duration
+	// SendTimeout bounds one send attempt; default and ceiling is half the Lease, so a lease never runs out mid-send.
+	SendTimeout time.Duration
+	// Retention is how long sent messages are kept for retry receipts; default 7 days.
+	Retention time.Duration
+	// Workers is how many chats are sent to at once; default 4.
+	Workers int
+	// RatePerMinute caps sends per account in any 60 s window (SEND_RATE_PER_MINUTE); 0 is unlimited.
+	RatePerMinute int
+	// ChatGap is the least time between two messages to one chat (SEND_CHAT_GAP); 0 is none.
+	ChatGap time.Duration
+	// PollInterval is the fallback wake-up that picks up other processes' work; default 1s.
+	PollInterval time.Duration
+	// ShutdownGrace is how long in-flight sends may finish after Run's context ends; default 10s.
+	ShutdownGrace time.Duration
+	// Logger receives the queue's records; default discards.
+	Logger *slog.Logger
+	// Now is the clock, for tests; default time.Now.
+	Now func() time.Time
+}
+
+// Defaults for Options.
+const (
+	DefaultSession       = "default"
+	DefaultMaxAttempts   = 10
+	DefaultTTL           = 24 * time.Hour
+	DefaultMaxPending    = 10000
+	DefaultLease         = 60 * time.Second
+	DefaultRetention     = 7 * 24 * time.Hour
+	DefaultWorkers       = 4
+	DefaultPollInterval  = time.Second
+	DefaultShutdownGrace = 10 * time.Second
+	DefaultBackoffBase   = 2 * time.Second
+	DefaultBackoffMax    = 5 * time.Minute
+)
+
+func (o Options) withDefaults() Options {
+	if o.Session == "" {
+		o.Session = DefaultSession
+	}
+	if o.Owner == "" {
+		o.Owner = defaultOwner()
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = DefaultMaxAttempts
+	}
+	if o.TTL <= 0 {
+		o.TTL = DefaultTTL
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = DefaultMaxPending
+	}
+	if o.Backoff.Base <= 0 {
+		o.Backoff.Base, o.Backoff.Max = DefaultBackoffBase, DefaultBackoffMax
+	}
+	if o.Lease <= 0 {
+		o.Lease = DefaultLease
+	}
+	if o.SendTimeout <= 0 || o.SendTimeout > o.Lease/2 {
+		o.SendTimeout = o.Lease / 2
+	}
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.Workers <= 0 {
+		o.Workers = DefaultWorkers
+	}
+	if o.RatePerMinute < 0 {
+		o.RatePerMinute = 0
+	}
+	if o.ChatGap < 0 {
+		o.ChatGap = 0
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	if o.ShutdownGrace <= 0 {
+		o.ShutdownGrace = DefaultShutdownGrace
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+func defaultOwner() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	rand.Read(b)
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// Queue is one account's outbox on one database handle.
+type Queue struct {
+	db      *sql.DB
+	kind    store.Kind
+	opts    Options
+	log     *slog.Logger
+	wake    chan struct{} // nudges the dispatcher after an enqueue or retry
+	running atomic.Bool
+	stats   counters
+	// writeMu serialises this queue's writes on SQLite, which has one
+	// writer at a time anyway: waiting here is cheap, while a connection
+	// that finds the database locked backs off in sleeps of up to 100 ms.
+	writeMu sync.Mutex
+}
+
+// New returns the queue of opts.Session on db, whose schema Store.Migrate
+// has created; it does not touch the database.
+func New(db *sql.DB, kind store.Kind, opts Options) *Queue {
+	opts = opts.withDefaults()
+	return &Queue{
+		db:   db,
+		kind: kind,
+		opts: opts,
+		log:  opts.Logger.With("component", "outbox", "session", opts.Session),
+		wake: make(chan struct{}, 1),
+	}
+}
+
+// writing takes the SQLite write turn; the returned func gives it back.
+func (q *Queue) writing() func() {
+	if q.kind != store.SQLite {
+		return func() {}
+	}
+	q.writeMu.Lock()
+	return q.writeMu.Unlock
+}
+
+// Options returns the queue's options with defaults filled in.
+func (q *Queue) Options() Options { return q.opts }
+
+func (q *Queue) now() time.Time { return q.opts.Now() }
+
+// signal wakes the dispatcher without blocking; one pending nudge is enough.
+func (q *Queue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}

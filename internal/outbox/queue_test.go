@@ -1,0 +1,336 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var waIDPattern = regexp.MustCompile(`^3EB0[0-9A-F]{16}$`)
+
+func TestEnqueueGetRoundTrip(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		clock := newFakeClock()
+		q := e.queue(t, Options{Now: clock.Now})
+		m, created, err := q.Enqueue(ctx, Request{To: "+49 151 2345 6789", Text: "hello ✓"})
+		if err != nil || !created {
+			t.Fatalf("Enqueue = %v, %v", created, err)
+		}
+		if m.ID == 0 || m.To != "4915123456789@s.whatsapp.net" || m.Text != "hello ✓" || m.State != Pending || m.Attempts != 0 {
+			t.Fatalf("enqueued message = %+v", m)
+		}
+		if !waIDPattern.MatchString(m.WAID) {
+			t.Fatalf("WAID %q is not a WhatsApp web message ID", m.WAID)
+		}
+		if !m.CreatedAt.Equal(clock.Now()) || !m.NextAttemptAt.Equal(clock.Now()) {
+			t.Fatalf("times = %v, %v; want %v", m.CreatedAt, m.NextAttemptAt, clock.Now())
+		}
+		got, err := q.Get(ctx, m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != m {
+			t.Fatalf("Get = %+v\nwant  %+v", got, m)
+		}
+		if _, err := q.Get(ctx, m.ID+1000); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Get of a missing id = %v; want ErrNotFound", err)
+		}
+		group := mustEnqueue(t, q, "120363025246125486@g.us", "to a group")
+		list, err := q.List(ctx, Filter{})
+		if err != nil || len(list) != 2 || list[0].ID != group.ID || list[1].ID != m.ID {
+			t.Fatalf("List = %v, %v; want newest first", list, err)
+		}
+		if list, _ := q.List(ctx, Filter{To: "4915123456789", Limit: 10}); len(list) != 1 || list[0].ID != m.ID {
+			t.Fatalf("List by chat = %v", list)
+		}
+		if list, _ := q.List(ctx, Filter{BeforeID: group.ID}); len(list) != 1 || list[0].ID != m.ID {
+			t.Fatalf("List before %d = %v", group.ID, list)
+		}
+		if list, _ := q.List(ctx, Filter{State: Sent}); len(list) != 0 {
+			t.Fatalf("List of sent = %v; want none", list)
+		}
+		other := e.queue(t, Options{Session: "other"})
+		if _, err := other.Get(ctx, m.ID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("another session sees the message: %v", err)
+		}
+	})
+}
+
+func TestEnqueueValidation(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		q := e.queue(t, Options{})
+		bad := []Request{
+			{To: "", Text: "x"},
+			{To: "not a number", Text: "x"},
+			{To: "0151234567", Text: "x"},
+			{To: "4915123456789:3@s.whatsapp.net", Text: "x"},
+			{To: "4915123456789@example.com", Text: "x"},
+			{To: "4915123456789@s.whatsapp.net", Text: ""},
+			{To: "4915123456789@s.whatsapp.net", Text: "  \n"},
+			{To: "4915123456789@s.whatsapp.net", Text: strings.Repeat("x", MaxTextBytes+1)},
+			{To: "4915123456789@s.whatsapp.net", Text: "bad \xff utf-8"},
+			{To: "4915123456789@s.whatsapp.net", Text: "nul \x00"},
+			{To: "4915123456789@s.whatsapp.net", Text: "x", IdempotencyKey: strings.Repeat("k", MaxIdempotencyKeyBytes+1)},
+		}
+		for _, req := range bad {
+			if _, _, err := q.Enqueue(context.Background(), req); !errors.Is(err, ErrInvalid) {
+				t.Errorf("Enqueue(%.40q, %.40q) = %v; want ErrInvalid", req.To, req.Text, err)
+			}
+		}
+		if _, _, err := q.Enqueue(context.Background(), Request{To: "4915123456789@s.whatsapp.net", Text: strings.Repeat("x", MaxTextBytes)}); err != nil {
+			t.Errorf("Enqueue of the longest text: %v", err)
+		}
+		if d, _ := q.Depths(context.Background()); d[Pending] != 1 {
+			t.Errorf("depths = %v; want only the valid message stored", d)
+		}
+	})
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		q := e.queue(t, Options{})
+		first, created, err := q.Enqueue(ctx, Request{To: chatJID(1), Text: "once", IdempotencyKey: "order-1"})
+		if err != nil || !created {
+			t.Fatalf("first Enqueue = %v, %v", created, err)
+		}
+		again, created, err := q.Enqueue(ctx, Request{To: chatJID(2), Text: "different", IdempotencyKey: "order-1"})
+		if err != nil || created || again != first {
+			t.Fatalf("repeat Enqueue = %+v, %v, %v; want the original, not created", again, created, err)
+		}
+
+		// Two processes race with one key: one message, both get it.
+		q2 := e.queue(t, Options{})
+		const racers = 8
+		var wg sync.WaitGroup
+		results := make([]Message, racers)
+		createdBy := make([]bool, racers)
+		errs := make([]error, racers)
+		for i := range racers {
+			qq := q
+			if i%2 == 1 {
+				qq = q2
+			}
+			wg.Go(func() {
+				results[i], createdBy[i], errs[i] = qq.Enqueue(ctx, Request{To: chatJID(3), Text: "race", IdempotencyKey: "order-2"})
+			})
+		}
+		wg.Wait()
+		creations := 0
+		for i := range racers {
+			if errs[i] != nil {
+				t.Fatalf("racer %d: %v", i, errs[i])
+			}
+			if results[i].ID != results[0].ID || results[i].WAID != results[0].WAID {
+				t.Fatalf("racer %d got message %d, racer 0 got %d", i, results[i].ID, results[0].ID)
+			}
+			if createdBy[i] {
+				creations++
+			}
+		}
+		if creations != 1 {
+			t.Fatalf("%d racers created the message; want 1", creations)
+		}
+		if d, _ := q.Depths(ctx); d[Pending] != 2 {
+			t.Fatalf("depths = %v; want 2 pending", d)
+		}
+	})
+}
+
+func TestBacklogBound(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		q := e.queue(t, Options{MaxPending: 3})
+		keyed, _, err := q.Enqueue(ctx, Request{To: chatJID(1), Text: "1", IdempotencyKey: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustEnqueue(t, q, chatJID(1), "2")
+		third := mustEnqueue(t, q, chatJID(2), "3")
+		_, _, err = q.Enqueue(ctx, Request{To: chatJID(3), Text: "4"})
+		if !errors.Is(err, ErrBacklogFull) {
+			t.Fatalf("Enqueue past MaxPending = %v; want ErrBacklogFull", err)
+		}
+		// A repeat of an accepted message is not new work: still answered.
+		if m, created, err := q.Enqueue(ctx, Request{To: chatJID(1), Text: "1", IdempotencyKey: "k"}); err != nil || created || m.ID != keyed.ID {
+			t.Fatalf("idempotent repeat at the bound = %v, %v, %v", m.ID, created, err)
+		}
+		// Room is made when a message leaves the backlog.
+		sender := &recorder{fail: func(_ context.Context, m Message, _ int) error {
+			if m.ID == third.ID {
+				return nil
+			}
+			return Permanent(errors.New("no"))
+		}}
+		stop := run(t, q, sender, NewSwitchGate(true))
+		waitState(t, q, third.ID, Sent)
+		stop()
+		mustEnqueue(t, q, chatJID(3), "4")
+	})
+}
+
+func TestRetryAndPurge(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		q := e.queue(t, Options{})
+		a := mustEnqueue(t, q, chatJID(1), "a")
+		b := mustEnqueue(t, q, chatJID(2), "b")
+		c := mustEnqueue(t, q, chatJID(3), "c")
+		if _, err := q.Retry(ctx, a.ID); !errors.Is(err, ErrWrongState) {
+			t.Fatalf("Retry of a pending message = %v; want ErrWrongState", err)
+		}
+		if err := q.Purge(ctx, a.ID); !errors.Is(err, ErrWrongState) {
+			t.Fatalf("Purge of a pending message = %v; want ErrWrongState", err)
+		}
+		if _, err := q.Retry(ctx, 999999); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Retry of a missing message = %v; want ErrNotFound", err)
+		}
+		if err := q.Purge(ctx, 999999); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Purge of a missing message = %v; want ErrNotFound", err)
+		}
+
+		var mu sync.Mutex
+		healthy := false
+		sender := &recorder{fail: func(context.Context, Message, int) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if healthy {
+				return nil
+			}
+			return Permanent(errors.New("invalid number"))
+		}}
+		stop := run(t, q, sender, NewSwitchGate(true))
+		for _, m := range []Message{a, b, c} {
+			waitState(t, q, m.ID, Dead)
+		}
+		stop()
+		dead, err := q.List(ctx, Filter{State: Dead})
+		if err != nil || len(dead) != 3 {
+			t.Fatalf("dead messages = %v, %v; want 3 visible", dead, err)
+		}
+
+		if err := q.Purge(ctx, c.ID); err != nil {
+			t.Fatalf("Purge of a dead message: %v", err)
+		}
+		if _, err := q.Get(ctx, c.ID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("purged message still there: %v", err)
+		}
+		mu.Lock()
+		healthy = true
+		mu.Unlock()
+		retried, err := q.Retry(ctx, a.ID)
+		if err != nil || retried.State != Pending || retried.Attempts != 0 || retried.WAID != a.WAID {
+			t.Fatalf("Retry = %+v, %v", retried, err)
+		}
+		run(t, q, sender, NewSwitchGate(true))
+		sent := waitState(t, q, a.ID, Sent)
+		if sent.WAID != a.WAID || sent.Attempts != 1 {
+			t.Fatalf("retried message sent as %+v", sent)
+		}
+		if n, err := q.PurgeDead(ctx); err != nil || n != 1 {
+			t.Fatalf("PurgeDead = %d, %v; want 1 (b)", n, err)
+		}
+		if d, _ := q.Depths(ctx); d[Dead] != 0 || d[Sent] != 1 {
+			t.Fatalf("depths = %v", d)
+		}
+	})
+}
+
+func TestRetryAllDead(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		q := e.queue(t, Options{})
+		var ids []int64
+		for i := range 3 {
+			ids = append(ids, mustEnqueue(t, q, chatJID(i), "x").ID)
+		}
+		var mu sync.Mutex
+		healthy := false
+		sender := &recorder{fail: func(context.Context, Message, int) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if healthy {
+				return nil
+			}
+			return Permanent(errors.New("too large"))
+		}}
+		run(t, q, sender, NewSwitchGate(true))
+		for _, id := range ids {
+			waitState(t, q, id, Dead)
+		}
+		mu.Lock()
+		healthy = true
+		mu.Unlock()
+		if n, err := q.RetryAllDead(ctx); err != nil || n != 3 {
+			t.Fatalf("RetryAllDead = %d, %v", n, err)
+		}
+		for _, id := range ids {
+			waitState(t, q, id, Sent)
+		}
+	})
+}
+
+func TestFindSentAndPrune(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		clock := newFakeClock()
+		q := e.queue(t, Options{Now: clock.Now, Retention: time.Hour})
+		m := mustEnqueue(t, q, chatJID(1), "keep me for retries")
+		if _, ok, _ := q.FindSent(ctx, m.To, m.WAID); ok {
+			t.Fatal("FindSent found a message not yet sent")
+		}
+		stop := run(t, q, &recorder{}, NewSwitchGate(true))
+		waitState(t, q, m.ID, Sent)
+		stop()
+		got, ok, err := q.FindSent(ctx, m.To, m.WAID)
+		if err != nil || !ok || got.Text != m.Text {
+			t.Fatalf("FindSent = %+v, %v, %v", got, ok, err)
+		}
+		if _, ok, _ := q.FindSent(ctx, chatJID(2), m.WAID); ok {
+			t.Fatal("FindSent matched another chat")
+		}
+		if msg := RetryMessageFunc(q)(jidOf(t, chatJID(1)), jidOf(t, chatJID(1)), typesID(m.WAID)); msg.GetConversation() != m.Text {
+			t.Fatalf("retry message = %v", msg)
+		}
+		if n, err := q.Prune(ctx); err != nil || n != 0 {
+			t.Fatalf("Prune within retention = %d, %v", n, err)
+		}
+		clock.Advance(time.Hour + time.Second)
+		if n, err := q.Prune(ctx); err != nil || n != 1 {
+			t.Fatalf("Prune past retention = %d, %v", n, err)
+		}
+		if _, ok, _ := q.FindSent(ctx, m.To, m.WAID); ok {
+			t.Fatal("pruned message still found")
+		}
+		if msg := RetryMessageFunc(q)(jidOf(t, chatJID(1)), jidOf(t, chatJID(1)), typesID(m.WAID)); msg != nil {
+			t.Fatalf("retry message after prune = %v; want nil", msg)
+		}
+	})
+}
+
+func TestDepthsAndOldestAge(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		clock := newFakeClock()
+		q := e.queue(t, Options{Now: clock.Now})
+		if age, err := q.OldestPendingAge(ctx); err != nil || age != 0 {
+			t.Fatalf("OldestPendingAge of an empty queue = %v, %v", age, err)
+		}
+		mustEnqueue(t, q, chatJID(1), "old")
+		clock.Advance(time.Minute)
+		mustEnqueue(t, q, chatJID(2), "new")
+		clock.Advance(time.Minute)
+		if age, err := q.OldestPendingAge(ctx); err != nil || age != 2*time.Minute {
+			t.Fatalf("OldestPendingAge = %v, %v; want 2m", age, err)
+		}
+		d, err := q.Depths(ctx)
+		if err != nil || len(d) != len(States()) || d[Pending] != 2 || d[Sent] != 0 {
+			t.Fatalf("Depths = %v, %v", d, err)
+		}
+	})
+}

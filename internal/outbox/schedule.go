@@ -1,0 +1,91 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// nextDue is the earliest time after now at which something may become
+// claimable without a wake-up: a retry's run_at, a lease running out, or a
+// chat's gap ending. The zero time means nothing is scheduled.
+func (q *Queue) nextDue(ctx context.Context) (time.Time, error) {
+	now := q.now()
+	var run, lease, gap sql.NullInt64
+	err := q.db.QueryRowContext(ctx, `SELECT
+		(SELECT min(run_at) FROM blacksky_outbox WHERE session_id = $1 AND state = 'pending' AND run_at > $2),
+		(SELECT min(lease_until) FROM blacksky_outbox WHERE session_id = $1 AND state = 'sending' AND lease_until > $2),
+		(SELECT min(sent_at) FROM blacksky_outbox WHERE session_id = $1 AND state = 'sent' AND sent_at > $3)`,
+		q.opts.Session, ms(now), ms(now.Add(-q.opts.ChatGap))).Scan(&run, &lease, &gap)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("find next due message: %w", err)
+	}
+	var next time.Time
+	consider := func(v sql.NullInt64, add time.Duration) {
+		if !v.Valid {
+			return
+		}
+		t := fromMS(v.Int64).Add(add)
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	consider(run, 0)
+	consider(lease, 0)
+	if q.opts.ChatGap > 0 {
+		consider(gap, q.opts.ChatGap)
+	}
+	return next, nil
+}
+
+// rateBudget is how many sends RatePerMinute allows now, counting messages
+// sent in the last minute and those being sent under a live lease, by any
+// process (a lease that ran out belongs to a dead process and must not
+// block its own rescue); with no budget left it also returns when the
+// oldest of those leaves the window.
+func (q *Queue) rateBudget(ctx context.Context) (int, time.Time, error) {
+	if q.opts.RatePerMinute <= 0 {
+		return q.opts.Workers, time.Time{}, nil
+	}
+	now := q.now()
+	var used int
+	var oldest sql.NullInt64
+	err := q.db.QueryRowContext(ctx, `SELECT count(*), min(sent_at) FROM blacksky_outbox
+		WHERE session_id = $1 AND ((state = 'sent' AND sent_at > $2) OR (state = 'sending' AND lease_until > $3))`,
+		q.opts.Session, ms(now.Add(-time.Minute)), ms(now)).Scan(&used, &oldest)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("count recent sends: %w", err)
+	}
+	budget := q.opts.RatePerMinute - used
+	if budget > 0 {
+		return budget, time.Time{}, nil
+	}
+	if !oldest.Valid {
+		// Only sends in flight fill the window; their completion wakes us.
+		return 0, time.Time{}, nil
+	}
+	return 0, fromMS(oldest.Int64).Add(time.Minute), nil
+}
+
+// expire sends pending messages older than TTL to dead.
+func (q *Queue) expire(ctx context.Context) error {
+	defer q.writing()()
+	now := q.now()
+	res, err := q.db.ExecContext(ctx, `UPDATE blacksky_outbox
+		SET state = 'dead', last_error = $3, updated_at = $4
+		WHERE session_id = $1 AND state = 'pending' AND queued_at <= $2`,
+		q.opts.Session, ms(now.Add(-q.opts.TTL)), expiredReason(q.opts.TTL), ms(now))
+	if err != nil {
+		return fmt.Errorf("expire old messages: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		q.stats.dead(reasonExpired, int(n))
+		q.log.Warn("messages expired unsent", "count", n, "ttl", q.opts.TTL)
+	}
+	return nil
+}
+
+func expiredReason(ttl time.Duration) string {
+	return fmt.Sprintf("expired: not sent within %s (NOTIFY_TTL)", ttl)
+}

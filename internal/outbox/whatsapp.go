@@ -1,0 +1,139 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+	"google.golang.org/protobuf/proto"
+)
+
+// ErrNotOnWhatsApp is the permanent failure for a number with no WhatsApp account.
+var ErrNotOnWhatsApp = errors.New("recipient is not on WhatsApp")
+
+// WhatsAppSender sends text messages through the current whatsmeow client.
+type WhatsAppSender struct {
+	// Client returns the client to send with; it may change after a logout
+	// and may be nil while there is none.
+	Client func() *whatsmeow.Client
+	// CheckRegistered asks WhatsApp whether a phone-number recipient has an
+	// account before the first send to it (answers are cached), so unknown
+	// numbers fail permanently instead of after every retry.
+	CheckRegistered bool
+
+	mu         sync.Mutex
+	registered map[string]bool // phone JID -> known to be on WhatsApp
+}
+
+// registeredCacheSize bounds the CheckRegistered cache; it is cleared when full.
+const registeredCacheSize = 10000
+
+// Send sends msg.Text to msg.To with msg.WAID as its message ID and
+// classifies the failure: permanent ones are wrapped with Permanent.
+func (s *WhatsAppSender) Send(ctx context.Context, msg Message) error {
+	cli := s.Client()
+	if cli == nil {
+		return whatsmeow.ErrClientIsNil
+	}
+	to, err := types.ParseJID(msg.To)
+	if err != nil {
+		return Permanent(fmt.Errorf("parse recipient %q: %w", msg.To, err))
+	}
+	if s.CheckRegistered && to.Server == types.DefaultUserServer {
+		if err := s.checkRegistered(ctx, cli, to); err != nil {
+			return err
+		}
+	}
+	_, err = cli.SendMessage(ctx, to, TextMessage(msg.Text), whatsmeow.SendRequestExtra{ID: types.MessageID(msg.WAID)})
+	if err != nil {
+		return Classify(fmt.Errorf("send message %s to %s: %w", msg.WAID, to, err))
+	}
+	return nil
+}
+
+func (s *WhatsAppSender) checkRegistered(ctx context.Context, cli *whatsmeow.Client, to types.JID) error {
+	key := to.String()
+	s.mu.Lock()
+	known := s.registered[key]
+	s.mu.Unlock()
+	if known {
+		return nil
+	}
+	resp, err := cli.IsOnWhatsApp(ctx, []string{"+" + to.User})
+	if err != nil {
+		return Classify(fmt.Errorf("check whether %s is on WhatsApp: %w", to, err))
+	}
+	if len(resp) == 0 || !resp[0].IsIn {
+		return Permanent(fmt.Errorf("%w: %s", ErrNotOnWhatsApp, to.User))
+	}
+	s.mu.Lock()
+	if s.registered == nil || len(s.registered) >= registeredCacheSize {
+		s.registered = make(map[string]bool)
+	}
+	s.registered[key] = true
+	s.mu.Unlock()
+	return nil
+}
+
+// TextMessage is the WhatsApp message a text is sent as; a retry receipt
+// must be answered with the same content, so both paths build it here.
+func TextMessage(text string) *waE2E.Message {
+	return &waE2E.Message{Conversation: proto.String(text)}
+}
+
+// Classify marks err permanent when it says the message can never be
+// delivered as it is (bad or unknown recipient); everything else, such as
+// a lost connection, a timeout or a server error, is left to retries.
+func Classify(err error) error {
+	if err == nil || IsPermanent(err) {
+		return err
+	}
+	switch {
+	case errors.Is(err, whatsmeow.ErrRecipientADJID),
+		errors.Is(err, whatsmeow.ErrUnknownServer),
+		errors.Is(err, whatsmeow.ErrBroadcastListUnsupported),
+		errors.Is(err, whatsmeow.ErrPhoneNumberTooShort),
+		errors.Is(err, whatsmeow.ErrPhoneNumberIsNotInternational),
+		errors.Is(err, whatsmeow.ErrInvalidInlineBotID),
+		errors.Is(err, whatsmeow.ErrNotInGroup),
+		errors.Is(err, whatsmeow.ErrGroupNotFound),
+		errors.Is(err, ErrNotOnWhatsApp):
+		return Permanent(err)
+	}
+	// whatsmeow reports a phone number without an account this way, with
+	// no sentinel error to match.
+	if strings.Contains(err.Error(), "no LID found for") {
+		return Permanent(fmt.Errorf("%w: %w", ErrNotOnWhatsApp, err))
+	}
+	return err
+}
+
+// retryLookupTimeout bounds the database lookup for a retry receipt, which
+// whatsmeow asks for without a context.
+const retryLookupTimeout = 5 * time.Second
+
+// RetryMessageFunc returns a function for whatsmeow.Client.GetMessageForRetry:
+// when a recipient's device asks for a message again, it finds the sent
+// message by its ID in q and rebuilds it. The chat is not matched, since
+// whatsmeow may name it by LID while we stored the phone-number JID.
+func RetryMessageFunc(q *Queue) func(requester, to types.JID, id types.MessageID) *waE2E.Message {
+	return func(_, _ types.JID, id types.MessageID) *waE2E.Message {
+		ctx, cancel := context.WithTimeout(context.Background(), retryLookupTimeout)
+		defer cancel()
+		m, ok, err := q.FindSent(ctx, "", string(id))
+		if err != nil {
+			q.log.Warn("look up message for a retry receipt failed", "wa_id", id, "err", err)
+			return nil
+		}
+		if !ok {
+			return nil
+		}
+		return TextMessage(m.Text)
+	}
+}
