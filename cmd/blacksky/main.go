@@ -46,6 +46,8 @@ func commands() map[string]command {
 		"pair":    {"link the bot as a WhatsApp device, then exit", pairCommand},
 		"doctor":  {"check configuration, database and session, and say what to fix", doctorCommand},
 		"version": {"print the version", versionCommand},
+		"send":    {"queue a message from the shell; the running bot delivers it", sendCommand},
+		"queue":   {"show the outgoing queue; list, retry or purge messages", queueCommand},
 		"sandbox": {"run a local WhatsApp simulator for development and tests", sandboxCommand},
 		"demo":    {"watch the bot pair, send, lose its connection and recover, against a sandbox", demoCommand},
 	}

@@ -76,9 +76,13 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 	}
 	opts.Metrics = m
 	opts.OnEvent = logIncoming(log)
+	q := newQueue(cfg, st, log)
+	m.Registry.MustRegister(q.Collector())
+	deliver := withQueue(&opts, q, cfg.Owners, log)
 	acct := account.New(account.Options{
 		Store: st, SessionID: cfg.SessionID, Logger: log, Supervisor: opts,
 		Poll: cfg.LeaseInterval, Lease: lease.Options{Check: cfg.LeaseInterval},
+		OnLeader: deliver,
 	})
 
 	srv := httpapi.NewServer(httpapi.New(httpapi.Options{

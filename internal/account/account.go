@@ -93,23 +93,34 @@ func (r *Runner) lead(ctx context.Context, l *lease.Lease) (lost bool, err error
 	r.set(sup, nil)
 	defer r.set(nil, &lease.Holder{})
 
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The connection outlives the leader's work on a normal shutdown, so
+	// in-flight sends can finish; on a lost lease both stop at once.
+	supCtx, stopSup := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSup()
+	leadCtx, stopLead := context.WithCancel(ctx)
+	defer stopLead()
 	var wg sync.WaitGroup
 	if r.opts.OnLeader != nil {
-		wg.Go(func() { r.opts.OnLeader(runCtx, sup) })
+		wg.Go(func() { r.opts.OnLeader(leadCtx, sup) })
 	}
 	done := make(chan error, 1)
-	go func() { done <- sup.Run(runCtx) }()
+	go func() { done <- sup.Run(supCtx) }()
 	select {
 	case err = <-done:
+		stopLead()
+		wg.Wait()
 	case <-l.Lost():
 		lost = true
-		cancel()
+		stopSup()
+		stopLead()
+		err = <-done
+		wg.Wait()
+	case <-ctx.Done():
+		stopLead()
+		wg.Wait()
+		stopSup()
 		err = <-done
 	}
-	cancel()
-	wg.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}

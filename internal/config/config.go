@@ -45,6 +45,15 @@ type Config struct {
 	ReplacedBackoff     time.Duration
 	LeaseInterval       time.Duration
 
+	NotifyMaxAttempts int
+	NotifyTTL         time.Duration
+	NotifyMaxPending  int
+	NotifyRetryBase   time.Duration
+	NotifyRetryMax    time.Duration
+	NotifyRetention   time.Duration
+	SendRatePerMinute int
+	SendChatGap       time.Duration
+
 	// Ignored lists variables of the original bot that blacksky accepts but
 	// does not need, so start-up can say so instead of silently ignoring them.
 	Ignored []string
@@ -106,6 +115,19 @@ func Load(env Getenv) (*Config, error) {
 		KeepAliveMaxFail:    p.duration("KEEPALIVE_MAX_FAIL", time.Minute, 10*time.Second, time.Hour, "60s"),
 		ReplacedBackoff:     p.duration("REPLACED_BACKOFF", 30*time.Second, 30*time.Second, 24*time.Hour, "30s"),
 		LeaseInterval:       p.duration("LEASE_INTERVAL", time.Second, 50*time.Millisecond, time.Minute, "1s"),
+
+		NotifyMaxAttempts: p.intRange("NOTIFY_MAX_ATTEMPTS", 10, 1, 1000, "10"),
+		NotifyTTL:         p.duration("NOTIFY_TTL", 24*time.Hour, time.Minute, 30*24*time.Hour, "24h"),
+		NotifyMaxPending:  p.intRange("NOTIFY_MAX_PENDING", 10000, 1, 10_000_000, "10000"),
+		// The original bot's NOTIFICATION_RETRY_INTERVAL is the same knob.
+		NotifyRetryBase: p.duration("NOTIFY_RETRY_BASE_DELAY",
+			unlessSet(&p, "NOTIFY_RETRY_BASE_DELAY", func() time.Duration {
+				return p.millis("NOTIFICATION_RETRY_INTERVAL", 2*time.Second, 10*time.Millisecond, time.Hour)
+			}), 10*time.Millisecond, time.Hour, "2s"),
+		NotifyRetryMax:    p.duration("NOTIFY_RETRY_MAX_DELAY", 5*time.Minute, 10*time.Millisecond, 24*time.Hour, "5m"),
+		NotifyRetention:   p.duration("NOTIFY_RETENTION", 7*24*time.Hour, time.Hour, 365*24*time.Hour, "168h"),
+		SendRatePerMinute: p.intRange("SEND_RATE_PER_MINUTE", 20, 0, 100000, "20"),
+		SendChatGap:       p.duration("SEND_CHAT_GAP", time.Second, 0, time.Hour, "1s"),
 	}
 	if p.err == nil && c.ReconnectMaxDelay < c.ReconnectBaseDelay {
 		p.fail("RECONNECT_MAX_DELAY", c.ReconnectMaxDelay.String(), "must not be shorter than RECONNECT_BASE_DELAY ("+c.ReconnectBaseDelay.String()+")", "60s")

@@ -80,6 +80,14 @@ var defaults = config.Config{
 	KeepAliveMaxFail:    time.Minute,
 	ReplacedBackoff:     30 * time.Second,
 	LeaseInterval:       time.Second,
+	NotifyMaxAttempts:   10,
+	NotifyTTL:           24 * time.Hour,
+	NotifyMaxPending:    10000,
+	NotifyRetryBase:     2 * time.Second,
+	NotifyRetryMax:      5 * time.Minute,
+	NotifyRetention:     7 * 24 * time.Hour,
+	SendRatePerMinute:   20,
+	SendChatGap:         time.Second,
 	Ignored:             nil,
 }
 
@@ -89,6 +97,8 @@ var allVars = []string{
 	"SHUTDOWN_TIMEOUT", "RECONNECT_BASE_DELAY", "RECONNECT_MAX_DELAY", "RECONNECT_MAX_RETRIES",
 	"RECONNECT_INTERVAL", "MAX_RECONNECT_RETRIES", "RECONNECT_PROBE_INTERVAL", "RECONNECT_RESET_AFTER",
 	"RECONNECT_ALERT_AFTER", "KEEPALIVE_MAX_FAIL", "REPLACED_BACKOFF", "LEASE_INTERVAL",
+	"NOTIFY_MAX_ATTEMPTS", "NOTIFY_TTL", "NOTIFY_MAX_PENDING", "NOTIFY_RETRY_BASE_DELAY", "NOTIFY_RETRY_MAX_DELAY",
+	"NOTIFY_RETENTION", "SEND_RATE_PER_MINUTE", "SEND_CHAT_GAP", "NOTIFICATION_RETRY_INTERVAL",
 }
 
 func TestDefaults(t *testing.T) {

@@ -206,3 +206,24 @@ func (q *Queue) OldestPendingAge(ctx context.Context) (time.Duration, error) {
 	}
 	return max(q.now().Sub(fromMS(created)), 0), nil
 }
+
+// ReclaimAll makes every message this session's processes had claimed
+// pending again at once, keeping its attempt count and WhatsApp message ID.
+// Call it only while holding the account's lease: then no other process can
+// be sending for this session, so those claims belong to a process that died
+// and need not wait for their lease to expire. It returns how many.
+func (q *Queue) ReclaimAll(ctx context.Context) (int64, error) {
+	defer q.writing()()
+	now := ms(q.now())
+	res, err := q.db.ExecContext(ctx, `UPDATE blacksky_outbox
+		SET state = 'pending', run_at = $2, updated_at = $2, lease_owner = NULL, lease_until = NULL
+		WHERE session_id = $1 AND state = 'sending'`, q.opts.Session, now)
+	if err != nil {
+		return 0, fmt.Errorf("reclaim claimed messages: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	if n > 0 {
+		q.signal()
+	}
+	return n, nil
+}

@@ -522,3 +522,25 @@ func TestRunTwiceRefused(t *testing.T) {
 		}
 	})
 }
+
+// The account lease's new holder takes back a dead holder's claims at once,
+// without waiting out their lease, and they keep attempt count and ID.
+func TestReclaimAllAfterTakingTheAccount(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		clock := newFakeClock()
+		dying := e.queue(t, Options{Now: clock.Now, Owner: "dying", Lease: time.Hour})
+		heir := e.queue(t, Options{Now: clock.Now, Owner: "heir", Lease: time.Hour})
+		m := mustEnqueue(t, dying, chatJID(1), "orphan")
+		if claimed, err := dying.claim(ctx, 10); err != nil || len(claimed) != 1 {
+			t.Fatalf("claim = %+v, %v", claimed, err)
+		}
+		if n, err := heir.ReclaimAll(ctx); err != nil || n != 1 {
+			t.Fatalf("ReclaimAll = %d, %v; want 1", n, err)
+		}
+		got, err := heir.claim(ctx, 10)
+		if err != nil || len(got) != 1 || got[0].ID != m.ID || got[0].WAID != m.WAID || got[0].Attempts != 2 {
+			t.Fatalf("claim after ReclaimAll = %+v, %v", got, err)
+		}
+	})
+}

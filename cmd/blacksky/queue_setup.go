@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+
+	"github.com/blacksky-bot/blacksky/internal/backoff"
+	"github.com/blacksky-bot/blacksky/internal/config"
+	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/store"
+	"github.com/blacksky-bot/blacksky/internal/supervisor"
+)
+
+// newQueue opens the account's outbox with the configured limits.
+func newQueue(cfg *config.Config, st *store.Store, log *slog.Logger) *outbox.Queue {
+	return outbox.New(st.DB(), st.Kind(), outbox.Options{
+		Session:       cfg.SessionID,
+		MaxAttempts:   cfg.NotifyMaxAttempts,
+		TTL:           cfg.NotifyTTL,
+		MaxPending:    cfg.NotifyMaxPending,
+		Backoff:       backoff.Policy{Base: cfg.NotifyRetryBase, Max: cfg.NotifyRetryMax},
+		Retention:     cfg.NotifyRetention,
+		RatePerMinute: cfg.SendRatePerMinute,
+		ChatGap:       cfg.SendChatGap,
+		// Leaves room in Heroku's 30 s for HTTP, the connection and the database.
+		ShutdownGrace: 5 * time.Second,
+		Logger:        log.With("component", "outbox"),
+	})
+}
+
+// withQueue makes the connection deliver the queue: owner alerts become
+// queued messages, the queue runs while this process holds the account, and
+// every client answers retry receipts from the queue's sent messages.
+func withQueue(opts *supervisor.Options, q *outbox.Queue, owners []string, log *slog.Logger) func(context.Context, *supervisor.Supervisor) {
+	opts.Alert = func(ctx context.Context, text string) {
+		for _, owner := range owners {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if _, _, err := q.Enqueue(ctx, outbox.Request{To: owner, Text: text}); err != nil {
+				log.Error("queue owner alert", "owner", owner, "err", err)
+			}
+			cancel()
+		}
+	}
+	configure := opts.Configure
+	opts.Configure = func(cli *whatsmeow.Client) error {
+		if configure != nil {
+			if err := configure(cli); err != nil {
+				return err
+			}
+		}
+		// Recipients stuck on "waiting for this message" ask again; the
+		// answer must survive our restarts, so it comes from the database.
+		cli.GetMessageForRetry = outbox.RetryMessageFunc(q)
+		return nil
+	}
+	return func(ctx context.Context, sup *supervisor.Supervisor) {
+		// Holding the account lease, nobody else sends for this account:
+		// claims left in the table are a dead holder's, retried now rather
+		// than after their lease expires.
+		if n, err := q.ReclaimAll(ctx); err != nil {
+			log.Error("reclaim messages of a previous holder", "err", err)
+		} else if n > 0 {
+			log.Warn("retrying messages a previous process was sending when it stopped", "count", n)
+		}
+		sender := &outbox.WhatsAppSender{Client: sup.Client}
+		if err := q.Run(ctx, sender, outbox.SupervisorGate{Supervisor: sup}); err != nil {
+			log.Error("outbox stopped", "err", err)
+		}
+	}
+}
