@@ -68,7 +68,7 @@ func TestAppJSONForHerokuButton(t *testing.T) {
 		t.Errorf("addons %+v; want heroku-postgresql", app.Addons)
 	}
 	// Heroku sets PORT and DATABASE_URL; the sandbox and TZ are not for deployments.
-	skip := []string{"PORT", "DATABASE_URL", "WA_SANDBOX", "RECONNECT_INTERVAL", "MAX_RECONNECT_RETRIES"}
+	skip := []string{"PORT", "DATABASE_URL", "WA_SANDBOX", "RECONNECT_INTERVAL", "MAX_RECONNECT_RETRIES", "NOTIFICATION_RETRY_INTERVAL"}
 	for _, name := range configVars(t) {
 		if slices.Contains(skip, name) {
 			continue
