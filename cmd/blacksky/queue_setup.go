@@ -25,6 +25,9 @@ func newQueue(cfg *config.Config, st *store.Store, log *slog.Logger) *outbox.Que
 		Retention:     cfg.NotifyRetention,
 		RatePerMinute: cfg.SendRatePerMinute,
 		ChatGap:       cfg.SendChatGap,
+		SendTimeout:   cfg.NotifySendTimeout,
+		// A claim outlives its longest send, so it never expires mid-send.
+		Lease: 2 * cfg.NotifySendTimeout,
 		// Leaves room in Heroku's 30 s for HTTP, the connection and the database.
 		ShutdownGrace: 5 * time.Second,
 		Logger:        log.With("component", "outbox"),

@@ -53,6 +53,7 @@ type Config struct {
 	NotifyRetention   time.Duration
 	SendRatePerMinute int
 	SendChatGap       time.Duration
+	NotifySendTimeout time.Duration
 
 	// Ignored lists variables of the original bot that blacksky accepts but
 	// does not need, so start-up can say so instead of silently ignoring them.
@@ -128,6 +129,7 @@ func Load(env Getenv) (*Config, error) {
 		NotifyRetention:   p.duration("NOTIFY_RETENTION", 7*24*time.Hour, time.Hour, 365*24*time.Hour, "168h"),
 		SendRatePerMinute: p.intRange("SEND_RATE_PER_MINUTE", 20, 0, 100000, "20"),
 		SendChatGap:       p.duration("SEND_CHAT_GAP", time.Second, 0, time.Hour, "1s"),
+		NotifySendTimeout: p.duration("NOTIFY_SEND_TIMEOUT", 30*time.Second, 100*time.Millisecond, 5*time.Minute, "30s"),
 	}
 	if p.err == nil && c.ReconnectMaxDelay < c.ReconnectBaseDelay {
 		p.fail("RECONNECT_MAX_DELAY", c.ReconnectMaxDelay.String(), "must not be shorter than RECONNECT_BASE_DELAY ("+c.ReconnectBaseDelay.String()+")", "60s")
