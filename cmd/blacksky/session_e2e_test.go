@@ -1,0 +1,67 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/testdb"
+)
+
+// Heroku wipes the disk on every restart: with PostgreSQL the session and
+// the queue live in the database, so a fresh machine carries on.
+func TestPostgresSessionSurvivesAWipedDisk(t *testing.T) {
+	contacts := []string{"15550000002"}
+	sb := startSandbox(t, contacts...)
+	env := botEnv(t, sb, testdb.PostgresURL(t))
+	bot := start(t, env)
+	pairThroughControlAPI(t, sb, bot)
+	bot.cmd.Process.Signal(syscall.SIGTERM)
+	if code := bot.wait(t, 28*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+	want := map[string][]string{}
+	enqueue(t, env, contacts, "while-down", 5, want)
+	if err := os.RemoveAll(env["DATA_DIR"]); err != nil {
+		t.Fatal(err)
+	}
+
+	again := start(t, restartEnv(env))
+	again.waitHTTP(t, "/readyz", http.StatusOK)
+	if strings.Contains(again.output(), "scan this QR code") {
+		t.Error("the restarted bot asked to pair again")
+	}
+	d := waitDelivered(t, sb, contacts, want, again)
+	checkExactlyOnceInOrder(t, d, contacts, want)
+}
+
+// On SIGTERM the holder disconnects, releases the account, and the standby
+// is connected within a couple of seconds.
+func TestSIGTERMHandsOverToStandby(t *testing.T) {
+	sb := startSandbox(t)
+	env := botEnv(t, sb, testdb.PostgresURL(t))
+	first := start(t, env)
+	pairThroughControlAPI(t, sb, first)
+	second := start(t, restartEnv(env))
+	waitFor(t, "the standby", func() bool {
+		return strings.Contains(second.output(), "hot standby")
+	}, second)
+
+	sent := time.Now()
+	first.cmd.Process.Signal(syscall.SIGTERM)
+	second.waitHTTP(t, "/readyz", http.StatusOK)
+	took := time.Since(sent)
+	t.Logf("standby connected %v after SIGTERM to the holder", took.Round(time.Millisecond))
+	if took > 5*time.Second {
+		t.Errorf("hand-over took %v; want under 5 s", took)
+	}
+	if code := first.wait(t, 28*time.Second); code != 0 {
+		t.Errorf("holder exit %d after SIGTERM", code)
+	}
+	if strings.Contains(first.output(), "logged out") {
+		t.Error("the holder logged out on shutdown")
+	}
+}
