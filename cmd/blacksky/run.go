@@ -86,7 +86,7 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 	})
 
 	srv := httpapi.NewServer(httpapi.New(httpapi.Options{
-		Conn: acct, DB: st, Database: string(st.Kind()), Metrics: m, Token: cfg.APIToken,
+		Conn: acct, DB: st, Outbox: q, Database: string(st.Kind()), Metrics: m, Token: cfg.APIToken,
 		BotName: cfg.BotName, Session: cfg.SessionID, Version: version, Started: started, Logger: log,
 	}))
 	srvErr := make(chan error, 1)

@@ -79,6 +79,26 @@ func TestBotAgainstSandboxProcess(t *testing.T) {
 	control(t, sbURL, "POST", "/control/faults", map[string]string{"kind": "drop"}, nil)
 	bot.waitHTTP(t, "/readyz", http.StatusServiceUnavailable)
 	bot.waitHTTP(t, "/readyz", http.StatusOK)
+
+	// The API queues a message and reports its delivery.
+	botURL := fmt.Sprintf("http://127.0.0.1:%d", bot.port)
+	var queued struct {
+		ID   int64  `json:"id"`
+		WAID string `json:"wa_id"`
+	}
+	if code := control(t, botURL, "POST", "/api/v1/messages", map[string]string{"to": "15550000002", "text": "hello contact"}, &queued); code != http.StatusAccepted {
+		t.Fatalf("POST /api/v1/messages: %d", code)
+	}
+	waitFor(t, "the API's message to be sent", func() bool {
+		var m struct{ State string }
+		control(t, botURL, "GET", fmt.Sprintf("/api/v1/messages/%d", queued.ID), nil, &m)
+		return m.State == "sent"
+	}, bot)
+	var in []struct{ ID, Text string }
+	control(t, sbURL, "GET", "/control/contacts/15550000002/inbox", nil, &in)
+	if len(in) != 1 || in[0].ID != queued.WAID || in[0].Text != "hello contact" {
+		t.Errorf("contact inbox = %+v; want the API's message once under %s", in, queued.WAID)
+	}
 }
 
 // waitFor polls cond until it holds, failing after a deadline or when one

@@ -1,6 +1,7 @@
 // Package httpapi serves blacksky's HTTP endpoints: liveness, readiness,
-// status, metrics, and the pairing page and API that operators and scripts
-// use to link the bot as a WhatsApp device.
+// status, metrics, the pairing page and API that operators and scripts use
+// to link the bot as a WhatsApp device, and the messages API that queues
+// outgoing messages and manages the queue.
 package httpapi
 
 import (
@@ -40,9 +41,13 @@ type Options struct {
 	Version  string
 	Started  time.Time
 	Logger   *slog.Logger
+	// Outbox is the outgoing message queue behind /api/v1/messages and
+	// /api/v1/queue; nil makes them answer 503.
+	Outbox Outbox
 }
 
-// maxBody bounds request bodies; no endpoint takes more than a small JSON object.
+// maxBody bounds request bodies; no endpoint but POST /api/v1/messages
+// (see maxMessageBody) takes more than a small JSON object.
 const maxBody = 64 << 10
 
 // New returns the handler for all endpoints.
@@ -60,6 +65,7 @@ func New(opts Options) http.Handler {
 	mux.Handle("/pair/qr.png", a.protect(only(http.MethodGet, a.pairQR)))
 	mux.Handle("/api/v1/pair", a.protect(only(http.MethodGet, a.pairJSON)))
 	mux.Handle("/api/v1/pair/code", a.protect(only(http.MethodPost, a.pairCode)))
+	a.registerMessages(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
@@ -96,7 +102,11 @@ func only(method string, h http.HandlerFunc) http.HandlerFunc {
 
 func limitBody(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		limit := int64(maxBody)
+		if r.URL.Path == messagesPath {
+			limit = maxMessageBody // a message's text may be longer than any other body
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		h.ServeHTTP(w, r)
 	})
 }
