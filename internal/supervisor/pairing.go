@@ -117,3 +117,9 @@ func (s *Supervisor) maybeRequestCode(ctx context.Context, cli *whatsmeow.Client
 		}
 	}()
 }
+
+// Reconnect ends the current connection and connects again at once, as an
+// operator's "reconnect" command asks; it never logs out.
+func (s *Supervisor) Reconnect() {
+	s.send(signal{kind: sigRestart, reason: "reconnect requested by the operator"})
+}
