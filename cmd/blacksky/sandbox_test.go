@@ -37,33 +37,13 @@ func control(t *testing.T, base, method, path string, body any, out any) int {
 // The README's development loop: a sandbox in one terminal, the bot in
 // another, paired through the control API.
 func TestBotAgainstSandboxProcess(t *testing.T) {
-	sbPort := freePort(t)
-	sb := start(t, map[string]string{"PORT": "1"}, "sandbox", "--listen", fmt.Sprintf("127.0.0.1:%d", sbPort), "--contacts", "15550000002")
-	sbURL := fmt.Sprintf("http://127.0.0.1:%d", sbPort)
-	waitFor(t, "sandbox control API", func() bool {
-		return control(t, sbURL, "GET", "/control/trust", nil, nil) == http.StatusOK
-	}, sb)
-
+	sb := startSandbox(t, "15550000002")
+	sbURL := sb.url
 	bot := start(t, map[string]string{"DATA_DIR": t.TempDir(), "WA_SANDBOX": sbURL})
-	var pair struct {
-		QR string `json:"qr"`
-	}
-	waitFor(t, "a QR code on /api/v1/pair", func() bool {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/v1/pair", bot.port))
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		json.NewDecoder(resp.Body).Decode(&pair)
-		return pair.QR != ""
-	}, bot)
+	pairThroughControlAPI(t, sb, bot)
 	if !strings.Contains(bot.output(), "NOT talking to WhatsApp") {
 		t.Error("the bot does not say loudly that it talks to a sandbox")
 	}
-	if code := control(t, sbURL, "POST", "/control/phone/scan", map[string]string{"qr": pair.QR}, nil); code != http.StatusOK {
-		t.Fatalf("scan: %d", code)
-	}
-	bot.waitHTTP(t, "/readyz", http.StatusOK)
 
 	var sent struct{ ID string }
 	control(t, sbURL, "POST", "/control/contacts/15550000002/send", map[string]string{"text": "hello bot"}, &sent)
