@@ -65,3 +65,37 @@ func TestSIGTERMHandsOverToStandby(t *testing.T) {
 		t.Error("the holder logged out on shutdown")
 	}
 }
+
+// 'blacksky pair --phone' prints a pairing code, the phone enters it, and
+// the command exits once the device is linked and logged in.
+func TestPairCommandWithPhoneCode(t *testing.T) {
+	sb := startSandbox(t)
+	env := botEnv(t, sb, "")
+	env["PORT"] = "1" // pair serves no HTTP
+	p := start(t, env, "pair", "--phone", "15550000001", "--timeout", "30s")
+	var code string
+	waitFor(t, "a pairing code", func() bool {
+		out := p.output()
+		const marker = "Link with phone number, enter: "
+		i := strings.Index(out, marker)
+		if i < 0 {
+			return false
+		}
+		code = strings.TrimSpace(strings.SplitN(out[i+len(marker):], "\n", 2)[0])
+		return code != ""
+	}, p)
+	if status := control(t, sb.url, "POST", "/control/phone/code", map[string]string{"code": code}, nil); status != http.StatusOK {
+		t.Fatalf("entering code %q: %d", code, status)
+	}
+	if exit := p.wait(t, 30*time.Second); exit != 0 {
+		t.Fatalf("pair exited %d", exit)
+	}
+	if !strings.Contains(p.output(), "paired as 15550000001") {
+		t.Errorf("pair did not say what it linked")
+	}
+	// The session is stored: a second pair has nothing to do.
+	again := start(t, restartEnv(env), "pair")
+	if exit := again.wait(t, 30*time.Second); exit != 0 || !strings.Contains(again.output(), "already paired") {
+		t.Errorf("second pair: exit %d, output %q", exit, again.output())
+	}
+}
