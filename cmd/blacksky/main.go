@@ -48,6 +48,8 @@ func commands() map[string]command {
 		"version": {"print the version", versionCommand},
 		"send":    {"queue a message from the shell; the running bot delivers it", sendCommand},
 		"queue":   {"show the outgoing queue; list, retry or purge messages", queueCommand},
+		"backup":  {"take an encrypted backup of the session now", backupCommand},
+		"restore": {"restore the session from the newest backup or a file (bot stopped)", restoreCommand},
 		"sandbox": {"run a local WhatsApp simulator for development and tests", sandboxCommand},
 		"demo":    {"watch the bot pair, send, lose its connection and recover, against a sandbox", demoCommand},
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/mdp/qrterminal/v3"
@@ -64,10 +65,20 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 	defer ln.Close()
 
 	st, err := openStore(ctx, cfg, log, true)
+	if errors.Is(err, store.ErrCorrupt) {
+		st, err = recoverCorruptSQLite(ctx, cfg, log, err)
+	}
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	backups, err := newBackups(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	if cfg.EncryptionKey == "" {
+		log.Warn("SESSION_ENCRYPTION_KEY is not set: session backups are off (they are never written in plaintext)")
+	}
 
 	m := metrics.New()
 	opts, err := supervisorOptions(ctx, cfg, st, log)
@@ -82,11 +93,20 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 	acct := account.New(account.Options{
 		Store: st, SessionID: cfg.SessionID, Logger: log, Supervisor: opts,
 		Poll: cfg.LeaseInterval, Lease: lease.Options{Check: cfg.LeaseInterval},
-		OnLeader: deliver,
+		Prepare: restoreMissing(backups, log),
+		OnLeader: func(ctx context.Context, sup *supervisor.Supervisor) {
+			var wg sync.WaitGroup
+			if cfg.EncryptionKey != "" && cfg.BackupInterval > 0 {
+				wg.Go(func() { backups.Run(ctx, cfg.BackupInterval) })
+			}
+			deliver(ctx, sup)
+			wg.Wait()
+		},
+		OnStop: func(ctx context.Context) { finalBackup(ctx, cfg, backups, log) },
 	})
 
 	srv := httpapi.NewServer(httpapi.New(httpapi.Options{
-		Conn: acct, DB: st, Outbox: q, Database: string(st.Kind()), Metrics: m, Token: cfg.APIToken,
+		Conn: acct, DB: st, Outbox: q, Backups: backupStatus(cfg, backups), Database: string(st.Kind()), Metrics: m, Token: cfg.APIToken,
 		BotName: cfg.BotName, Session: cfg.SessionID, Version: version, Started: started, Logger: log,
 	}))
 	srvErr := make(chan error, 1)

@@ -25,9 +25,15 @@ type Options struct {
 	Logger    *slog.Logger
 	// Supervisor configures each connection; Store, SessionID and OnChange are set by the Runner.
 	Supervisor supervisor.Options
+	// Prepare, if set, runs each time this process takes the lease, before
+	// it connects (restoring a missing session belongs here); an error stops Run.
+	Prepare func(ctx context.Context) error
 	// OnLeader, if set, runs beside the connection while this process holds
 	// the lease, and is stopped (its context cancelled) when it stops.
 	OnLeader func(ctx context.Context, sup *supervisor.Supervisor)
+	// OnStop, if set, runs after a clean shutdown has closed the connection,
+	// while the lease is still held (a final backup belongs here).
+	OnStop func(ctx context.Context)
 }
 
 // Runner is one account's life in this process.
@@ -84,6 +90,11 @@ func (r *Runner) Run(ctx context.Context) error {
 // lead drives the connection while the lease holds; it reports whether it
 // stopped because the lease was lost.
 func (r *Runner) lead(ctx context.Context, l *lease.Lease) (lost bool, err error) {
+	if r.opts.Prepare != nil {
+		if err := r.opts.Prepare(ctx); err != nil {
+			return false, err
+		}
+	}
 	opts := r.opts.Supervisor
 	opts.Store, opts.SessionID, opts.OnChange = r.opts.Store, r.opts.SessionID, r.notify
 	sup, err := supervisor.New(ctx, opts)
@@ -120,6 +131,9 @@ func (r *Runner) lead(ctx context.Context, l *lease.Lease) (lost bool, err error
 		wg.Wait()
 		stopSup()
 		err = <-done
+		if r.opts.OnStop != nil {
+			r.opts.OnStop(context.WithoutCancel(ctx))
+		}
 	}
 	if errors.Is(err, context.Canceled) {
 		err = nil

@@ -55,6 +55,11 @@ type Config struct {
 	SendChatGap       time.Duration
 	NotifySendTimeout time.Duration
 
+	EncryptionKey  string        // SESSION_ENCRYPTION_KEY; empty disables backups
+	BackupDir      string        // default $DATA_DIR/backups
+	BackupKeep     int           // backups kept in each place
+	BackupInterval time.Duration // 0 disables scheduled backups
+
 	// Ignored lists variables of the original bot that blacksky accepts but
 	// does not need, so start-up can say so instead of silently ignoring them.
 	Ignored []string
@@ -130,6 +135,15 @@ func Load(env Getenv) (*Config, error) {
 		SendRatePerMinute: p.intRange("SEND_RATE_PER_MINUTE", 20, 0, 100000, "20"),
 		SendChatGap:       p.duration("SEND_CHAT_GAP", time.Second, 0, time.Hour, "1s"),
 		NotifySendTimeout: p.duration("NOTIFY_SEND_TIMEOUT", 30*time.Second, 100*time.Millisecond, 5*time.Minute, "30s"),
+	}
+	c.EncryptionKey = p.secret("SESSION_ENCRYPTION_KEY", 16, "a long passphrase (generate one with: openssl rand -base64 32)")
+	c.BackupDir = p.str("BACKUP_DIR", filepath.Join(c.DataDir, "backups"))
+	c.BackupKeep = p.intRange("BACKUP_KEEP", 5, 1, 1000, "5")
+	// The original bot wrote BACKUP_INTERVAL in minutes and could switch
+	// backups off with ENABLE_SESSION_BACKUP=false.
+	c.BackupInterval = p.minutes("BACKUP_INTERVAL", 30*time.Minute, time.Minute, 7*24*time.Hour)
+	if !p.boolean("ENABLE_SESSION_BACKUP", true) {
+		c.BackupInterval = 0
 	}
 	if p.err == nil && c.ReconnectMaxDelay < c.ReconnectBaseDelay {
 		p.fail("RECONNECT_MAX_DELAY", c.ReconnectMaxDelay.String(), "must not be shorter than RECONNECT_BASE_DELAY ("+c.ReconnectBaseDelay.String()+")", "60s")
@@ -339,6 +353,50 @@ func (p *parser) token(name string) string {
 		return ""
 	}
 	return v
+}
+
+// secret reads a value that must never be echoed, of at least min characters.
+func (p *parser) secret(name string, min int, example string) string {
+	v, ok := p.get(name)
+	if !ok {
+		return ""
+	}
+	if len(v) < min {
+		p.fail(name, strings.Repeat("*", len(v)), fmt.Sprintf("must be at least %d characters", min), example)
+		return ""
+	}
+	return v
+}
+
+// minutes reads a duration written as a Go duration or, as the original
+// bot wrote it, as a bare number of minutes.
+func (p *parser) minutes(name string, def, lo, hi time.Duration) time.Duration {
+	v, ok := p.get(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if n, nerr := strconv.Atoi(v); nerr == nil {
+		d, err = time.Duration(min(max(n, 0), int(hi/time.Minute)+1))*time.Minute, nil
+	}
+	if err != nil || d < lo || d > hi {
+		p.fail(name, v, fmt.Sprintf("must be a number of minutes or a Go duration from %s to %s", lo, hi), "30")
+		return def
+	}
+	return d
+}
+
+func (p *parser) boolean(name string, def bool) bool {
+	v, ok := p.get(name)
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(strings.ToLower(v))
+	if err != nil {
+		p.fail(name, v, "must be true or false", "true")
+		return def
+	}
+	return b
 }
 
 func (p *parser) httpURL(name string) string {

@@ -89,6 +89,9 @@ var defaults = config.Config{
 	SendRatePerMinute:   20,
 	SendChatGap:         time.Second,
 	NotifySendTimeout:   30 * time.Second,
+	BackupDir:           "data/backups",
+	BackupKeep:          5,
+	BackupInterval:      30 * time.Minute,
 	Ignored:             nil,
 }
 
@@ -100,6 +103,7 @@ var allVars = []string{
 	"RECONNECT_ALERT_AFTER", "KEEPALIVE_MAX_FAIL", "REPLACED_BACKOFF", "LEASE_INTERVAL",
 	"NOTIFY_MAX_ATTEMPTS", "NOTIFY_TTL", "NOTIFY_MAX_PENDING", "NOTIFY_RETRY_BASE_DELAY", "NOTIFY_RETRY_MAX_DELAY",
 	"NOTIFY_RETENTION", "SEND_RATE_PER_MINUTE", "SEND_CHAT_GAP", "NOTIFICATION_RETRY_INTERVAL", "NOTIFY_SEND_TIMEOUT",
+	"SESSION_ENCRYPTION_KEY", "BACKUP_DIR", "BACKUP_KEEP", "BACKUP_INTERVAL", "ENABLE_SESSION_BACKUP",
 }
 
 func TestDefaults(t *testing.T) {
@@ -222,6 +226,10 @@ func TestInvalidValues(t *testing.T) {
 		{"RECONNECT_MAX_RETRIES", "-1"},
 		{"RECONNECT_MAX_RETRIES", "forever"},
 		{"REPLACED_BACKOFF", "5s"}, // shorter invites a replace ping-pong
+		{"SESSION_ENCRYPTION_KEY", "short"},
+		{"BACKUP_KEEP", "0"},
+		{"BACKUP_INTERVAL", "10s"},
+		{"ENABLE_SESSION_BACKUP", "sometimes"},
 		{"KEEPALIVE_MAX_FAIL", "1s"},
 		{"RECONNECT_PROBE_INTERVAL", "fast"},
 		{"RECONNECT_ALERT_AFTER", "-1m"},
@@ -492,4 +500,28 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("DATABASE_URL=%q accepted", dbURL)
 		}
 	})
+}
+
+func TestBackupSettings(t *testing.T) {
+	tests := []struct {
+		kv   []string
+		want time.Duration
+	}{
+		{[]string{"BACKUP_INTERVAL", "45"}, 45 * time.Minute}, // the original bot's minutes
+		{[]string{"BACKUP_INTERVAL", "2h"}, 2 * time.Hour},
+		{[]string{"ENABLE_SESSION_BACKUP", "false", "BACKUP_INTERVAL", "10"}, 0},
+		{[]string{"ENABLE_SESSION_BACKUP", "TRUE"}, 30 * time.Minute},
+	}
+	for _, tt := range tests {
+		if c := mustLoad(t, env(tt.kv...)); c.BackupInterval != tt.want {
+			t.Errorf("%q: BackupInterval = %v, want %v", tt.kv, c.BackupInterval, tt.want)
+		}
+	}
+	_, err := config.Load(env("SESSION_ENCRYPTION_KEY", "hunter2-hunter2"))
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("a short key: %v; want an error that does not echo it", err)
+	}
+	if c := mustLoad(t, env("DATA_DIR", "/srv/bot")); c.BackupDir != "/srv/bot/backups" {
+		t.Errorf("BackupDir = %q", c.BackupDir)
+	}
 }

@@ -61,7 +61,8 @@ type statusBody struct {
 	UptimeSeconds int64     `json:"uptime_seconds"`
 	Memory        memory    `json:"memory"`
 	// Alerts are the newest owner alerts (logged out, banned, long outages ...).
-	Alerts []supervisor.Alert `json:"alerts"`
+	Alerts  []supervisor.Alert `json:"alerts"`
+	Backups any                `json:"backups,omitempty"`
 }
 
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
@@ -85,7 +86,15 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 		UptimeSeconds: int64(time.Since(a.Started).Seconds()),
 		Memory:        mem,
 		Alerts:        a.Conn.Alerts(),
+		Backups:       a.backups(r.Context()),
 	})
+}
+
+func (a *api) backups(ctx context.Context) any {
+	if a.Backups == nil {
+		return nil
+	}
+	return a.Backups(ctx)
 }
 
 func mb(b uint64) float64 {

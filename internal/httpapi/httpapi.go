@@ -44,6 +44,8 @@ type Options struct {
 	// Outbox is the outgoing message queue behind /api/v1/messages and
 	// /api/v1/queue; nil makes them answer 503.
 	Outbox Outbox
+	// Backups, if set, describes the backups for /status.
+	Backups func(ctx context.Context) any
 }
 
 // maxBody bounds request bodies; no endpoint but POST /api/v1/messages
