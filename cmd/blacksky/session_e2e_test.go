@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -97,5 +98,30 @@ func TestPairCommandWithPhoneCode(t *testing.T) {
 	again := start(t, restartEnv(env), "pair")
 	if exit := again.wait(t, 30*time.Second); exit != 0 || !strings.Contains(again.output(), "already paired") {
 		t.Errorf("second pair: exit %d, output %q", exit, again.output())
+	}
+}
+
+// A state that needs a human reaches the owner on WhatsApp through the
+// durable queue, once the connection is back.
+func TestOwnerAlertedOnWhatsApp(t *testing.T) {
+	owner := "15550000009"
+	sb := startSandbox(t, owner)
+	env := botEnv(t, sb, "")
+	env["OWNER_NUMBER"] = "+1 555 000 0009"
+	bot := start(t, env)
+	pairThroughControlAPI(t, sb, bot)
+	control(t, sb.url, "POST", "/control/faults", map[string]string{"kind": "ban", "duration": "2s"}, nil)
+	waitFor(t, "the ban alert at the owner", func() bool {
+		for _, m := range inbox(t, sb, owner) {
+			if strings.Contains(m.Text, "banned") {
+				return true
+			}
+		}
+		return false
+	}, bot)
+	var status map[string]any
+	control(t, fmt.Sprintf("http://127.0.0.1:%d", bot.port), "GET", "/status", nil, &status)
+	if alerts, _ := status["alerts"].([]any); len(alerts) == 0 {
+		t.Error("/status shows no alert")
 	}
 }
