@@ -10,6 +10,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -51,15 +53,17 @@ func benchInit() {
 	})
 }
 
-// benchStores runs f once per store; PostgreSQL is skipped loudly unless
+// benchStores runs f once per store; f calls newDB for each bot's own
+// database URL (empty for SQLite). PostgreSQL is skipped loudly unless
 // BLACKSKY_TEST_POSTGRES is set.
-func benchStores(b *testing.B, f func(b *testing.B, databaseURL string)) {
-	b.Run("sqlite", func(b *testing.B) { f(b, "") })
-	b.Run("postgres", func(b *testing.B) { f(b, testdb.PostgresURL(b)) })
+func benchStores(b *testing.B, f func(b *testing.B, newDB func(testing.TB) string)) {
+	b.Run("sqlite", func(b *testing.B) { f(b, func(testing.TB) string { return "" }) })
+	b.Run("postgres", func(b *testing.B) { f(b, testdb.PostgresURL) })
 }
 
 // benchBot is a paired bot (serve, in this process) and its sandbox.
 type benchBot struct {
+	pg       *sql.DB // the bot's PostgreSQL database, for its statistics; nil on SQLite
 	sb       *sandbox.Server
 	api      string // the bot's base URL
 	contacts []*sandbox.Contact
@@ -124,6 +128,10 @@ func startBenchBot(b *testing.B, databaseURL string) *benchBot {
 	}
 	if databaseURL != "" {
 		env["DATABASE_URL"] = databaseURL
+		if bot.pg, err = sql.Open("pgx", databaseURL); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { bot.pg.Close() })
 	}
 	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	cfg, err := config.Load(getenv)
@@ -248,13 +256,25 @@ func (bot *benchBot) post(to, text string) (queued, error) {
 	return m, nil
 }
 
+// enqueueRun is the outcome of one enqueue batch.
+type enqueueRun struct {
+	elapsed time.Duration
+	lat     []time.Duration // per POST, sorted
+	done    []time.Time     // completion times, sorted
+}
+
+// rate is the enqueue rate over completions [from, to).
+func (r enqueueRun) rate(from, to int) float64 {
+	return float64(to-from-1) / r.done[to-1].Sub(r.done[from]).Seconds()
+}
+
 // enqueue posts n messages round-robin over the contacts from benchClients
-// concurrent keep-alive clients and returns the wall time and the sorted
-// latencies of the POSTs.
-func (bot *benchBot) enqueue(b *testing.B, prefix string, n int) (time.Duration, []time.Duration) {
+// concurrent keep-alive clients.
+func (bot *benchBot) enqueue(b *testing.B, prefix string, n int) enqueueRun {
 	b.Helper()
 	var next atomic.Int64
 	lat := make([]time.Duration, n)
+	done := make([]time.Time, n)
 	errs := make(chan error, benchClients)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -271,7 +291,8 @@ func (bot *benchBot) enqueue(b *testing.B, prefix string, n int) (time.Duration,
 					errs <- err
 					return
 				}
-				lat[i] = time.Since(t0)
+				done[i] = time.Now()
+				lat[i] = done[i].Sub(t0)
 			}
 		})
 	}
@@ -283,7 +304,8 @@ func (bot *benchBot) enqueue(b *testing.B, prefix string, n int) (time.Duration,
 	default:
 	}
 	slices.Sort(lat)
-	return elapsed, lat
+	slices.SortFunc(done, time.Time.Compare)
+	return enqueueRun{elapsed, lat, done}
 }
 
 // inboxCounts is how many messages each contact has received so far.
@@ -326,6 +348,21 @@ func (bot *benchBot) waitInboxes(b *testing.B, timeout time.Duration, from, want
 	return first, last
 }
 
+// commits is how many transactions PostgreSQL has committed in the bot's
+// database so far (-1 on SQLite). Backends report their counts up to a
+// second late, so it waits that long first.
+func (bot *benchBot) commits(b *testing.B) int64 {
+	if bot.pg == nil {
+		return -1
+	}
+	time.Sleep(1500 * time.Millisecond)
+	var n int64
+	if err := bot.pg.QueryRow("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
 func plus(counts []int, k int) []int {
 	out := make([]int, len(counts))
 	for i, c := range counts {
@@ -338,6 +375,13 @@ func pct(sorted []time.Duration, p int) time.Duration {
 	return sorted[min(len(sorted)-1, len(sorted)*p/100)]
 }
 
+// cpuTime is the CPU time this process (bot, sandbox and benchmark) used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // BenchmarkQueueEnqueueHTTP measures durable enqueues through POST
@@ -347,24 +391,30 @@ func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // sends while the API enqueues.
 func BenchmarkQueueEnqueueHTTP(b *testing.B) {
 	const n = 5000
-	benchStores(b, func(b *testing.B, databaseURL string) {
+	benchStores(b, func(b *testing.B, newDB func(testing.TB) string) {
 		for _, mode := range []string{"paused", "delivering"} {
 			b.Run(mode, func(b *testing.B) {
-				bot := startBenchBot(b, databaseURL)
+				bot := startBenchBot(b, newDB(b))
 				if mode == "paused" {
 					defer bot.outage(b)()
 				}
 				var total time.Duration
 				var lats []time.Duration
+				var first, last float64
 				iter := 0
 				for b.Loop() {
-					elapsed, lat := bot.enqueue(b, fmt.Sprintf("enq%d", iter), n)
-					total += elapsed
-					lats = append(lats, lat...)
+					r := bot.enqueue(b, fmt.Sprintf("enq%d", iter), n)
+					total += r.elapsed
+					lats = append(lats, r.lat...)
+					first += r.rate(0, 1000)
+					last += r.rate(n-1000, n)
 					iter++
 				}
 				slices.Sort(lats)
 				b.ReportMetric(float64(n*iter)/total.Seconds(), "msgs/s")
+				// The backlog grows by n per iteration: how the rate changes with it.
+				b.ReportMetric(first/float64(iter), "msgs/s_first1k")
+				b.ReportMetric(last/float64(iter), "msgs/s_last1k")
 				b.ReportMetric(msOf(pct(lats, 50)), "post_p50_ms")
 				b.ReportMetric(msOf(pct(lats, 99)), "post_p99_ms")
 			})
@@ -377,19 +427,28 @@ func BenchmarkQueueEnqueueHTTP(b *testing.B) {
 // and the clock stops when every contact has decrypted its 50.
 func BenchmarkQueueDelivery(b *testing.B) {
 	const n = 5000
-	benchStores(b, func(b *testing.B, databaseURL string) {
-		bot := startBenchBot(b, databaseURL)
-		var total, enq time.Duration
+	benchStores(b, func(b *testing.B, newDB func(testing.TB) string) {
+		bot := startBenchBot(b, newDB(b))
+		var total, enq, cpu time.Duration
+		var commits int64
 		iter := 0
 		for b.Loop() {
 			from := bot.inboxCounts()
-			start := time.Now()
-			e, _ := bot.enqueue(b, fmt.Sprintf("del%d", iter), n)
+			c0 := bot.commits(b)
+			start, cpu0 := time.Now(), cpuTime()
+			e := bot.enqueue(b, fmt.Sprintf("del%d", iter), n).elapsed
 			_, last := bot.waitInboxes(b, 3*time.Minute, from, plus(from, n/benchContacts))
 			total += last.Sub(start)
+			cpu += cpuTime() - cpu0
+			commits += bot.commits(b) - c0
 			enq += e
 			iter++
 		}
+		if bot.pg != nil {
+			// Enqueue and delivery together, and the benchmark's own reads.
+			b.ReportMetric(float64(commits)/float64(n*iter), "commits/msg")
+		}
+		b.ReportMetric(cpu.Seconds()/total.Seconds(), "cores")
 		b.ReportMetric(float64(n*iter)/total.Seconds(), "msgs/s")
 		b.ReportMetric(total.Seconds()/float64(iter), "s/5000msgs")
 		b.ReportMetric(enq.Seconds()/float64(iter), "enqueue_s")
@@ -402,8 +461,8 @@ func BenchmarkQueueDelivery(b *testing.B) {
 // (sent_at, millisecond precision), over 500 messages to 100 chats.
 func BenchmarkQueueLatency(b *testing.B) {
 	const n = 500
-	benchStores(b, func(b *testing.B, databaseURL string) {
-		bot := startBenchBot(b, databaseURL)
+	benchStores(b, func(b *testing.B, newDB func(testing.TB) string) {
+		bot := startBenchBot(b, newDB(b))
 		var toInbox, toAck, post []time.Duration
 		iter := 0
 		for b.Loop() {
@@ -457,24 +516,34 @@ func BenchmarkQueueLatency(b *testing.B) {
 // last message at its contact, with the production reconnect settings.
 func BenchmarkQueueDrain(b *testing.B) {
 	const n = 10000
-	benchStores(b, func(b *testing.B, databaseURL string) {
-		bot := startBenchBot(b, databaseURL)
-		var total, reconnect time.Duration
+	benchStores(b, func(b *testing.B, newDB func(testing.TB) string) {
+		bot := startBenchBot(b, newDB(b))
+		var total, reconnect, cpu, enq time.Duration
+		var commits int64
 		iter := 0
 		for b.Loop() {
 			end := bot.outage(b)
 			from := bot.inboxCounts()
-			bot.enqueue(b, fmt.Sprintf("drain%d", iter), n)
-			back := time.Now()
+			r := bot.enqueue(b, fmt.Sprintf("drain%d", iter), n)
+			enq += r.elapsed
+			c0 := bot.commits(b)
+			back, cpu0 := time.Now(), cpuTime()
 			end()
 			first, last := bot.waitInboxes(b, 3*time.Minute, from, plus(from, n/benchContacts))
+			cpu += cpuTime() - cpu0
+			commits += bot.commits(b) - c0
 			total += last.Sub(back)
 			reconnect += first.Sub(back)
 			iter++
 		}
 		b.ReportMetric(total.Seconds()/float64(iter), "drain_s")
+		b.ReportMetric(cpu.Seconds()/total.Seconds(), "cores")
 		b.ReportMetric(float64(n*iter)/total.Seconds(), "msgs/s")
 		b.ReportMetric(reconnect.Seconds()/float64(iter), "first_msg_s")
 		b.ReportMetric(float64(n*iter)/(total-reconnect).Seconds(), "msgs/s_after_first")
+		b.ReportMetric(enq.Seconds()/float64(iter), "enqueue_s")
+		if bot.pg != nil {
+			b.ReportMetric(float64(commits)/float64(n*iter), "commits/msg")
+		}
 	})
 }

@@ -47,18 +47,12 @@ func withQueue(opts *supervisor.Options, q *outbox.Queue, owners []string, log *
 			cancel()
 		}
 	}
-	configure := opts.Configure
-	opts.Configure = func(cli *whatsmeow.Client) error {
-		if configure != nil {
-			if err := configure(cli); err != nil {
-				return err
-			}
-		}
-		// Recipients stuck on "waiting for this message" ask again; the
-		// answer must survive our restarts, so it comes from the database.
+	// Recipients stuck on "waiting for this message" ask again; the answer
+	// must survive our restarts, so it comes from the database.
+	chainConfigure(opts, func(cli *whatsmeow.Client) error {
 		cli.GetMessageForRetry = outbox.RetryMessageFunc(q)
 		return nil
-	}
+	})
 	return func(ctx context.Context, sup *supervisor.Supervisor) {
 		// Holding the account lease, nobody else sends for this account:
 		// claims left in the table are a dead holder's, retried now rather

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/mdp/qrterminal/v3"
-	"go.mau.fi/whatsmeow/types/events"
 
 	"github.com/blacksky-bot/blacksky/internal/account"
 	"github.com/blacksky-bot/blacksky/internal/backoff"
@@ -86,11 +85,17 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 		return err
 	}
 	opts.Metrics = m
-	opts.OnEvent = logIncoming(log)
 	q := newQueue(cfg, st, log)
 	m.Registry.MustRegister(q.Collector())
+	wh, err := newWebhook(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	var acct *account.Runner
+	b := newBot(cfg, st, q, wh, backups, &acct, started, log)
+	chainConfigure(&opts, b.Configure)
 	deliver := withQueue(&opts, q, cfg.Owners, log)
-	acct := account.New(account.Options{
+	acct = account.New(account.Options{
 		Store: st, SessionID: cfg.SessionID, Logger: log, Supervisor: opts,
 		Poll: cfg.LeaseInterval, Lease: lease.Options{Check: cfg.LeaseInterval},
 		Prepare: restoreMissing(backups, log),
@@ -98,6 +103,11 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 			var wg sync.WaitGroup
 			if cfg.EncryptionKey != "" && cfg.BackupInterval > 0 {
 				wg.Go(func() { backups.Run(ctx, cfg.BackupInterval) })
+			}
+			wg.Go(func() { b.Run(ctx) })
+			if wh != nil {
+				wg.Go(func() { wh.Run(ctx) })
+				wg.Go(func() { wh.WatchOutbox(ctx, time.Second) })
 			}
 			deliver(ctx, sup)
 			wg.Wait()
@@ -175,16 +185,6 @@ func showQRCodes(ctx context.Context, sup pairingSource, w io.Writer) {
 		last = sup.Pairing().QR
 		fmt.Fprintln(w, "Scan with WhatsApp > Linked devices > Link a device:")
 		qrterminal.GenerateHalfBlock(last, qrterminal.L, w)
-	}
-}
-
-// logIncoming logs each incoming message's sender and ID; the text is the
-// users' business and stays out of the logs.
-func logIncoming(log *slog.Logger) func(any) {
-	return func(evt any) {
-		if m, ok := evt.(*events.Message); ok {
-			log.Info("message received", "id", m.Info.ID, "from", m.Info.Sender.String(), "chat", m.Info.Chat.String(), "type", m.Info.Type)
-		}
 	}
 }
 

@@ -60,6 +60,11 @@ type Config struct {
 	BackupKeep     int           // backups kept in each place
 	BackupInterval time.Duration // 0 disables scheduled backups
 
+	WebhookURL         string // empty: no webhook
+	WebhookSecret      string
+	WebhookMaxAttempts int
+	WebhookTimeout     time.Duration
+
 	// Ignored lists variables of the original bot that blacksky accepts but
 	// does not need, so start-up can say so instead of silently ignoring them.
 	Ignored []string
@@ -144,6 +149,14 @@ func Load(env Getenv) (*Config, error) {
 	c.BackupInterval = p.minutes("BACKUP_INTERVAL", 30*time.Minute, time.Minute, 7*24*time.Hour)
 	if !p.boolean("ENABLE_SESSION_BACKUP", true) {
 		c.BackupInterval = 0
+	}
+	c.WebhookURL = p.webhookURL("WEBHOOK_URL")
+	c.WebhookSecret = p.secret("WEBHOOK_SECRET", 16, "a long random string (openssl rand -hex 32)")
+	c.WebhookMaxAttempts = p.intRange("WEBHOOK_MAX_ATTEMPTS", 12, 1, 1000, "12")
+	c.WebhookTimeout = p.duration("WEBHOOK_TIMEOUT", 10*time.Second, 100*time.Millisecond, 5*time.Minute, "10s")
+	if p.err == nil && c.WebhookURL != "" && c.WebhookSecret == "" {
+		// An unsigned webhook lets anyone who guesses the URL forge events.
+		p.fail("WEBHOOK_SECRET", "", "must be set (at least 16 characters) when WEBHOOK_URL is set, so receivers can verify events", "(openssl rand -hex 32)")
 	}
 	if p.err == nil && c.ReconnectMaxDelay < c.ReconnectBaseDelay {
 		p.fail("RECONNECT_MAX_DELAY", c.ReconnectMaxDelay.String(), "must not be shorter than RECONNECT_BASE_DELAY ("+c.ReconnectBaseDelay.String()+")", "60s")
@@ -397,6 +410,19 @@ func (p *parser) boolean(name string, def bool) bool {
 		return def
 	}
 	return b
+}
+
+func (p *parser) webhookURL(name string) string {
+	v, ok := p.get(name)
+	if !ok {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.fail(name, redactURL(v), "must be an http:// or https:// URL that accepts POSTed JSON", "https://example.org/blacksky-events")
+		return ""
+	}
+	return v
 }
 
 func (p *parser) httpURL(name string) string {

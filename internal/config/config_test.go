@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +93,8 @@ var defaults = config.Config{
 	BackupDir:           "data/backups",
 	BackupKeep:          5,
 	BackupInterval:      30 * time.Minute,
+	WebhookMaxAttempts:  12,
+	WebhookTimeout:      10 * time.Second,
 	Ignored:             nil,
 }
 
@@ -104,6 +107,7 @@ var allVars = []string{
 	"NOTIFY_MAX_ATTEMPTS", "NOTIFY_TTL", "NOTIFY_MAX_PENDING", "NOTIFY_RETRY_BASE_DELAY", "NOTIFY_RETRY_MAX_DELAY",
 	"NOTIFY_RETENTION", "SEND_RATE_PER_MINUTE", "SEND_CHAT_GAP", "NOTIFICATION_RETRY_INTERVAL", "NOTIFY_SEND_TIMEOUT",
 	"SESSION_ENCRYPTION_KEY", "BACKUP_DIR", "BACKUP_KEEP", "BACKUP_INTERVAL", "ENABLE_SESSION_BACKUP",
+	"WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_MAX_ATTEMPTS", "WEBHOOK_TIMEOUT",
 }
 
 func TestDefaults(t *testing.T) {
@@ -227,6 +231,8 @@ func TestInvalidValues(t *testing.T) {
 		{"RECONNECT_MAX_RETRIES", "forever"},
 		{"REPLACED_BACKOFF", "5s"}, // shorter invites a replace ping-pong
 		{"SESSION_ENCRYPTION_KEY", "short"},
+		{"WEBHOOK_URL", "ftp://example.org/x"},
+		{"WEBHOOK_SECRET", "tiny"},
 		{"BACKUP_KEEP", "0"},
 		{"BACKUP_INTERVAL", "10s"},
 		{"ENABLE_SESSION_BACKUP", "sometimes"},
@@ -273,10 +279,11 @@ func checkError(t *testing.T, ce *config.Error, name string) {
 	if !strings.Contains(msg, "(example: "+name+"="+ce.Example+")") {
 		t.Errorf("message does not show the example: %s", msg)
 	}
-	// The example must itself be accepted (the API_TOKEN example is a
-	// description of a token, not one).
-	if name != "API_TOKEN" {
-		if _, err := config.Load(env(name, ce.Example)); err != nil {
+	// The example must itself be accepted (secrets' examples describe a
+	// secret rather than being one; a webhook needs its secret beside it).
+	secrets := []string{"API_TOKEN", "SESSION_ENCRYPTION_KEY", "WEBHOOK_SECRET"}
+	if !slices.Contains(secrets, name) {
+		if _, err := config.Load(env(name, ce.Example, "WEBHOOK_SECRET", strings.Repeat("s", 32))); err != nil {
 			t.Errorf("the example %s=%s is rejected: %v", name, ce.Example, err)
 		}
 	}
@@ -523,5 +530,16 @@ func TestBackupSettings(t *testing.T) {
 	}
 	if c := mustLoad(t, env("DATA_DIR", "/srv/bot")); c.BackupDir != "/srv/bot/backups" {
 		t.Errorf("BackupDir = %q", c.BackupDir)
+	}
+}
+
+func TestWebhookNeedsASecret(t *testing.T) {
+	ce := loadErr(t, env("WEBHOOK_URL", "https://example.org/hook"))
+	if ce.Var != "WEBHOOK_SECRET" {
+		t.Errorf("error names %s, want WEBHOOK_SECRET", ce.Var)
+	}
+	c := mustLoad(t, env("WEBHOOK_URL", "https://example.org/hook", "WEBHOOK_SECRET", strings.Repeat("k", 20)))
+	if c.WebhookURL != "https://example.org/hook" || c.WebhookMaxAttempts != 12 {
+		t.Errorf("webhook config = %q, %d", c.WebhookURL, c.WebhookMaxAttempts)
 	}
 }

@@ -1,0 +1,144 @@
+package bot
+
+import (
+	"context"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/store"
+	"github.com/blacksky-bot/blacksky/internal/testdb"
+)
+
+const (
+	ownerPhone    = "4915100000001"
+	ownerJID      = ownerPhone + "@s.whatsapp.net"
+	strangerJID   = "4915100000002@s.whatsapp.net"
+	groupJID      = "120363000000000001@g.us"
+	ownerLID      = "111111111111111@lid"
+	strangerLIDPN = "4915100000003@s.whatsapp.net"
+)
+
+// openStore migrates a fresh database of kind.
+func openStore(t testing.TB, kind store.Kind) *store.Store {
+	t.Helper()
+	var opts store.Options
+	if kind == store.Postgres {
+		opts.PostgresURL = testdb.PostgresURL(t)
+	} else {
+		opts.SQLitePath = filepath.Join(t.TempDir(), "blacksky.db")
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// clock is a settable clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// fixture is a bot on a fresh database with a fake clock.
+type fixture struct {
+	st    *store.Store
+	q     *outbox.Queue
+	bot   *Bot
+	clock *clock
+}
+
+func newFixture(t testing.TB, kind store.Kind, tune func(*Options)) *fixture {
+	t.Helper()
+	st := openStore(t, kind)
+	f := &fixture{st: st, clock: &clock{t: time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)}}
+	f.q = outbox.New(st.DB(), st.Kind(), outbox.Options{Session: "s", Now: f.clock.Now})
+	opts := Options{
+		DB: st.DB(), Session: "s", Owners: []string{"+49 151 00000001"},
+		BotName: "testbot", Version: "v1", Queue: f.q, Now: f.clock.Now,
+		Started: f.clock.Now().Add(-time.Hour), StartID: "start1",
+	}
+	if tune != nil {
+		tune(&opts)
+	}
+	f.bot = New(opts)
+	return f
+}
+
+var msgSeq atomic.Int64
+
+// msg builds a private text message from sender.
+func msg(sender, text string) Message {
+	return Message{Chat: sender, MsgID: "3EB0" + strconv.FormatInt(msgSeq.Add(1), 10), Sender: sender, Kind: "text", Text: text}
+}
+
+// deliver stores m as received now and handles its chat synchronously.
+func (f *fixture) deliver(t testing.TB, m Message) Message {
+	t.Helper()
+	ctx := context.Background()
+	if m.SentAt.IsZero() {
+		m.SentAt = f.clock.Now().Add(-time.Second)
+	}
+	m.ReceivedAt = f.clock.Now()
+	if _, err := f.bot.Store(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	f.bot.drain(ctx, m.Chat)
+	got, ok, err := f.bot.Get(ctx, m.Chat, m.MsgID)
+	if err != nil || !ok {
+		t.Fatalf("Get: %v %v", ok, err)
+	}
+	return got
+}
+
+// replies returns the texts queued for chat, oldest first.
+func (f *fixture) replies(t testing.TB, chat string) []string {
+	t.Helper()
+	ms, err := f.q.List(context.Background(), outbox.Filter{To: chat, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for i := len(ms) - 1; i >= 0; i-- {
+		out = append(out, ms[i].Text)
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}

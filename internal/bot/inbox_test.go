@@ -1,0 +1,150 @@
+package bot
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/blacksky-bot/blacksky/internal/store"
+)
+
+func TestInbox(t *testing.T) {
+	for _, kind := range []store.Kind{store.SQLite, store.Postgres} {
+		t.Run(string(kind), func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, kind, nil)
+			ctx := context.Background()
+			now := f.clock.Now()
+			in := Message{
+				Chat: groupJID, MsgID: "3EB0AA", Sender: ownerLID, SenderAlt: ownerJID, PushName: "Ünïcode 🙂",
+				IsGroup: true, Kind: "text", Text: "line one\nline two", SentAt: now.Add(-2 * time.Second).Truncate(time.Second), ReceivedAt: now,
+			}
+			if created, err := f.bot.Store(ctx, in); err != nil || !created {
+				t.Fatalf("Store = %v, %v", created, err)
+			}
+			if created, err := f.bot.Store(ctx, in); err != nil || created {
+				t.Fatalf("second Store = %v, %v; want a no-op", created, err)
+			}
+			got, ok, err := f.bot.Get(ctx, in.Chat, in.MsgID)
+			if err != nil || !ok {
+				t.Fatal(ok, err)
+			}
+			got.ID, in.State = 0, Pending
+			if !got.SentAt.Equal(in.SentAt) || !got.ReceivedAt.Equal(in.ReceivedAt) {
+				t.Errorf("times %v %v, want %v %v", got.SentAt, got.ReceivedAt, in.SentAt, in.ReceivedAt)
+			}
+			got.SentAt, got.ReceivedAt, in.SentAt, in.ReceivedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+			if got != in {
+				t.Errorf("stored %+v\nwant   %+v", got, in)
+			}
+			if p := got.SenderPhone(); p != ownerPhone {
+				t.Errorf("SenderPhone = %q", p)
+			}
+
+			// Order: chats by their oldest pending message.
+			for _, m := range []Message{msg(strangerJID, "a"), msg(ownerJID, "b"), msg(strangerJID, "c")} {
+				m.SentAt, m.ReceivedAt = now, now
+				if _, err := f.bot.Store(ctx, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hs, err := f.bot.heads(ctx, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var chats []string
+			for _, h := range hs {
+				chats = append(chats, h.chat)
+			}
+			if len(chats) != 3 || chats[0] != groupJID || chats[1] != strangerJID || chats[2] != ownerJID {
+				t.Errorf("heads = %q", chats)
+			}
+			for _, c := range chats {
+				f.bot.drain(ctx, c)
+			}
+			d, err := f.bot.InboxDepths(ctx)
+			if err != nil || d[Handled] != 4 || d[Pending] != 0 {
+				t.Fatalf("depths = %v, %v", d, err)
+			}
+			f.clock.Advance(DefaultRetention + time.Minute)
+			if n, err := f.bot.Prune(ctx); err != nil || n != 4 {
+				t.Fatalf("Prune = %d, %v", n, err)
+			}
+		})
+	}
+}
+
+func TestFromEvent(t *testing.T) {
+	now := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
+	jid := func(s string) types.JID {
+		j, err := types.ParseJID(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	ev := func(chat, sender string, m *waE2E.Message) *events.Message {
+		return &events.Message{Info: types.MessageInfo{
+			MessageSource: types.MessageSource{Chat: jid(chat), Sender: jid(sender)},
+			ID:            "ID1", Timestamp: now.Add(-time.Second),
+		}, Message: m}
+	}
+	tests := []struct {
+		name       string
+		evt        *events.Message
+		ok         bool
+		kind, text string
+	}{
+		{"conversation", ev(strangerJID, strangerJID, &waE2E.Message{Conversation: proto.String(".ping")}), true, "text", ".ping"},
+		{"extended", ev(strangerJID, strangerJID, &waE2E.Message{ExtendedTextMessage: &waE2E.ExtendedTextMessage{Text: proto.String("hi")}}), true, "text", "hi"},
+		{"caption", ev(strangerJID, strangerJID, &waE2E.Message{ImageMessage: &waE2E.ImageMessage{Caption: proto.String(".menu")}}), true, "image", ".menu"},
+		{"NUL and bad UTF-8", ev(strangerJID, strangerJID, &waE2E.Message{Conversation: proto.String("a\x00b\xff")}), true, "text", "ab\uFFFD"},
+		{"sticker", ev(strangerJID, strangerJID, &waE2E.Message{StickerMessage: &waE2E.StickerMessage{}}), true, "sticker", ""},
+		{"status broadcast", ev("status@broadcast", strangerJID, &waE2E.Message{Conversation: proto.String("x")}), false, "", ""},
+		{"device sender", ev(strangerJID, "4915100000002:3@s.whatsapp.net", &waE2E.Message{Conversation: proto.String("x")}), true, "text", "x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, ok := fromEvent(tt.evt, now)
+			if ok != tt.ok {
+				t.Fatalf("ok = %v", ok)
+			}
+			if !ok {
+				return
+			}
+			if m.Kind != tt.kind || m.Text != tt.text || m.Sender != strangerJID || m.Chat != strangerJID || m.MsgID != "ID1" || !m.SentAt.Equal(now.Add(-time.Second)) {
+				t.Errorf("got %+v", m)
+			}
+		})
+	}
+}
+
+// When the message cannot be stored, HandleEvent reports failure, which
+// makes whatsmeow withhold WhatsApp's acknowledgement.
+func TestHandleEventReportsStoreFailure(t *testing.T) {
+	f := newFixture(t, store.SQLite, nil)
+	evt := &events.Message{Info: types.MessageInfo{
+		MessageSource: types.MessageSource{Chat: types.NewJID("4915100000002", types.DefaultUserServer), Sender: types.NewJID("4915100000002", types.DefaultUserServer)},
+		ID:            "ID1", Timestamp: f.clock.Now(),
+	}, Message: &waE2E.Message{Conversation: proto.String(".ping")}}
+	if !f.bot.HandleEvent(evt) {
+		t.Fatal("HandleEvent failed on a working database")
+	}
+	if !f.bot.HandleEvent(evt) {
+		t.Fatal("HandleEvent failed on a redelivery")
+	}
+	if _, err := f.st.DB().Exec("DROP TABLE blacksky_inbox"); err != nil {
+		t.Fatal(err)
+	}
+	if f.bot.HandleEvent(evt) {
+		t.Fatal("HandleEvent reported success although nothing was stored")
+	}
+	if !f.bot.HandleEvent(&events.Connected{}) {
+		t.Fatal("HandleEvent failed on a Connected event")
+	}
+}

@@ -1,0 +1,210 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Signature returns the X-Blacksky-Signature value of body under secret:
+// "sha256=" and the hex HMAC-SHA256.
+func Signature(secret string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Verify reports whether header is the valid signature of body under
+// secret, in constant time; receivers in Go can use it.
+func Verify(secret string, body []byte, header string) bool {
+	return hmac.Equal([]byte(header), []byte(Signature(secret, body)))
+}
+
+// Run delivers due events one at a time, oldest first, until ctx ends, then
+// returns nil. Database errors are logged and retried, never returned.
+// Run only where the account is held (one process), though a second
+// dispatcher would only deliver some events twice, under the same ID.
+func (c *Client) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer c.running.Store(false)
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
+	for {
+		wait, err := c.deliverDue(ctx)
+		if err != nil && ctx.Err() == nil {
+			c.log.Error("webhook: deliver", "err", err)
+			wait = c.opts.PollInterval
+		}
+		timer := time.NewTimer(min(wait, c.opts.PollInterval))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-c.wake:
+		case <-timer.C:
+		case <-prune.C:
+			if n, err := c.Prune(ctx); err != nil {
+				c.log.Warn("webhook: prune", "err", err)
+			} else if n > 0 {
+				c.log.Info("webhook: pruned delivered events", "count", n)
+			}
+		}
+		timer.Stop()
+	}
+}
+
+// deliverDue attempts every due event and returns how long until the next
+// one is due.
+func (c *Client) deliverDue(ctx context.Context) (time.Duration, error) {
+	for ctx.Err() == nil {
+		e, ok, err := c.nextDue(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			return c.untilNext(ctx)
+		}
+		if err := c.attempt(ctx, e); err != nil {
+			return 0, err
+		}
+	}
+	return 0, nil
+}
+
+type due struct {
+	rowID    int64
+	id, kind string
+	body     string
+	attempts int
+}
+
+func (c *Client) nextDue(ctx context.Context) (due, bool, error) {
+	var d due
+	err := c.db.QueryRowContext(ctx, `SELECT id, event_id, kind, body, attempts FROM blacksky_webhook
+		WHERE session_id = $1 AND state = 'pending' AND run_at <= $2 ORDER BY run_at, id LIMIT 1`,
+		c.opts.Session, ms(c.opts.Now())).Scan(&d.rowID, &d.id, &d.kind, &d.body, &d.attempts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return due{}, false, nil
+	}
+	if err != nil {
+		return due{}, false, fmt.Errorf("find due webhook event: %w", err)
+	}
+	return d, true, nil
+}
+
+func (c *Client) untilNext(ctx context.Context) (time.Duration, error) {
+	var next sql.NullInt64
+	err := c.db.QueryRowContext(ctx, `SELECT min(run_at) FROM blacksky_webhook
+		WHERE session_id = $1 AND state = 'pending'`, c.opts.Session).Scan(&next)
+	if err != nil {
+		return 0, fmt.Errorf("find next webhook event: %w", err)
+	}
+	if !next.Valid {
+		return c.opts.PollInterval, nil
+	}
+	return max(time.Until(fromMS(next.Int64)), time.Millisecond), nil
+}
+
+// attempt posts one event and records the outcome.
+func (c *Client) attempt(ctx context.Context, d due) error {
+	attempt := d.attempts + 1
+	postErr := c.post(ctx, d, attempt)
+	if ctx.Err() != nil {
+		// Shutting down: the attempt does not count, it is made again later.
+		return nil
+	}
+	now := c.opts.Now()
+	if postErr == nil {
+		_, err := c.db.ExecContext(ctx, `UPDATE blacksky_webhook SET state = 'delivered', attempts = $2,
+			last_error = '', updated_at = $3, delivered_at = $3 WHERE id = $1`, d.rowID, attempt, ms(now))
+		if err != nil {
+			return fmt.Errorf("record webhook delivery: %w", err)
+		}
+		c.log.Debug("webhook: delivered", "event_id", d.id, "kind", d.kind, "attempt", attempt)
+		return nil
+	}
+	msg := truncate(postErr.Error(), 500)
+	if attempt >= c.opts.MaxAttempts {
+		_, err := c.db.ExecContext(ctx, `UPDATE blacksky_webhook SET state = 'dead', attempts = $2,
+			last_error = $3, updated_at = $4 WHERE id = $1`, d.rowID, attempt, msg, ms(now))
+		if err != nil {
+			return fmt.Errorf("record dead webhook event: %w", err)
+		}
+		c.log.Error("webhook: event is dead after its last attempt", "event_id", d.id, "kind", d.kind, "attempts", attempt, "err", msg)
+		return nil
+	}
+	next := now.Add(c.opts.Backoff.Delay(attempt - 1))
+	_, err := c.db.ExecContext(ctx, `UPDATE blacksky_webhook SET attempts = $2, last_error = $3,
+		run_at = $4, updated_at = $5 WHERE id = $1`, d.rowID, attempt, msg, ms(next), ms(now))
+	if err != nil {
+		return fmt.Errorf("record failed webhook attempt: %w", err)
+	}
+	c.log.Warn("webhook: attempt failed, will retry", "event_id", d.id, "kind", d.kind, "attempt", attempt, "next", next, "err", msg)
+	return nil
+}
+
+// post sends one attempt: nil means the endpoint answered 2xx in time.
+func (c *Client) post(ctx context.Context, d due, attempt int) error {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	body := []byte(d.body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.target.String(), bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", c.opts.UserAgent)
+	req.Header.Set("X-Blacksky-Event-Id", d.id)
+	req.Header.Set("X-Blacksky-Event", d.kind)
+	req.Header.Set("X-Blacksky-Timestamp", strconv.FormatInt(c.opts.Now().Unix(), 10))
+	req.Header.Set("X-Blacksky-Attempt", strconv.Itoa(attempt))
+	req.Header.Set("X-Blacksky-Signature", Signature(c.opts.Secret, body))
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("post: %w", err)
+	}
+	defer resp.Body.Close()
+	// Read a bounded part so the connection can be reused; never more.
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxResponseBytes))
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return nil
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return fmt.Errorf("HTTP %d: redirect to %q not followed (only the webhook's own host)", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	return fmt.Errorf("HTTP %d: %s", resp.StatusCode, printable(truncate(string(head), 200)))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
+}
+
+// printable keeps a response excerpt safe to store and log.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, " "))
+}

@@ -1,0 +1,22 @@
+// Package webhook delivers the bot's events (incoming messages, outgoing
+// messages' delivery states) to an HTTP endpoint: every event is first
+// written to a durable table, then POSTed as JSON signed with HMAC-SHA256,
+// retried with exponential backoff and jitter until the endpoint answers 2xx,
+// and dead-lettered after MaxAttempts. Each event keeps one ID and one body
+// across all its attempts, so the receiver can deduplicate.
+//
+// Requests carry these headers:
+//
+//	Content-Type: application/json
+//	X-Blacksky-Event-Id: <event ID, the same on every attempt>
+//	X-Blacksky-Event: <kind, e.g. message.received>
+//	X-Blacksky-Timestamp: <Unix seconds of this attempt>
+//	X-Blacksky-Attempt: <1, 2, ...>
+//	X-Blacksky-Signature: sha256=<hex HMAC-SHA256 of the raw body with the secret>
+//
+// The body is {"id","type","session","created_at","data"}; created_at is
+// inside the signed body, so a receiver can refuse old replays. Types:
+// message.received (data: the incoming message, from the bot package),
+// message.sent and message.dead (data: OutgoingStatus, found by
+// WatchOutbox in the outbox table).
+package webhook
