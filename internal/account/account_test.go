@@ -2,28 +2,20 @@ package account
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"testing"
 	"time"
 
-	"go.mau.fi/whatsmeow"
-	"go.mau.fi/whatsmeow/util/keys"
-
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/lease"
-	"github.com/blacksky-bot/blacksky/internal/logging"
 	"github.com/blacksky-bot/blacksky/internal/sandbox"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
-	"github.com/blacksky-bot/blacksky/internal/testdb"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
 
-var rootKey = keys.NewKeyPair()
-
 func TestMain(m *testing.M) {
-	logging.InstallSignalLogger(slog.New(slog.DiscardHandler))
-	whatsmeow.WACertPubKey = *rootKey.Pub
+	testkit.InitProcess()
 	os.Exit(m.Run())
 }
 
@@ -33,21 +25,8 @@ func TestMain(m *testing.M) {
 func TestLostLeaseStopsTheConnection(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := sandbox.New(sandbox.Options{NoiseRootKey: rootKey.Priv[:]})
-	if err == nil {
-		err = srv.Start(ctx)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, store.Options{PostgresURL: testdb.PostgresURL(t)})
-	if err == nil {
-		err = st.Migrate(ctx)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	srv := testkit.Sandbox(t, sandbox.Options{})
+	st := testkit.Store(t, store.Postgres)
 
 	r := New(Options{
 		Store: st, SessionID: "s", HolderID: "victim", Poll: 50 * time.Millisecond,

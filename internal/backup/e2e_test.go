@@ -3,7 +3,6 @@ package backup
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"sync"
 	"testing"
@@ -12,22 +11,15 @@ import (
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types/events"
-	"go.mau.fi/whatsmeow/util/keys"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/blacksky-bot/blacksky/internal/logging"
 	"github.com/blacksky-bot/blacksky/internal/sandbox"
 	"github.com/blacksky-bot/blacksky/internal/store"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
 
-// rootKey is shared by every sandbox in this process: whatsmeow's trusted
-// noise root is a process-global variable.
-var rootKey = keys.NewKeyPair()
-
 func TestMain(m *testing.M) {
-	// Set whatsmeow's and libsignal's globals once, before any client.
-	whatsmeow.WACertPubKey = *rootKey.Pub
-	logging.InstallSignalLogger(slog.New(slog.DiscardHandler))
+	testkit.InitProcess()
 	os.Exit(m.Run())
 }
 
@@ -99,14 +91,7 @@ func TestRestoredSessionConnectsWithoutPairing(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	srv, err := sandbox.New(sandbox.Options{NoiseRootKey: rootKey.Priv[:], ContactLIDs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	srv := testkit.Sandbox(t, sandbox.Options{ContactLIDs: true})
 	alice, err := srv.AddContact("4915112345678")
 	if err != nil {
 		t.Fatal(err)

@@ -14,25 +14,19 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
-	"go.mau.fi/whatsmeow/util/keys"
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/bot"
-	"github.com/blacksky-bot/blacksky/internal/logging"
 	"github.com/blacksky-bot/blacksky/internal/outbox"
 	"github.com/blacksky-bot/blacksky/internal/sandbox"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 	"github.com/blacksky-bot/blacksky/internal/webhook"
 )
 
-// rootKey is shared by every sandbox in this process: whatsmeow's trusted
-// noise root is a process-global variable.
-var rootKey = keys.NewKeyPair()
-
 func TestMain(m *testing.M) {
-	whatsmeow.WACertPubKey = *rootKey.Pub
-	logging.InstallSignalLogger(slog.New(slog.DiscardHandler))
+	testkit.InitProcess()
 	os.Exit(m.Run())
 }
 
@@ -42,13 +36,7 @@ func TestMain(m *testing.M) {
 func TestEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
-	srv, err := sandbox.New(sandbox.Options{NoiseRootKey: rootKey.Priv[:]})
-	if err == nil {
-		err = srv.Start(ctx)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := testkit.Sandbox(t, sandbox.Options{})
 	owner, err := srv.AddContact("15550000002")
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package bot
 
 import (
 	"context"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -11,7 +10,7 @@ import (
 
 	"github.com/blacksky-bot/blacksky/internal/outbox"
 	"github.com/blacksky-bot/blacksky/internal/store"
-	"github.com/blacksky-bot/blacksky/internal/testdb"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
 
 const (
@@ -26,22 +25,7 @@ const (
 // openStore migrates a fresh database of kind.
 func openStore(t testing.TB, kind store.Kind) *store.Store {
 	t.Helper()
-	var opts store.Options
-	if kind == store.Postgres {
-		opts.PostgresURL = testdb.PostgresURL(t)
-	} else {
-		opts.SQLitePath = filepath.Join(t.TempDir(), "blacksky.db")
-	}
-	ctx := context.Background()
-	st, err := store.Open(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return testkit.Store(t, kind)
 }
 
 // clock is a settable clock.

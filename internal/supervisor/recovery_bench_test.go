@@ -3,7 +3,6 @@ package supervisor_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/sandbox"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	. "github.com/blacksky-bot/blacksky/internal/supervisor"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
 
 // BenchmarkRecoveryLag measures how long after the sandbox comes back from
@@ -80,22 +80,8 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // builtinClient pairs a plain whatsmeow client that reconnects by itself.
 func builtinClient(b *testing.B) (*sandbox.Server, func(context.Context, time.Time) (time.Time, error)) {
 	ctx := context.Background()
-	srv, err := sandbox.New(sandbox.Options{NoiseRootKey: rootKey.Priv[:]})
-	if err == nil {
-		err = srv.Start(ctx)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { srv.Close() })
-	st, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(b.TempDir(), "b.db")})
-	if err == nil {
-		err = st.Migrate(ctx)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
+	srv := testkit.Sandbox(b, sandbox.Options{})
+	st := testkit.Store(b, store.SQLite)
 	cli := whatsmeow.NewClient(st.Container().NewDevice(), nil)
 	if err := srv.Trust().Apply(cli); err != nil {
 		b.Fatal(err)

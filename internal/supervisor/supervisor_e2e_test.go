@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -14,33 +13,25 @@ import (
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
-	"go.mau.fi/whatsmeow/util/keys"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/httpapi"
-	"github.com/blacksky-bot/blacksky/internal/logging"
 	"github.com/blacksky-bot/blacksky/internal/metrics"
 	"github.com/blacksky-bot/blacksky/internal/sandbox"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	. "github.com/blacksky-bot/blacksky/internal/supervisor"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
-
-// rootKey is shared by every sandbox in this process: whatsmeow's trusted
-// noise root is a process-global variable.
-var rootKey = keys.NewKeyPair()
 
 func TestMain(m *testing.M) {
 	// whatsmeow's keep-alive timing is global too; set once, before any client.
 	whatsmeow.KeepAliveIntervalMin = 100 * time.Millisecond
 	whatsmeow.KeepAliveIntervalMax = 200 * time.Millisecond
 	whatsmeow.KeepAliveResponseDeadline = 200 * time.Millisecond
-	// Trusted before any client exists, so parallel tests' Trust.Apply
-	// finds it set and never writes it.
-	whatsmeow.WACertPubKey = *rootKey.Pub
-	// libsignal's logger is a global created lazily on first use; set it
-	// once here, or parallel sandboxes race on it.
-	logging.InstallSignalLogger(slog.New(slog.DiscardHandler))
+	// Before any client exists: parallel tests' Trust.Apply then finds the
+	// noise root set and never writes it, and libsignal's lazy logger is made.
+	testkit.InitProcess()
 	os.Exit(m.Run())
 }
 
@@ -68,20 +59,8 @@ type harness struct {
 func newHarness(t testing.TB, tune func(*Options)) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := sandbox.New(sandbox.Options{NoiseRootKey: rootKey.Priv[:]})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(t.TempDir(), "b.db")})
-	if err == nil {
-		err = st.Migrate(ctx)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := testkit.Sandbox(t, sandbox.Options{})
+	st := testkit.Store(t, store.SQLite)
 	trust := srv.Trust()
 	probeClient, err := trust.HTTPClient()
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,29 +15,14 @@ import (
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/store"
-	"github.com/blacksky-bot/blacksky/internal/testdb"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
 
 const secret = "s3cret"
 
 func openStore(t testing.TB, kind store.Kind) *store.Store {
 	t.Helper()
-	var opts store.Options
-	if kind == store.Postgres {
-		opts.PostgresURL = testdb.PostgresURL(t)
-	} else {
-		opts.SQLitePath = filepath.Join(t.TempDir(), "blacksky.db")
-	}
-	ctx := context.Background()
-	st, err := store.Open(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return testkit.Store(t, kind)
 }
 
 // hit is one request the endpoint received.

@@ -1,0 +1,70 @@
+// Package testkit is what this project's tests share: a fresh migrated
+// database of either kind, and in-process WhatsApp sandboxes that the real
+// whatsmeow client in the same test process trusts.
+package testkit
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/util/keys"
+
+	"github.com/blacksky-bot/blacksky/internal/logging"
+	"github.com/blacksky-bot/blacksky/internal/sandbox"
+	"github.com/blacksky-bot/blacksky/internal/store"
+	"github.com/blacksky-bot/blacksky/internal/testdb"
+)
+
+// Kinds lists the database engines every storage test runs on.
+var Kinds = []store.Kind{store.SQLite, store.Postgres}
+
+// Store returns a fresh, migrated database of kind, closed when t ends.
+// PostgreSQL follows testdb's rules: skipped loudly without it, failed in CI.
+func Store(t testing.TB, kind store.Kind) *store.Store {
+	t.Helper()
+	opts := store.Options{SQLitePath: filepath.Join(t.TempDir(), "blacksky.db")}
+	if kind == store.Postgres {
+		opts = store.Options{PostgresURL: testdb.PostgresURL(t)}
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// noiseRoot is the one noise root of this test process: whatsmeow trusts a
+// single process-global key, so every sandbox here must use the same one.
+var noiseRoot = sync.OnceValue(keys.NewKeyPair)
+
+// InitProcess prepares the process-wide state of whatsmeow and libsignal
+// before any client exists; call it from TestMain.
+func InitProcess() {
+	logging.InstallSignalLogger(slog.New(slog.DiscardHandler))
+	whatsmeow.WACertPubKey = *noiseRoot().Pub
+}
+
+// Sandbox starts a WhatsApp simulator this process's clients trust; it is
+// closed when t ends.
+func Sandbox(t testing.TB, opts sandbox.Options) *sandbox.Server {
+	t.Helper()
+	opts.NoiseRootKey = noiseRoot().Priv[:]
+	srv, err := sandbox.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
