@@ -104,6 +104,7 @@ func startBenchBot(b *testing.B, databaseURL string) *benchBot {
 		cancel()
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { cancel(); sb.Close() })
 	bot := &benchBot{sb: sb, logs: &syncBuffer{}}
 	for i := range benchContacts {
 		ct, err := sb.AddContact(fmt.Sprintf("1555100%04d", i))
@@ -153,7 +154,6 @@ func startBenchBot(b *testing.B, databaseURL string) *benchBot {
 		case <-time.After(30 * time.Second):
 			b.Errorf("the bot did not stop within 30 s")
 		}
-		sb.Close()
 		if b.Failed() {
 			b.Logf("bot log:\n%s", bot.logs.String())
 		}
