@@ -363,3 +363,31 @@ func TestLongOutageRecoversWithinMaxDelay(t *testing.T) {
 		})
 	}
 }
+
+// After WhatsApp logs the device out, the bot shows the pairing flow again
+// and a new scan links it, on either store.
+func TestPairAgainAfterLogout(t *testing.T) {
+	for _, kind := range testkit.Kinds {
+		t.Run(string(kind), func(t *testing.T) {
+			st := testkit.Store(t, kind)
+			h := newHarness(t, func(o *Options) { o.Store = st })
+			h.pair()
+			mark := h.mark()
+			if err := h.srv.Inject(sandbox.Fault{Kind: sandbox.FaultDeviceRemoved}); err != nil {
+				t.Fatal(err)
+			}
+			h.waitStates(mark, LoggedOut, Unpaired)
+			ctx := h.ctx(15 * time.Second)
+			if err := h.sup.WaitFor(ctx, func(_ Status, p Pairing) bool { return p.QR != "" && !p.Paired }); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.srv.ScanQR(ctx, h.sup.Pairing().QR); err != nil {
+				t.Fatal(err)
+			}
+			h.waitStates(mark, LoggedOut, Unpaired, Connected)
+			if jid, ok, err := st.Account(ctx, "test"); err != nil || !ok || jid.String() != h.sup.Pairing().Account {
+				t.Errorf("account after re-pairing = %v, %v, %v; want %s", jid, ok, err, h.sup.Pairing().Account)
+			}
+		})
+	}
+}
