@@ -234,7 +234,9 @@ func TestFaults(t *testing.T) {
 		{sandbox.Fault{Kind: sandbox.FaultBan, Duration: 2 * time.Second}, []State{Banned, Connecting, Connected}, true},
 		{sandbox.Fault{Kind: sandbox.FaultOutdated}, []State{Outdated}, true},
 		{sandbox.Fault{Kind: sandbox.FaultDown, Duration: time.Second}, []State{Reconnecting, Connected}, false},
-		{sandbox.Fault{Kind: sandbox.FaultBlackholePings, Duration: 1500 * time.Millisecond}, []State{Reconnecting, Connected}, false},
+		// No end to the black hole: a short one may catch no ping on a loaded
+		// machine, and a reconnect succeeds before pings fail again anyway.
+		{sandbox.Fault{Kind: sandbox.FaultBlackholePings}, []State{Reconnecting, Connected}, false},
 	}
 	for _, tt := range tests {
 		name := string(tt.fault.Kind)
