@@ -65,7 +65,12 @@ func New(opts Options) *Runner {
 // (without logging out) before it returns.
 func (r *Runner) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
-		l, err := lease.Acquire(ctx, r.opts.Store, r.opts.SessionID, r.opts.HolderID, r.opts.Poll, r.opts.Lease, r.onStandby)
+		lopts := r.opts.Lease
+		lopts.OnError = func(err error) {
+			r.log.Warn("cannot take the account lease yet; retrying", "err", err)
+			r.set(nil, &lease.Holder{})
+		}
+		l, err := lease.Acquire(ctx, r.opts.Store, r.opts.SessionID, r.opts.HolderID, r.opts.Poll, lopts, r.onStandby)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

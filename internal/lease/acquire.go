@@ -18,6 +18,9 @@ type Options struct {
 	// Check is how often the holder verifies the PostgreSQL connection that
 	// holds the lock; losing it is noticed within about this time.
 	Check time.Duration
+	// OnError, if set, hears of database errors while Acquire waits; it
+	// keeps trying, since a database restart is no reason to stop.
+	OnError func(error)
 }
 
 func (o Options) check() time.Duration {
@@ -43,10 +46,16 @@ func Acquire(ctx context.Context, st *store.Store, sessionID, holderID string, p
 	defer t.Stop()
 	for {
 		l, err := TryAcquire(ctx, st, sessionID, holderID, opts)
-		if !errors.Is(err, ErrHeld) {
-			return l, err
-		}
-		if !told && standby != nil {
+		switch {
+		case err == nil:
+			return l, nil
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("wait for the account lease: %w", ctx.Err())
+		case !errors.Is(err, ErrHeld):
+			if opts.OnError != nil {
+				opts.OnError(err)
+			}
+		case !told && standby != nil:
 			h, _, _ := CurrentHolder(ctx, st, sessionID)
 			standby(h)
 			told = true

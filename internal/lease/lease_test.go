@@ -112,3 +112,17 @@ func TestPostgresLeaseLostWhenConnectionDies(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// A database that is down (restarting, failing over) is no reason to give
+// up the wait: Acquire reports the error and keeps trying until ctx ends.
+func TestAcquireKeepsTryingThroughDatabaseErrors(t *testing.T) {
+	_, down := twoProcesses(t, store.Postgres)
+	down.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	errs := 0
+	_, err := Acquire(ctx, down, "default", "patient", 20*time.Millisecond, Options{OnError: func(error) { errs++ }}, nil)
+	if !errors.Is(err, context.DeadlineExceeded) || errs < 2 {
+		t.Fatalf("Acquire = %v after %d reported errors; want it to keep trying until the deadline", err, errs)
+	}
+}
