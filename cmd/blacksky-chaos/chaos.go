@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// action is one way of breaking things.
+type action struct {
+	name string
+	run  func(ctx context.Context, h *harness, rng *rand.Rand) error
+}
+
+// faultAction injects a sandbox fault; lasting kinds last a random few seconds.
+func faultAction(kind string, minD, maxD time.Duration) action {
+	return action{name: "fault " + kind, run: func(ctx context.Context, h *harness, rng *rand.Rand) error {
+		return h.sb.fault(ctx, kind, randDuration(rng, minD, maxD))
+	}}
+}
+
+// actions lists every chaos action. logout and device_removed are left
+// out: they unlink the device, which needs a person to scan a QR code again;
+// the queue keeps messages across that, but it is not an outage the bot can
+// ride out by itself.
+func actions(cfg config) []action {
+	as := []action{
+		faultAction("drop", 0, 0),
+		onConnected(faultAction("restart", 0, 0)),
+		onConnected(faultAction("stream_503", 0, 0)),
+		faultAction("ban", 2*time.Second, 4*time.Second),
+		faultAction("refuse", 2*time.Second, 4*time.Second),
+		faultAction("blackhole_pings", 3*time.Second, 12*time.Second),
+		faultAction("withhold_acks", 2*time.Second, 5*time.Second),
+		faultAction("down", 2*time.Second, 5*time.Second),
+		onConnected(action{name: "fault replaced", run: replaced}),
+		onConnected(action{name: "fault outdated", run: outdated}),
+		onConnected(action{name: "SIGKILL leader", run: func(ctx context.Context, h *harness, _ *rand.Rand) error {
+			return h.stopLeader(ctx, syscall.SIGKILL)
+		}}),
+		onConnected(action{name: "SIGTERM leader", run: func(ctx context.Context, h *harness, _ *rand.Rand) error {
+			return h.stopLeader(ctx, syscall.SIGTERM)
+		}}),
+	}
+	if cfg.restartPG {
+		as = append(as, action{name: "restart PostgreSQL", run: restartPostgres})
+	}
+	return as
+}
+
+// onConnected waits (a bounded time) for a bot to lead and be connected
+// before a, for the actions that only do something to a logged-in
+// connection: a stream error sent while the bot is still reconnecting from
+// the previous action would hit nobody.
+func onConnected(a action) action {
+	run := a.run
+	a.run = func(ctx context.Context, h *harness, rng *rand.Rand) error {
+		if err := h.waitConnected(ctx, 20*time.Second); err != nil {
+			return err
+		}
+		return run(ctx, h, rng)
+	}
+	return a
+}
+
+// waitConnected waits until a bot leads and is connected to WhatsApp, and
+// makes it the known leader.
+func (h *harness) waitConnected(ctx context.Context, d time.Duration) error {
+	err := poll(ctx, d, func() bool {
+		for i, b := range h.bots {
+			if st, leads := b.status(ctx); leads && st.State == "connected" {
+				h.setLeader(i)
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return fmt.Errorf("no bot connected: %w", err)
+	}
+	return nil
+}
+
+// replaced: another client takes the session. The bot then waits at least
+// REPLACED_BACKOFF (30 s or more, by design, so two clients never fight);
+// what an operator does next is stop the intruder, and the standby takes
+// over at once when the waiting holder is stopped, so the run does that.
+func replaced(ctx context.Context, h *harness, _ *rand.Rand) error {
+	i, b := h.leaderBot()
+	if err := h.sb.fault(ctx, "replaced", 0); err != nil {
+		return err
+	}
+	if err := h.waitState(ctx, b, "replaced", 10*time.Second); err != nil {
+		return fmt.Errorf("bot%d after replaced: %w", i+1, err)
+	}
+	return h.stopLeader(ctx, syscall.SIGTERM)
+}
+
+// outdated: WhatsApp rejects the client version. The bot stops trying until
+// restarted (an upgrade); the run lifts the fault and restarts it.
+func outdated(ctx context.Context, h *harness, _ *rand.Rand) error {
+	const d = 3 * time.Second
+	i, b := h.leaderBot()
+	if err := h.sb.fault(ctx, "outdated", d); err != nil {
+		return err
+	}
+	lifted := time.Now().Add(d)
+	if err := h.waitState(ctx, b, "outdated", 10*time.Second); err != nil {
+		return fmt.Errorf("bot%d after outdated: %w", i+1, err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Until(lifted)):
+	}
+	return h.stopLeader(ctx, syscall.SIGTERM)
+}
+
+// restartPostgres restarts the local cluster under the bots' feet.
+func restartPostgres(ctx context.Context, _ *harness, _ *rand.Rand) error {
+	versions, err := os.ReadDir("/etc/postgresql")
+	if err != nil || len(versions) == 0 {
+		return fmt.Errorf("restart PostgreSQL: no cluster in /etc/postgresql: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "pg_ctlcluster", "--skip-systemctl-redirect", versions[0].Name(), "main", "restart").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("restart PostgreSQL: %w: %s", err, out)
+	}
+	return nil
+}
+
+// stopLeader signals the leading bot and waits until it is gone; the bot's
+// loop starts it again, and the other bot takes over meanwhile.
+func (h *harness) stopLeader(ctx context.Context, sig syscall.Signal) error {
+	i, b := h.leaderBot()
+	p := b.signal(sig)
+	if p == nil {
+		return fmt.Errorf("bot%d is not running", i+1)
+	}
+	if p.exited(20 * time.Second) {
+		if sig == syscall.SIGTERM && p.cmd.ProcessState.ExitCode() != 0 {
+			return fmt.Errorf("bot%d exited %s after SIGTERM", i+1, p.cmd.ProcessState)
+		}
+		return nil
+	}
+	p.kill()
+	return fmt.Errorf("bot%d did not exit within 20 s of %s", i+1, sig)
+}
+
+// waitState waits until b reports state in /status.
+func (h *harness) waitState(ctx context.Context, b *bot, state string, d time.Duration) error {
+	var last string
+	err := poll(ctx, d, func() bool {
+		st, _ := b.status(ctx)
+		last = st.State
+		return st.State == state
+	})
+	if err != nil {
+		return fmt.Errorf("state %q not reached (last %q): %w", state, last, err)
+	}
+	return nil
+}
+
+// chaos runs actions in seeded random order: every action once per round,
+// so a run long enough for one round has done each at least once.
+type chaos struct {
+	h   *harness
+	rng *rand.Rand
+	as  []action
+
+	mu     sync.Mutex
+	counts map[string]int
+	errs   []string
+}
+
+func newChaos(h *harness) *chaos {
+	return &chaos{h: h, rng: rand.New(rand.NewSource(h.cfg.seed)), as: actions(h.cfg), counts: map[string]int{}}
+}
+
+// run breaks things until until passes; a first round not finished by then
+// is finished (within ctx), so every run does every action at least once.
+func (c *chaos) run(ctx context.Context, until time.Time) {
+	for round := 0; ; round++ {
+		for _, i := range c.rng.Perm(len(c.as)) {
+			if round > 0 && !time.Now().Before(until) {
+				return
+			}
+			wait := randDuration(c.rng, c.h.cfg.interval/2, c.h.cfg.interval*3/2)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			c.do(ctx, c.as[i])
+		}
+		if !time.Now().Before(until) {
+			return
+		}
+	}
+}
+
+func (c *chaos) do(ctx context.Context, a action) {
+	started := time.Now()
+	err := a.run(ctx, c.h, c.rng)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil && ctx.Err() == nil {
+		c.errs = append(c.errs, fmt.Sprintf("%s: %v", a.name, err))
+		c.h.log.Warn("chaos action failed", "action", a.name, "err", err)
+		return
+	}
+	c.counts[a.name]++
+	c.h.log.Info("chaos", "action", a.name, "took", time.Since(started).Round(time.Millisecond))
+}
+
+func (c *chaos) total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.counts {
+		n += v
+	}
+	return n
+}
+
+// summary returns the count of each action (zero for those never done) and the failures.
+func (c *chaos) summary() (map[string]int, []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for _, a := range c.as {
+		out[a.name] = c.counts[a.name]
+	}
+	return out, append([]string(nil), c.errs...)
+}
+
+func randDuration(rng *rand.Rand, lo, hi time.Duration) time.Duration {
+	if hi <= lo {
+		return lo
+	}
+	return lo + time.Duration(rng.Int63n(int64(hi-lo)))
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

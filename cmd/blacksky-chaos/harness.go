@@ -1,0 +1,335 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+)
+
+// harness is everything one chaos run drives.
+type harness struct {
+	cfg      config
+	log      *slog.Logger
+	dir      string
+	sb       *sandbox
+	bots     []*bot
+	contacts []string
+
+	mu            sync.Mutex
+	leader        int // index of the bot that leads, -1 when none is known
+	leaderChanges int
+}
+
+// chaosRun sets everything up, runs the chaos for cfg.duration, waits for the
+// backlog and returns the report. Every process it starts is killed before
+// it returns.
+func chaosRun(ctx context.Context, cfg config, stderr io.Writer) (rep *Report, err error) {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	dir, err := os.MkdirTemp("", "blacksky-chaos-")
+	if err != nil {
+		return nil, fmt.Errorf("make work directory: %w", err)
+	}
+	defer func() {
+		// Logs are what explains a failure; keep them when it failed.
+		if cfg.keepLogs || err != nil || (rep != nil && !rep.OK()) {
+			log.Info("process logs kept", "dir", dir)
+			if rep != nil {
+				rep.LogDir = dir
+			}
+			return
+		}
+		os.RemoveAll(dir)
+	}()
+	h := &harness{cfg: cfg, log: log, dir: dir, leader: -1}
+	bin, err := h.binary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dbURL := ""
+	if cfg.store == "postgres" {
+		var drop func()
+		dbURL, drop, err = freshDatabase(ctx, cfg.pgURL)
+		if err != nil {
+			return nil, err
+		}
+		defer drop()
+	}
+	for i := range cfg.contacts {
+		h.contacts = append(h.contacts, fmt.Sprintf("1555100%04d", i))
+	}
+	if h.sb, err = startSandbox(ctx, bin, dir, h.contacts); err != nil {
+		return nil, err
+	}
+	defer h.sb.kill()
+	return h.run(ctx, bin, dbURL)
+}
+
+// run starts the bots, pairs, and runs the phases.
+func (h *harness) run(ctx context.Context, bin, dbURL string) (*Report, error) {
+	ctx, stopBots := context.WithCancel(ctx)
+	var botsDone sync.WaitGroup
+	defer func() { stopBots(); botsDone.Wait() }()
+	vars := h.botVars(dbURL)
+	for i := range 2 {
+		b, err := newBot(fmt.Sprintf("bot%d", i+1), bin, h.dir, vars)
+		if err != nil {
+			return nil, err
+		}
+		h.bots = append(h.bots, b)
+	}
+	startBot := func(b *bot) {
+		botsDone.Go(func() {
+			if err := b.loop(ctx); err != nil {
+				h.log.Error("bot loop stopped", "bot", b.name, "err", err)
+			}
+		})
+		<-b.started
+	}
+	// The first bot pairs alone, so it is the one holding the account.
+	startBot(h.bots[0])
+	if err := h.pair(ctx, h.bots[0]); err != nil {
+		return nil, err
+	}
+	startBot(h.bots[1])
+	h.log.Info("paired; chaos starts", "store", h.cfg.store, "duration", h.cfg.duration, "contacts", len(h.contacts),
+		"rate_per_s", h.cfg.rate, "seed", h.cfg.seed)
+	return h.phases(ctx)
+}
+
+// botVars is the bots' environment: fast to reconnect and retry, unthrottled,
+// loopback-only API, backups on.
+func (h *harness) botVars(dbURL string) map[string]string {
+	v := map[string]string{
+		"DATA_DIR": filepath.Join(h.dir, "data"), "WA_SANDBOX": h.sb.url, "SESSION_ID": "chaos",
+		"RECONNECT_BASE_DELAY": "100ms", "RECONNECT_MAX_DELAY": "1s", "RECONNECT_PROBE_INTERVAL": "100ms",
+		"SEND_RATE_PER_MINUTE": "0", "SEND_CHAT_GAP": "0", "NOTIFY_RETRY_BASE_DELAY": "100ms",
+		"NOTIFY_RETRY_MAX_DELAY": "1s", "NOTIFY_SEND_TIMEOUT": "2s", "LEASE_INTERVAL": "200ms",
+		"SESSION_ENCRYPTION_KEY": "chaos-run-key-" + randomHex(8), "SHUTDOWN_TIMEOUT": "10s",
+		"KEEPALIVE_MAX_FAIL": "10s", "LOG_LEVEL": "info",
+	}
+	if dbURL != "" {
+		v["DATABASE_URL"] = dbURL
+	}
+	return v
+}
+
+// phases runs the sender, the chaos and the leader monitor for the set
+// duration, then settles and checks.
+func (h *harness) phases(ctx context.Context) (*Report, error) {
+	started := time.Now()
+	monCtx, stopMon := context.WithCancel(ctx)
+	var mon sync.WaitGroup
+	mon.Go(func() { h.watchLeader(monCtx) })
+	mon.Go(func() { h.progress(monCtx) })
+	defer func() { stopMon(); mon.Wait() }()
+
+	s := newSender(h)
+	// The chaos lasts --duration, or up to twice that to finish its first
+	// round of actions; the sending stops with it.
+	until := time.Now().Add(h.cfg.duration)
+	chaosCtx, stopChaos := context.WithTimeout(ctx, 2*h.cfg.duration)
+	defer stopChaos()
+	stopSending := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { s.run(ctx, stopSending) })
+	c := newChaos(h)
+	c.run(chaosCtx, until)
+	chaosTook := time.Since(started)
+	close(stopSending)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	h.log.Info("chaos over; settling", "accepted", len(s.accepted()), "actions", c.total())
+
+	drainStart := time.Now()
+	if err := h.settle(ctx); err != nil {
+		h.log.Warn("settle", "err", err)
+	}
+	h.drain(ctx, s.accepted())
+	drained := time.Since(drainStart)
+	rep, err := h.check(ctx, s, c)
+	if err != nil {
+		return nil, err
+	}
+	rep.Elapsed = dur(time.Since(started))
+	rep.ChaosFor = dur(chaosTook)
+	rep.Drain = dur(drained)
+	h.mu.Lock()
+	rep.LeaderChanges = h.leaderChanges
+	h.mu.Unlock()
+	for _, b := range h.bots {
+		b.mu.Lock()
+		rep.BotStarts += b.starts
+		rep.UnexpectedExits = append(rep.UnexpectedExits, b.unexpected...)
+		b.mu.Unlock()
+	}
+	return rep, nil
+}
+
+// binary builds ./cmd/blacksky unless --binary names one.
+func (h *harness) binary(ctx context.Context) (string, error) {
+	if h.cfg.binary != "" {
+		return h.cfg.binary, nil
+	}
+	bin := filepath.Join(h.dir, "blacksky")
+	h.log.Info("building blacksky", "out", bin)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/blacksky-bot/blacksky/cmd/blacksky")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("build blacksky: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// pair links the bot through the control API: its QR code, scanned by the
+// simulated phone.
+func (h *harness) pair(ctx context.Context, b *bot) error {
+	var pair struct {
+		QR string `json:"qr"`
+	}
+	err := poll(ctx, 30*time.Second, func() bool {
+		return doJSON(ctx, "GET", b.url("/api/v1/pair"), nil, &pair) == http.StatusOK && pair.QR != ""
+	})
+	if err != nil {
+		return fmt.Errorf("pair: no QR code on /api/v1/pair (see %s): %w", b.logPath, err)
+	}
+	if code := doJSON(ctx, "POST", h.sb.url+"/control/phone/scan", map[string]string{"qr": pair.QR}, nil); code != http.StatusOK {
+		return fmt.Errorf("pair: scan answered HTTP %d", code)
+	}
+	if err := h.waitReady(ctx, 30*time.Second); err != nil {
+		return fmt.Errorf("pair: %w", err)
+	}
+	return nil
+}
+
+// waitReady waits until one bot answers /readyz with 200.
+func (h *harness) waitReady(ctx context.Context, d time.Duration) error {
+	err := poll(ctx, d, func() bool {
+		for _, b := range h.bots {
+			if b.current() != nil && doJSON(ctx, "GET", b.url("/readyz"), nil, nil) == http.StatusOK {
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return fmt.Errorf("no bot became ready: %w", err)
+	}
+	return nil
+}
+
+// watchLeader polls the bots' /status and counts hand-overs of the account.
+func (h *harness) watchLeader(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for i, b := range h.bots {
+			if _, leads := b.status(ctx); leads {
+				h.setLeader(i)
+				break
+			}
+		}
+	}
+}
+
+// progress logs the backlog every 10 s, so a long wait in the report can be
+// matched with what the queue looked like.
+func (h *harness) progress(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		i, _ := h.leaderBot()
+		h.log.Info("progress", "backlog", h.queueBusy(ctx), "leader", h.bots[i].name)
+	}
+}
+
+func (h *harness) setLeader(i int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.leader >= 0 && h.leader != i {
+		h.leaderChanges++
+	}
+	h.leader = i
+}
+
+// leaderBot returns the bot last seen leading (the first one before any).
+func (h *harness) leaderBot() (int, *bot) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	i := max(h.leader, 0)
+	return i, h.bots[i]
+}
+
+// settle ends the chaos: faults cleared, and a bot connected.
+func (h *harness) settle(ctx context.Context) error {
+	if err := h.sb.clearFaults(ctx); err != nil {
+		return err
+	}
+	return h.waitReady(ctx, time.Minute)
+}
+
+// freshDatabase creates an empty database on the server at admin and
+// returns its URL and a function that drops it.
+func freshDatabase(ctx context.Context, admin string) (string, func(), error) {
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		return "", nil, fmt.Errorf("open --postgres-url: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	name := "blacksky_chaos_" + randomHex(6)
+	if _, err := db.ExecContext(cctx, "CREATE DATABASE "+name); err != nil {
+		db.Close()
+		return "", nil, fmt.Errorf("create database on --postgres-url: %w", err)
+	}
+	u, err := url.Parse(admin)
+	if err != nil {
+		db.Close()
+		return "", nil, fmt.Errorf("parse --postgres-url: %w", err)
+	}
+	u.Path = "/" + name
+	drop := func() {
+		defer db.Close()
+		// The server may have restarted under us: retry a few times.
+		for range 10 {
+			dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := db.ExecContext(dctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			cancel()
+			if err == nil {
+				return
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	return u.String(), drop, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
