@@ -185,3 +185,21 @@ func FuzzControlJSON(f *testing.F) {
 		s.ClearFaults()
 	})
 }
+
+// A web page can POST text/plain to 127.0.0.1 without the browser asking
+// first; the control API must not act on such a request.
+func TestControlAPIRefusesNonJSONPosts(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, Options{})
+	resp, err := http.Post(s.ControlURL()+"/control/faults", "text/plain", strings.NewReader(`{"kind":"down"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 400 || resp.StatusCode >= 500 {
+		t.Errorf("text/plain POST answered %d; want a 4xx", resp.StatusCode)
+	}
+	if f := s.ActiveFaults(); len(f) != 0 {
+		t.Errorf("the request injected %v", f)
+	}
+}
