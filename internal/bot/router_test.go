@@ -10,6 +10,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/outbox"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 	"github.com/blacksky-bot/blacksky/internal/webhook"
 )
 
@@ -169,7 +170,7 @@ func TestPanicKeepsWorkerRunning(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "four replies", func() bool { return len(f.replies(t, strangerJID)) == 4 })
+	testkit.WaitFor(t, "four replies", func() bool { return len(f.replies(t, strangerJID)) == 4 })
 	got := f.replies(t, strangerJID)
 	want := []string{"Sorry, .boom failed.", "Pong!", "Sorry, .boom failed.", "ok"}
 	for i := range want {
@@ -177,7 +178,7 @@ func TestPanicKeepsWorkerRunning(t *testing.T) {
 			t.Errorf("reply %d = %q, want %q (in order)", i, got[i], want[i])
 		}
 	}
-	waitFor(t, "inbox drained", func() bool {
+	testkit.WaitFor(t, "inbox drained", func() bool {
 		d, err := f.bot.InboxDepths(ctx)
 		return err == nil && d[Handled] == 4
 	})

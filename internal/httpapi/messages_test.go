@@ -17,6 +17,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/metrics"
 	"github.com/blacksky-bot/blacksky/internal/outbox"
 	"github.com/blacksky-bot/blacksky/internal/store"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
 
 const (
@@ -113,7 +114,7 @@ func (f *msgFixture) deliver(t *testing.T, ids ...int64) {
 	stop := runQueue(t, f.q, sender)
 	defer stop()
 	for _, id := range ids {
-		waitFor(t, fmt.Sprintf("message %d to be delivered or dead", id), func() bool {
+		testkit.WaitFor(t, fmt.Sprintf("message %d to be delivered or dead", id), func() bool {
 			m, err := f.q.Get(context.Background(), id)
 			if err != nil {
 				t.Fatalf("Get %d: %v", id, err)
@@ -146,22 +147,6 @@ func runQueue(t *testing.T, q *outbox.Queue, s outbox.Sender) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
-}
-
-// waitFor polls cond until it holds, failing after a generous deadline.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(20 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
 }
 
 // escapedText is a JSON string literal of n bytes of text, each byte
@@ -554,14 +539,14 @@ func TestSendingMessageIsLocked(t *testing.T) {
 			return ctx.Err()
 		}
 	}))
-	waitFor(t, "the message to be sending", func() bool { return f.get(t, id).State == outbox.Sending })
+	testkit.WaitFor(t, "the message to be sending", func() bool { return f.get(t, id).State == outbox.Sending })
 	wantError(t, f.do(http.MethodDelete, fmt.Sprintf("/api/v1/messages/%d", id), "", loopback), http.StatusConflict)
 	wantError(t, f.do(http.MethodPost, fmt.Sprintf("/api/v1/messages/%d/retry", id), "", loopback), http.StatusConflict)
 	if ids, _ := f.list(t, "?state=sending"); fmt.Sprint(ids) != fmt.Sprint([]int64{id}) {
 		t.Errorf("sending messages %v", ids)
 	}
 	close(release)
-	waitFor(t, "the message to be sent", func() bool { return f.get(t, id).State == outbox.Sent })
+	testkit.WaitFor(t, "the message to be sent", func() bool { return f.get(t, id).State == outbox.Sent })
 	stop()
 	if got := f.get(t, id); got.SentAt.IsZero() {
 		t.Errorf("sent message without sent_at: %+v", got)

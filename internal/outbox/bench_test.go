@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/blacksky-bot/blacksky/internal/store"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
 
 func eachStoreB(b *testing.B, f func(b *testing.B, e *env)) {
@@ -43,7 +44,7 @@ func BenchmarkDrain(b *testing.B) {
 		}
 		b.ResetTimer()
 		stop := run(b, q, SenderFunc(func(context.Context, Message) error { return nil }), NewSwitchGate(true))
-		waitFor(b, "the backlog to drain", func() bool {
+		testkit.WaitFor(b, "the backlog to drain", func() bool {
 			m, err := q.Get(ctx, last.ID)
 			return err == nil && m.State == Sent
 		})

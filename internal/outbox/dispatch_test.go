@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/blacksky-bot/blacksky/internal/store"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
 
 var errFlaky = errors.New("server hiccup")
@@ -128,7 +129,7 @@ func TestGateClosedThenOpen(t *testing.T) {
 			ids = append(ids, mustEnqueue(t, q, chatJID(i%2), fmt.Sprint(i)).ID)
 		}
 		run(t, q, sender, gate)
-		waitFor(t, "the dispatcher to wait on the closed gate", func() bool { return gate.Waiting() > 0 })
+		testkit.WaitFor(t, "the dispatcher to wait on the closed gate", func() bool { return gate.Waiting() > 0 })
 		ids = append(ids, mustEnqueue(t, q, chatJID(3), "while closed").ID)
 		if n := sender.count(); n != 0 {
 			t.Fatalf("%d sends while the gate was closed", n)
@@ -146,10 +147,10 @@ func TestGateClosedThenOpen(t *testing.T) {
 		// Closing again pauses, opening resumes.
 		gate.Set(false)
 		late := mustEnqueue(t, q, chatJID(4), "late") // wakes the dispatcher, which finds the gate closed
-		waitFor(t, "the dispatcher to wait on the gate again", func() bool { return gate.Waiting() > 0 })
+		testkit.WaitFor(t, "the dispatcher to wait on the gate again", func() bool { return gate.Waiting() > 0 })
 		// A round that checked the gate just before it closed may claim the
 		// message; the worker's own check then hands it back unsent.
-		waitFor(t, "the late message to be pending", func() bool {
+		testkit.WaitFor(t, "the late message to be pending", func() bool {
 			m, _ := q.Get(context.Background(), late.ID)
 			return m.State == Pending
 		})
@@ -404,8 +405,8 @@ func TestTwoProcessesExactlyOnceInOrder(t *testing.T) {
 			})
 		}
 		producing.Wait()
-		waitFor(t, "every message sent", func() bool { return len(sender.delivered()) >= messages })
-		waitFor(t, "every send recorded", func() bool {
+		testkit.WaitFor(t, "every message sent", func() bool { return len(sender.delivered()) >= messages })
+		testkit.WaitFor(t, "every send recorded", func() bool {
 			d, err := q1.Depths(ctx)
 			return err == nil && d[Sent] == messages
 		})
@@ -522,7 +523,7 @@ func TestRunTwiceRefused(t *testing.T) {
 		q := e.queue(t, Options{})
 		gate := NewSwitchGate(false)
 		run(t, q, &recorder{}, gate)
-		waitFor(t, "the dispatcher to start", func() bool { return gate.Waiting() > 0 })
+		testkit.WaitFor(t, "the dispatcher to start", func() bool { return gate.Waiting() > 0 })
 		if err := q.Run(context.Background(), &recorder{}, gate); !errors.Is(err, ErrRunning) {
 			t.Fatalf("second Run = %v; want ErrRunning", err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/testdb"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
 
 // env is one migrated database; every handle it opens stands in for a
@@ -100,27 +101,11 @@ func run(t testing.TB, q *Queue, s Sender, g Gate) (stop func()) {
 	return stop
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
-}
-
 // waitState waits until message id is in state.
 func waitState(t testing.TB, q *Queue, id int64, state State) Message {
 	t.Helper()
 	var m Message
-	waitFor(t, fmt.Sprintf("message %d to be %s", id, state), func() bool {
+	testkit.WaitFor(t, fmt.Sprintf("message %d to be %s", id, state), func() bool {
 		var err error
 		m, err = q.Get(context.Background(), id)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/util/keys"
@@ -67,4 +68,21 @@ func Sandbox(t testing.TB, opts sandbox.Options) *sandbox.Server {
 	}
 	t.Cleanup(func() { srv.Close() })
 	return srv
+}
+
+// WaitFor polls cond until it holds, failing t after a generous deadline:
+// tests wait on conditions, never on time.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
 }
