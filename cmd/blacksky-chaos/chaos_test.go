@@ -6,34 +6,19 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/blacksky-bot/blacksky/internal/testdb"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
 
 // binaryPath is the blacksky binary built once for the short chaos runs.
 var binaryPath string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "blacksky-chaos-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binaryPath = filepath.Join(dir, "blacksky")
-	build := exec.Command("go", "build", "-o", binaryPath, "github.com/blacksky-bot/blacksky/cmd/blacksky")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build blacksky:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testkit.MainWithBlacksky(m, &binaryPath))
 }
 
 // The short chaos run CI does: half a minute of every fault, kills, restarts

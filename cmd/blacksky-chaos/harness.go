@@ -11,11 +11,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 )
 
@@ -185,14 +185,8 @@ func (h *harness) binary(ctx context.Context) (string, error) {
 	if h.cfg.binary != "" {
 		return h.cfg.binary, nil
 	}
-	bin := filepath.Join(h.dir, "blacksky")
-	h.log.Info("building blacksky", "out", bin)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/blacksky-bot/blacksky/cmd/blacksky")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("build blacksky: %w\n%s", err, out)
-	}
-	return bin, nil
+	h.log.Info("building blacksky", "dir", h.dir)
+	return testkit.BuildBlacksky(ctx, h.dir)
 }
 
 // pair links the bot through the control API: its QR code, scanned by the

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 	"io"
 	"math"
 	"net"
@@ -155,16 +156,6 @@ func waitUntil(ctx context.Context, what string, timeout time.Duration, cond fun
 	return nil
 }
 
-// buildBinary builds cmd/blacksky into dir.
-func buildBinary(ctx context.Context, dir string) (string, error) {
-	out := filepath.Join(dir, "blacksky")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/blacksky-bot/blacksky/cmd/blacksky")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build blacksky: %v\n%s", err, b)
-	}
-	return out, nil
-}
-
 // readRSS is VmRSS of pid in MB.
 func readRSS(pid int) (float64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
@@ -269,7 +260,7 @@ func soak(ctx context.Context, cfg config, log io.Writer) (result, error) {
 	binary := cfg.Binary
 	if binary == "" {
 		fmt.Fprintln(log, "building blacksky ...")
-		if binary, err = buildBinary(ctx, tmp); err != nil {
+		if binary, err = testkit.BuildBlacksky(ctx, tmp); err != nil {
 			return res, err
 		}
 	}

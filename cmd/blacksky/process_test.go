@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/blacksky-bot/blacksky/internal/testdb"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
 
 // binaryPath is the blacksky binary built once for the tests that run it as
@@ -23,21 +24,7 @@ import (
 var binaryPath string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "blacksky-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binaryPath = filepath.Join(dir, "blacksky")
-	build := exec.Command("go", "build", "-o", binaryPath, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build blacksky:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testkit.MainWithBlacksky(m, &binaryPath))
 }
 
 // process is a running blacksky binary.

@@ -5,7 +5,10 @@ package testkit
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -85,4 +88,31 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 		case <-tick.C:
 		}
 	}
+}
+
+// BuildBlacksky builds cmd/blacksky into dir and returns the binary's path,
+// for the tests and tools that run the bot as an operator would.
+func BuildBlacksky(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "blacksky")
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/blacksky-bot/blacksky/cmd/blacksky").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("build blacksky: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// MainWithBlacksky is a TestMain that builds the binary once into *path,
+// runs the tests and removes the binary; it returns the exit code.
+func MainWithBlacksky(m *testing.M, path *string) int {
+	dir, err := os.MkdirTemp("", "blacksky-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *path, err = BuildBlacksky(context.Background(), dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
 }
