@@ -55,9 +55,12 @@ func TestMetrics(t *testing.T) {
 			}
 			return nil
 		}}
-		run(t, q, sender, NewSwitchGate(true))
+		stop := run(t, q, sender, NewSwitchGate(true))
 		waitState(t, q, ok.ID, Sent)
 		waitState(t, q, bad.ID, Dead)
+		// The counters move just after the row does; once Run has
+		// returned, every outcome is counted.
+		stop()
 		got = gather(t, reg)
 		want := map[string]float64{
 			"blacksky_outbox_messages{state=sent}":            1,
