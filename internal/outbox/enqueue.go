@@ -9,11 +9,9 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/blacksky-bot/blacksky/internal/phone"
-	"github.com/blacksky-bot/blacksky/internal/store"
 )
 
 // Limits on a request's fields.
@@ -65,57 +63,6 @@ func (q *Queue) Enqueue(ctx context.Context, req Request) (Message, bool, error)
 		q.signal()
 	}
 	return msg, created, nil
-}
-
-// insertSQL adds a pending message unless MaxPending ($8) messages are
-// open or the idempotency key is taken; either way it then returns no row.
-const insertSQL = `INSERT INTO blacksky_outbox
-	(session_id, chat, text, wa_id, idempotency_key, state, attempts, last_error, created_at, queued_at, run_at, updated_at)
-	SELECT $1, $2, $3, $4, $5, 'pending', 0, '', $6, $6, $6, $6
-	WHERE (SELECT count(*) FROM (SELECT 1 FROM blacksky_outbox
-		WHERE session_id = $1 AND state IN ('pending', 'sending') LIMIT $7) AS o) < $7
-	ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-	RETURNING ` + columns
-
-func (q *Queue) insert(ctx context.Context, chat string, req Request) (Message, bool, error) {
-	if req.IdempotencyKey != "" {
-		// Repeats are answered without taking the enqueue lock.
-		if m, ok, err := q.byKey(ctx, q.db, req.IdempotencyKey); err != nil || ok {
-			return m, false, err
-		}
-	}
-	defer q.writing()()
-	tx, err := q.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Message{}, false, fmt.Errorf("enqueue: begin: %w", err)
-	}
-	defer tx.Rollback()
-	if q.kind == store.Postgres {
-		// One enqueue at a time per account keeps the backlog bound exact
-		// and ids in commit order, which FIFO per chat relies on. SQLite
-		// gets both from its single writer.
-		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", q.lockKey()); err != nil {
-			return Message{}, false, fmt.Errorf("enqueue: lock: %w", err)
-		}
-	}
-	m, err := scanRow(tx.QueryRowContext(ctx, insertSQL, q.opts.Session, chat, req.Text,
-		string(whatsmeow.GenerateMessageID()), nullString(req.IdempotencyKey), ms(q.now()), q.opts.MaxPending))
-	if errors.Is(err, sql.ErrNoRows) {
-		if req.IdempotencyKey != "" {
-			// Enqueued by another caller since our first look.
-			if m, ok, err := q.byKey(ctx, tx, req.IdempotencyKey); err != nil || ok {
-				return m, false, err
-			}
-		}
-		return Message{}, false, fmt.Errorf("%w: %d messages are waiting (NOTIFY_MAX_PENDING)", ErrBacklogFull, q.opts.MaxPending)
-	}
-	if err != nil {
-		return Message{}, false, fmt.Errorf("enqueue: insert: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return Message{}, false, fmt.Errorf("enqueue: commit: %w", err)
-	}
-	return m, true, nil
 }
 
 // querier is a *sql.DB or *sql.Tx.

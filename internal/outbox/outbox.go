@@ -203,6 +203,7 @@ type Queue struct {
 	// writer at a time anyway: waiting here is cheap, while a connection
 	// that finds the database locked backs off in sleeps of up to 100 ms.
 	writeMu sync.Mutex
+	batch   *batcher
 }
 
 // New returns the queue of opts.Session on db, whose schema Store.Migrate
@@ -210,11 +211,12 @@ type Queue struct {
 func New(db *sql.DB, kind store.Kind, opts Options) *Queue {
 	opts = opts.withDefaults()
 	return &Queue{
-		db:   db,
-		kind: kind,
-		opts: opts,
-		log:  opts.Logger.With("component", "outbox", "session", opts.Session),
-		wake: make(chan struct{}, 1),
+		db:    db,
+		kind:  kind,
+		opts:  opts,
+		log:   opts.Logger.With("component", "outbox", "session", opts.Session),
+		wake:  make(chan struct{}, 1),
+		batch: newBatcher(),
 	}
 }
 

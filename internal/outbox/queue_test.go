@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -331,6 +332,62 @@ func TestDepthsAndOldestAge(t *testing.T) {
 		d, err := q.Depths(ctx)
 		if err != nil || len(d) != len(States()) || d[Pending] != 2 || d[Sent] != 0 {
 			t.Fatalf("Depths = %v, %v", d, err)
+		}
+	})
+}
+
+// TestConcurrentEnqueues has many callers in two processes enqueue at once,
+// as the HTTP API does under load: the batches they share must keep the
+// backlog bound exact and each caller's messages in its order.
+func TestConcurrentEnqueues(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		const callers, each, bound = 16, 10, 100
+		queues := []*Queue{e.queue(t, Options{MaxPending: bound}), e.queue(t, Options{MaxPending: bound})}
+		got := make([][]Message, callers)
+		errs := make([][]error, callers)
+		var wg sync.WaitGroup
+		for c := range callers {
+			wg.Go(func() {
+				q := queues[c%2]
+				for i := range each {
+					m, created, err := q.Enqueue(ctx, Request{To: chatJID(c), Text: fmt.Sprintf("%d-%d", c, i)})
+					if err == nil && !created {
+						err = errors.New("not created")
+					}
+					got[c] = append(got[c], m)
+					errs[c] = append(errs[c], err)
+				}
+			})
+		}
+		wg.Wait()
+		stored := 0
+		for c := range callers {
+			refused := false
+			for i, err := range errs[c] {
+				switch {
+				case errors.Is(err, ErrBacklogFull):
+					refused = true
+				case err != nil:
+					t.Fatalf("caller %d, message %d: %v", c, i, err)
+				case refused:
+					t.Fatalf("caller %d: message %d stored after an earlier one was refused; nothing left the backlog", c, i)
+				default:
+					stored++
+					if want := fmt.Sprintf("%d-%d", c, i); got[c][i].Text != want || got[c][i].To != chatJID(c) {
+						t.Fatalf("caller %d got back %q to %s; want %q", c, got[c][i].Text, got[c][i].To, want)
+					}
+					if i > 0 && got[c][i].ID <= got[c][i-1].ID {
+						t.Fatalf("caller %d: message %d has id %d after %d; FIFO needs ids in enqueue order", c, i, got[c][i].ID, got[c][i-1].ID)
+					}
+				}
+			}
+		}
+		if stored != bound {
+			t.Fatalf("%d messages stored; want exactly NOTIFY_MAX_PENDING = %d", stored, bound)
+		}
+		if d, _ := queues[0].Depths(ctx); d[Pending] != bound {
+			t.Fatalf("depths = %v; want %d pending", d, bound)
 		}
 	})
 }
