@@ -126,27 +126,62 @@ func (q *Queue) writeBatch(ctx context.Context, batch []*enqueueCall) error {
 			return fmt.Errorf("enqueue: lock: %w", err)
 		}
 	}
-	var open int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM blacksky_outbox
-		WHERE session_id = $1 AND state IN ('pending', 'sending') LIMIT $2) AS o`,
-		q.opts.Session, q.opts.MaxPending).Scan(&open); err != nil {
-		return fmt.Errorf("enqueue: count backlog: %w", err)
-	}
-	stmt, err := tx.PrepareContext(ctx, insertSQL)
+	open, err := q.backlog(ctx, tx, len(batch))
 	if err != nil {
-		return fmt.Errorf("enqueue: prepare: %w", err)
+		return err
 	}
-	defer stmt.Close()
 	now := ms(q.now())
-	for _, c := range batch {
-		if err := q.insertOne(ctx, tx, stmt, c, now, &open); err != nil {
-			return err
-		}
+	if q.kind == store.Postgres && open+len(batch) <= q.opts.MaxPending {
+		err = q.insertAll(ctx, tx, batch, now)
+	} else {
+		err = q.insertEach(ctx, tx, batch, now, open)
+	}
+	if err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("enqueue: commit: %w", err)
 	}
 	return nil
+}
+
+// recountInterval is how long a backlog count may stand in for a new one.
+const recountInterval = time.Second
+
+// backlogCount is an exact count of the open messages and the highest id
+// in the table when it was taken.
+type backlogCount struct {
+	open  int
+	maxID int64
+	at    time.Time // zero: never counted
+}
+
+// backlog returns how many messages are open (pending or sending), or
+// more, but never fewer unless an operator retried dead messages in the
+// last recountInterval (retries do not check the bound). Counting scans
+// up to MaxPending rows, so while the last count plus every id assigned
+// since leaves room for n more it is not repeated. Only the holder of the
+// batch turn calls it.
+func (q *Queue) backlog(ctx context.Context, tx *sql.Tx, n int) (int, error) {
+	var maxID sql.NullInt64
+	if err := tx.QueryRowContext(ctx, "SELECT max(id) FROM blacksky_outbox").Scan(&maxID); err != nil {
+		return 0, fmt.Errorf("enqueue: read highest id: %w", err)
+	}
+	last := q.lastCount
+	if !last.at.IsZero() && time.Since(last.at) < recountInterval {
+		// Every message added since has an id above last.maxID.
+		if open := last.open + int(maxID.Int64-last.maxID); open+n <= q.opts.MaxPending {
+			return open, nil
+		}
+	}
+	var open int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM blacksky_outbox
+		WHERE session_id = $1 AND state IN ('pending', 'sending') LIMIT $2) AS o`,
+		q.opts.Session, q.opts.MaxPending).Scan(&open); err != nil {
+		return 0, fmt.Errorf("enqueue: count backlog: %w", err)
+	}
+	q.lastCount = backlogCount{open: open, maxID: maxID.Int64, at: time.Now()}
+	return open, nil
 }
 
 // insertSQL adds a pending message unless its idempotency key is taken,
@@ -157,9 +192,30 @@ const insertSQL = `INSERT INTO blacksky_outbox
 	ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 	RETURNING ` + columns
 
+// insertEach inserts the batch one statement per message, checking the
+// backlog bound before each; open is the backlog before the batch.
+func (q *Queue) insertEach(ctx context.Context, tx *sql.Tx, batch []*enqueueCall, now int64, open int) error {
+	insert := func(args ...any) *sql.Row { return tx.QueryRowContext(ctx, insertSQL, args...) }
+	if q.kind == store.SQLite {
+		// SQLite would parse the statement again for every row.
+		stmt, err := tx.PrepareContext(ctx, insertSQL)
+		if err != nil {
+			return fmt.Errorf("enqueue: prepare: %w", err)
+		}
+		defer stmt.Close()
+		insert = func(args ...any) *sql.Row { return stmt.QueryRowContext(ctx, args...) }
+	}
+	for _, c := range batch {
+		if err := q.insertOne(ctx, tx, insert, c, now, &open); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // insertOne sets c's outcome within the batch's transaction; open counts
 // the backlog, including the batch's rows so far.
-func (q *Queue) insertOne(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, c *enqueueCall, now int64, open *int) error {
+func (q *Queue) insertOne(ctx context.Context, tx *sql.Tx, insert func(args ...any) *sql.Row, c *enqueueCall, now int64, open *int) error {
 	key := c.req.IdempotencyKey
 	if *open >= q.opts.MaxPending {
 		if key != "" {
@@ -173,7 +229,7 @@ func (q *Queue) insertOne(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, c *en
 		c.err = fmt.Errorf("%w: %d messages are waiting (NOTIFY_MAX_PENDING)", ErrBacklogFull, q.opts.MaxPending)
 		return nil
 	}
-	m, err := scanRow(stmt.QueryRowContext(ctx, q.opts.Session, c.chat, c.req.Text,
+	m, err := scanRow(insert(q.opts.Session, c.chat, c.req.Text,
 		string(whatsmeow.GenerateMessageID()), nullString(key), now))
 	if errors.Is(err, sql.ErrNoRows) && key != "" {
 		// Enqueued by another caller since our first look, maybe in this batch.
@@ -189,5 +245,60 @@ func (q *Queue) insertOne(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, c *en
 	}
 	c.msg, c.created = m, true
 	*open++
+	return nil
+}
+
+// insertAllSQL inserts rows given as parallel arrays in array order, so
+// ids follow the batch's order; rows whose idempotency key is taken are
+// skipped.
+const insertAllSQL = `INSERT INTO blacksky_outbox
+	(session_id, chat, text, wa_id, idempotency_key, state, attempts, last_error, created_at, queued_at, run_at, updated_at)
+	SELECT $1, r.chat, r.text, r.wa_id, r.idempotency_key, 'pending', 0, '', $2, $2, $2, $2
+	FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY
+		AS r(chat, text, wa_id, idempotency_key, n)
+	ORDER BY r.n
+	ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+	RETURNING ` + columns
+
+// insertAll inserts a batch that fits the backlog bound in one statement,
+// one round trip to PostgreSQL for the lot.
+func (q *Queue) insertAll(ctx context.Context, tx *sql.Tx, batch []*enqueueCall, now int64) error {
+	chats, texts, waIDs := make([]string, len(batch)), make([]string, len(batch)), make([]string, len(batch))
+	keys := make([]*string, len(batch))
+	byWAID := make(map[string]*enqueueCall, len(batch))
+	for i, c := range batch {
+		chats[i], texts[i], waIDs[i] = c.chat, c.req.Text, string(whatsmeow.GenerateMessageID())
+		if c.req.IdempotencyKey != "" {
+			keys[i] = &c.req.IdempotencyKey
+		}
+		byWAID[waIDs[i]] = c
+	}
+	rows, err := tx.QueryContext(ctx, insertAllSQL, q.opts.Session, now, chats, texts, waIDs, keys)
+	if err != nil {
+		return fmt.Errorf("enqueue: insert: %w", err)
+	}
+	msgs, err := scanAll(rows)
+	if err != nil {
+		return fmt.Errorf("enqueue: insert: %w", err)
+	}
+	for _, m := range msgs {
+		if c := byWAID[m.WAID]; c != nil {
+			c.msg, c.created = m, true
+		}
+	}
+	for _, c := range batch {
+		if c.created {
+			continue
+		}
+		// Its key was taken, by an earlier message or one in this batch.
+		m, ok, err := q.byKey(ctx, tx, c.req.IdempotencyKey)
+		if err == nil && !ok {
+			err = fmt.Errorf("enqueue: message for %s was not stored and has no idempotency key to find it by", c.chat)
+		}
+		if err != nil {
+			return err
+		}
+		c.msg = m
+	}
 	return nil
 }

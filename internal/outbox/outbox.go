@@ -204,6 +204,8 @@ type Queue struct {
 	// that finds the database locked backs off in sleeps of up to 100 ms.
 	writeMu sync.Mutex
 	batch   *batcher
+	// lastCount is the last exact backlog count; the batch turn guards it.
+	lastCount backlogCount
 }
 
 // New returns the queue of opts.Session on db, whose schema Store.Migrate
