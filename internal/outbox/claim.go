@@ -4,10 +4,9 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/blacksky-bot/blacksky/internal/store"
@@ -32,15 +31,17 @@ const claimPageSize = 200
 // wait until the heads before them move.
 const maxSeenChats = 1000
 
-// claimSQL takes the candidate ids listed in the second %s. A message is
+// claimSQL takes the candidate ids given as a list in $6. A message is
 // due when it is pending and its run_at has come, or sending under a lease
 // that ran out (its owner died). FIFO per chat: it must still be its
 // chat's head, and no message of its chat may be under a live lease. $5 > 0
 // adds the per-chat gap: nothing for a chat that had a message sent after
 // $5. Attempts count claims, so a message that kills its process every
-// time still reaches MaxAttempts. The first and third %s wrap the id list
-// per engine: on PostgreSQL the rows are locked, skipping those another
-// process is claiming right now, and the update finds them by primary key.
+// time still reaches MaxAttempts. The first and third %s are per engine:
+// on PostgreSQL the rows are locked, skipping those another process is
+// claiming right now, and the update finds them by primary key; the second
+// unpacks the list (see listParam). The text is fixed per engine, so the
+// statement is prepared once per connection.
 const claimSQL = `UPDATE blacksky_outbox
 	SET state = 'sending', attempts = attempts + 1, lease_owner = $2, lease_until = $3, updated_at = $1
 	WHERE id %s
@@ -70,16 +71,8 @@ func (q *Queue) claim(ctx context.Context, n int) ([]Message, error) {
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}
-	list := make([]string, len(ids))
-	for i, id := range ids {
-		list[i] = strconv.FormatInt(id, 10)
-	}
-	prefix, suffix := "IN (", ")"
-	if q.kind == store.Postgres {
-		prefix, suffix = "= ANY(ARRAY(", "FOR UPDATE SKIP LOCKED))"
-	}
-	rows, err := q.db.QueryContext(ctx, fmt.Sprintf(claimSQL, prefix, strings.Join(list, ", "), suffix),
-		ms(now), q.opts.Owner, ms(now.Add(q.opts.Lease)), q.opts.Session, gapSince)
+	rows, err := q.db.QueryContext(ctx, q.sql.claim,
+		ms(now), q.opts.Owner, ms(now.Add(q.opts.Lease)), q.opts.Session, gapSince, q.listParam(ids))
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox rows: %w", err)
 	}
@@ -90,6 +83,44 @@ func (q *Queue) claim(ctx context.Context, n int) ([]Message, error) {
 	// RETURNING has no order; send the older first.
 	slices.SortFunc(msgs, func(a, b Message) int { return cmp.Compare(a.ID, b.ID) })
 	return msgs, nil
+}
+
+// candidatesSQL reads a page of open rows after id $2, leaving out the
+// chats in the list $4; %s unpacks the list (see listParam).
+const candidatesSQL = `SELECT id, chat, state, run_at, lease_until FROM blacksky_outbox
+	WHERE session_id = $1 AND state IN ('pending', 'sending') AND id > $2
+	  AND chat NOT IN (%s)
+	ORDER BY id LIMIT $3`
+
+// statements are the queries whose text depends on the engine.
+type statements struct {
+	claim, candidates string
+}
+
+func newStatements(kind store.Kind) statements {
+	if kind == store.Postgres {
+		return statements{
+			claim:      fmt.Sprintf(claimSQL, "= ANY(ARRAY(", "SELECT unnest(CAST($6 AS BIGINT[]))", "FOR UPDATE SKIP LOCKED))"),
+			candidates: fmt.Sprintf(candidatesSQL, "SELECT unnest(CAST($4 AS TEXT[]))"),
+		}
+	}
+	return statements{
+		claim:      fmt.Sprintf(claimSQL, "IN (", "SELECT value FROM json_each($6)", ")"),
+		candidates: fmt.Sprintf(candidatesSQL, "SELECT value FROM json_each($4)"),
+	}
+}
+
+// listParam passes a list as one parameter: an array to PostgreSQL, JSON
+// text to SQLite's json_each.
+func (q *Queue) listParam(list any) any {
+	if q.kind == store.Postgres {
+		return list
+	}
+	b, _ := json.Marshal(list) // slices of strings and ints always marshal
+	if string(b) == "null" {
+		return "[]" // a nil slice; NOT IN (NULL) would match nothing
+	}
+	return string(b)
 }
 
 // candidates returns up to n ids of chat heads that are due now, oldest
@@ -119,19 +150,11 @@ func (q *Queue) candidates(ctx context.Context, now time.Time, n int, gapSince i
 	var ids []int64
 	var after int64
 	for len(ids) < n && len(seen) <= maxSeenChats {
-		args := []any{q.opts.Session, after, claimPageSize}
-		exclude := ""
-		if len(seen) > 0 {
-			marks := make([]string, 0, len(seen))
-			for chat := range seen {
-				args = append(args, chat)
-				marks = append(marks, "$"+strconv.Itoa(len(args)))
-			}
-			exclude = "AND chat NOT IN (" + strings.Join(marks, ", ") + ")"
+		chats := make([]string, 0, len(seen))
+		for chat := range seen {
+			chats = append(chats, chat)
 		}
-		rows, err := q.db.QueryContext(ctx, `SELECT id, chat, state, run_at, lease_until FROM blacksky_outbox
-			WHERE session_id = $1 AND state IN ('pending', 'sending') AND id > $2 `+exclude+`
-			ORDER BY id LIMIT $3`, args...)
+		rows, err := q.db.QueryContext(ctx, q.sql.candidates, q.opts.Session, after, claimPageSize, q.listParam(chats))
 		if err != nil {
 			return nil, fmt.Errorf("find claimable messages: %w", err)
 		}

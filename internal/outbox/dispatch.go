@@ -161,7 +161,9 @@ func (d *dispatcher) round(ctx context.Context) (wait time.Duration, more bool, 
 		d.lastExpire = time.Now()
 	}
 	free := q.opts.Workers - d.inflight
-	if free <= 0 {
+	if free <= 0 || (d.inflight > 0 && free < max(1, q.opts.Workers/4)) {
+		// A claim costs about the same for one message as for several:
+		// while plenty is in flight, wait for a few workers to come free.
 		return wait, false, nil // a finishing delivery wakes us
 	}
 	budget, until, err := q.rateBudget(ctx)

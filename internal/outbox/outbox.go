@@ -124,7 +124,7 @@ const (
 	DefaultMaxPending    = 10000
 	DefaultLease         = 60 * time.Second
 	DefaultRetention     = 7 * 24 * time.Hour
-	DefaultWorkers       = 4
+	DefaultWorkers       = 16
 	DefaultPollInterval  = time.Second
 	DefaultShutdownGrace = 10 * time.Second
 	DefaultBackoffBase   = 2 * time.Second
@@ -204,6 +204,7 @@ type Queue struct {
 	// that finds the database locked backs off in sleeps of up to 100 ms.
 	writeMu sync.Mutex
 	batch   *batcher
+	sql     statements
 	// lastCount is the last exact backlog count; the batch turn guards it.
 	lastCount backlogCount
 }
@@ -219,6 +220,7 @@ func New(db *sql.DB, kind store.Kind, opts Options) *Queue {
 		log:   opts.Logger.With("component", "outbox", "session", opts.Session),
 		wake:  make(chan struct{}, 1),
 		batch: newBatcher(),
+		sql:   newStatements(kind),
 	}
 }
 
