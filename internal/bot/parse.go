@@ -20,9 +20,10 @@ type Invocation struct {
 // Parse reads text as PREFIX+name followed by arguments. Leading whitespace
 // is ignored; the name must follow the prefix directly and ends at the first
 // whitespace. It reports false for text that is not a command: no prefix,
-// an empty prefix, or nothing after the prefix.
+// an empty prefix, or nothing after the prefix. A prefix that is not valid
+// UTF-8 matches nothing, since it could match part of a character.
 func Parse(prefix, text string) (Invocation, bool) {
-	if prefix == "" || !utf8.ValidString(text) {
+	if prefix == "" || !utf8.ValidString(prefix) || !utf8.ValidString(text) {
 		return Invocation{}, false
 	}
 	text = strings.TrimLeftFunc(text, unicode.IsSpace)

@@ -34,6 +34,7 @@ func TestParse(t *testing.T) {
 		{".", "..ping", true, ".ping", nil, ""},
 		{".", ".ping\u00a0arg", true, "ping", []string{"arg"}, "arg"},
 		{".", "\xff.ping", false, "", nil, ""},
+		{"\xf3", "\U000cb9e7", false, "", nil, ""}, // the prefix is the first byte of the text's only character
 	}
 	for _, tt := range tests {
 		t.Run(tt.prefix+"|"+tt.text, func(t *testing.T) {

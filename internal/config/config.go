@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/blacksky-bot/blacksky/internal/phone"
 )
@@ -324,8 +326,8 @@ func (p *parser) prefix(name, def string) string {
 	if !ok || v == "" {
 		return def
 	}
-	if strings.ContainsAny(v, " \t\r\n") || len([]rune(v)) > 5 {
-		p.fail(name, v, "must be 1 to 5 characters without spaces", ".")
+	if !utf8.ValidString(v) || strings.IndexFunc(v, unicode.IsSpace) >= 0 || utf8.RuneCountInString(v) > 5 {
+		p.fail(name, v, "must be 1 to 5 characters (UTF-8) without spaces", ".")
 		return def
 	}
 	return v

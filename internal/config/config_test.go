@@ -205,6 +205,8 @@ func TestInvalidValues(t *testing.T) {
 		{"PREFIX", "a b"},
 		{"PREFIX", "!!!!!!"},
 		{"PREFIX", "\t"},
+		{"PREFIX", "\xf3"},
+		{"PREFIX", "!\u2003"},
 		{"SESSION_ID", "my session"},
 		{"SESSION_ID", strings.Repeat("a", 65)},
 		{"SESSION_ID", "bot/../../etc"},
