@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/blacksky-bot/blacksky/internal/store"
 )
 
@@ -71,8 +73,8 @@ func (q *Queue) claim(ctx context.Context, n int) ([]Message, error) {
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}
-	rows, err := q.db.QueryContext(ctx, q.sql.claim,
-		ms(now), q.opts.Owner, ms(now.Add(q.opts.Lease)), q.opts.Session, gapSince, q.listParam(ids))
+	rows, err := q.db.QueryContext(ctx, q.sql.claim, q.sql.args(
+		ms(now), q.opts.Owner, ms(now.Add(q.opts.Lease)), q.opts.Session, gapSince, q.listParam(ids))...)
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox rows: %w", err)
 	}
@@ -95,13 +97,22 @@ const candidatesSQL = `SELECT id, chat, state, run_at, lease_until FROM blacksky
 // statements are the queries whose text depends on the engine.
 type statements struct {
 	claim, candidates string
+	// planned goes before the arguments of claim and candidates. On
+	// PostgreSQL it has them planned for their values every time: a plan
+	// made once for any value walks the primary key through every sent
+	// row instead of the index of open ones.
+	planned []any
 }
+
+// args returns the arguments of claim or candidates as the engine needs them.
+func (s statements) args(args ...any) []any { return append(s.planned, args...) }
 
 func newStatements(kind store.Kind) statements {
 	if kind == store.Postgres {
 		return statements{
 			claim:      fmt.Sprintf(claimSQL, "= ANY(ARRAY(", "SELECT unnest(CAST($6 AS BIGINT[]))", "FOR UPDATE SKIP LOCKED))"),
 			candidates: fmt.Sprintf(candidatesSQL, "SELECT unnest(CAST($4 AS TEXT[]))"),
+			planned:    []any{pgx.QueryExecModeExec},
 		}
 	}
 	return statements{
@@ -154,7 +165,7 @@ func (q *Queue) candidates(ctx context.Context, now time.Time, n int, gapSince i
 		for chat := range seen {
 			chats = append(chats, chat)
 		}
-		rows, err := q.db.QueryContext(ctx, q.sql.candidates, q.opts.Session, after, claimPageSize, q.listParam(chats))
+		rows, err := q.db.QueryContext(ctx, q.sql.candidates, q.sql.args(q.opts.Session, after, claimPageSize, q.listParam(chats))...)
 		if err != nil {
 			return nil, fmt.Errorf("find claimable messages: %w", err)
 		}

@@ -18,9 +18,8 @@ import (
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/util/keys"
-	"modernc.org/sqlite"
 
-	"github.com/blacksky-bot/blacksky/internal/stmtcache"
+	"github.com/blacksky-bot/blacksky/internal/sqlitedb"
 )
 
 const stateFile = "sandbox.json"
@@ -200,8 +199,7 @@ func openSignalStore(ctx context.Context, path string, durable bool) (*signalSto
 	}
 	// The simulated devices' Signal work parses the same few statements
 	// for every message; the cache keeps the sandbox's CPU for the bot.
-	db := sql.OpenDB(&stmtcache.Connector{Base: &sqlite.Driver{}, DSN: dsn, Size: 64})
-	db.SetMaxIdleConns(8)
+	db := sqlitedb.Open(dsn, sqlitedb.Options{CacheSize: 64, IdleConns: 8})
 	container := sqlstore.NewWithDB(db, "sqlite3", nil)
 	if err := container.Upgrade(ctx); err != nil {
 		_ = db.Close()

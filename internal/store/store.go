@@ -19,10 +19,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"go.mau.fi/whatsmeow/store/sqlstore"
-	"modernc.org/sqlite"
 
 	"github.com/blacksky-bot/blacksky/internal/logging"
-	"github.com/blacksky-bot/blacksky/internal/stmtcache"
+	"github.com/blacksky-bot/blacksky/internal/sqlitedb"
 )
 
 // Kind names a database engine.
@@ -108,13 +107,6 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// stmtCacheSize is how many prepared statements each SQLite connection
-// keeps: whatsmeow's store and ours use fewer than this on the hot paths.
-const stmtCacheSize = 128
-
-// sqliteIdleConns is how many idle SQLite connections are kept open.
-const sqliteIdleConns = 16
-
 func openSQLite(ctx context.Context, path string) (*sql.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
@@ -125,10 +117,7 @@ func openSQLite(ctx context.Context, path string) (*sql.DB, error) {
 	dsn := "file:" + path + "?_txlock=immediate" +
 		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
-	db := sql.OpenDB(&stmtcache.Connector{Base: &sqlite.Driver{}, DSN: dsn, Size: stmtCacheSize})
-	// Keep connections, and so their statement caches, across bursts:
-	// database/sql's default of two idle ones would close the rest.
-	db.SetMaxIdleConns(sqliteIdleConns)
+	db := sqlitedb.Open(dsn, sqlitedb.Options{})
 	if err := checkSQLite(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)

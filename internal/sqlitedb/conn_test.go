@@ -1,10 +1,11 @@
-package stmtcache
+package sqlitedb
 
 import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -40,11 +41,29 @@ func (c countingConn) PrepareContext(ctx context.Context, q string) (driver.Stmt
 	return c.sqliteConn.PrepareContext(ctx, q)
 }
 
+// countingConnector opens connections that count their prepares.
+type countingConnector struct {
+	dsn  string
+	size int
+	d    counting
+	w    *writer
+}
+
+func (c *countingConnector) Connect(context.Context) (driver.Conn, error) {
+	conn, err := c.d.Open(c.dsn)
+	if err != nil {
+		return nil, err
+	}
+	return newConn(conn, c.size, c.w), nil
+}
+
+func (c *countingConnector) Driver() driver.Driver { return c.d }
+
 func open(t *testing.T, size int) (*sql.DB, *atomic.Int64) {
 	t.Helper()
 	var n atomic.Int64
 	dsn := "file:" + filepath.Join(t.TempDir(), "t.db") + "?_pragma=journal_mode(WAL)"
-	db := sql.OpenDB(&Connector{Base: counting{&sqlite.Driver{}, &n}, DSN: dsn, Size: size})
+	db := sql.OpenDB(&countingConnector{dsn: dsn, size: size, d: counting{&sqlite.Driver{}, &n}, w: newWriter()})
 	t.Cleanup(func() {
 		if err := db.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -147,5 +166,81 @@ func TestEviction(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWritersQueue has many goroutines write at once, in transactions and
+// alone, to a database whose busy_timeout is 0: SQLite would refuse all but
+// one of any two writers that meet, so every write succeeding shows that
+// they took turns.
+func TestWritersQueue(t *testing.T) {
+	dsn := "file:" + filepath.Join(t.TempDir(), "w.db") + "?_txlock=immediate&_pragma=busy_timeout(0)&_pragma=journal_mode(WAL)"
+	db := Open(dsn, Options{})
+	defer db.Close()
+	if _, err := db.Exec("CREATE TABLE n (g INTEGER, i INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	const goroutines, each = 8, 40
+	errs := make(chan error, goroutines*each)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				if i%2 == 0 {
+					_, err := db.Exec("INSERT INTO n (g, i) VALUES ($1, $2)", g, i)
+					errs <- err
+					continue
+				}
+				tx, err := db.Begin()
+				if err == nil {
+					var max sql.NullInt64
+					if err = tx.QueryRow("SELECT max(i) FROM n WHERE g = $1", g).Scan(&max); err == nil {
+						_, err = tx.Exec("INSERT INTO n (g, i) VALUES ($1, $2)", g, i)
+					}
+					if err == nil {
+						err = tx.Commit()
+					} else {
+						tx.Rollback()
+					}
+				}
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a concurrent write failed: %v", err)
+		}
+	}
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM n").Scan(&n); err != nil || n != goroutines*each {
+		t.Fatalf("%d rows, %v; want %d", n, err, goroutines*each)
+	}
+}
+
+func TestIsWrite(t *testing.T) {
+	tests := []struct {
+		query string
+		write bool
+	}{
+		{"SELECT 1", false},
+		{"  select * from t", false},
+		{"PRAGMA quick_check", false},
+		{"INSERT INTO t VALUES (1)", true},
+		{"\n\tUPDATE t SET x = 1", true},
+		{"DELETE FROM t", true},
+		{"REPLACE INTO t VALUES (1)", true},
+		{"WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x", true},
+		{"-- comment\nSELECT 1", false},
+		{"/* c */ INSERT INTO t VALUES (1)", true},
+		{"CREATE TABLE t (x)", true},
+		{"(SELECT 1)", false},
+	}
+	for _, tt := range tests {
+		if got := isWrite(tt.query); got != tt.write {
+			t.Errorf("isWrite(%q) = %v; want %v", tt.query, got, tt.write)
+		}
 	}
 }

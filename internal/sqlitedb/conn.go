@@ -1,10 +1,4 @@
-// Package stmtcache keeps each database connection's prepared statements
-// for reuse. modernc.org/sqlite parses every statement it is given anew,
-// and whatsmeow's store and our queue send it the same few dozen
-// statements thousands of times a minute: parsing was a sixth of a busy
-// bot's CPU time. Wrapping the driver caches statements for every user of
-// the *sql.DB, whatsmeow included, without changing their code.
-package stmtcache
+package sqlitedb
 
 import (
 	"container/list"
@@ -16,35 +10,18 @@ import (
 	"strings"
 )
 
-// Connector opens connections with a driver and wraps each with a cache.
-type Connector struct {
-	Base driver.Driver
-	DSN  string
-	// Size is how many statements each connection keeps; at most 0 disables the cache.
-	Size int
-}
-
-// Connect opens a connection and wraps it.
-func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := c.Base.Open(c.DSN)
-	if err != nil {
-		return nil, err
-	}
-	return &Conn{base: conn, size: c.Size, byQuery: make(map[string]*list.Element)}, nil
-}
-
-// Driver returns the wrapped driver.
-func (c *Connector) Driver() driver.Driver { return c.Base }
-
 // Conn is a driver connection whose ExecContext and QueryContext run
-// single statements through cached prepared statements. Like every
-// driver.Conn it is used by one goroutine at a time: database/sql holds
-// the connection's lock around every call, Rows.Close included.
+// single statements through cached prepared statements, and which queues
+// for the database's writer turn before writing. Like every driver.Conn it
+// is used by one goroutine at a time: database/sql holds the connection's
+// lock around every call, Rows.Close included.
 type Conn struct {
 	base    driver.Conn
 	size    int
 	lru     list.List // of *entry, most recently used first
 	byQuery map[string]*list.Element
+	writer  *writer
+	inTx    bool // a transaction holds the writer turn
 }
 
 type entry struct {
@@ -106,6 +83,9 @@ func prepare(ctx context.Context, conn driver.Conn, query string) (driver.Stmt, 
 
 // ExecContext runs query through its cached statement.
 func (c *Conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if !c.inTx && isWrite(query) {
+		defer c.writer.acquire(ctx)()
+	}
 	e, err := c.get(ctx, query)
 	if errors.Is(err, errNotCached) {
 		if ex, ok := c.base.(driver.ExecerContext); ok {
@@ -120,24 +100,45 @@ func (c *Conn) ExecContext(ctx context.Context, query string, args []driver.Name
 }
 
 // QueryContext runs query through its cached statement, which stays
-// reserved until the rows are closed.
+// reserved until the rows are closed; so does the writer turn of a
+// statement that writes (INSERT … RETURNING).
 func (c *Conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	release := func() {}
+	if !c.inTx && isWrite(query) {
+		release = c.writer.acquire(ctx)
+	}
+	rows, e, err := c.query(ctx, query, args)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return &Rows{Rows: rows, done: func() {
+		if e != nil {
+			e.busy = false
+		}
+		release()
+	}}, nil
+}
+
+func (c *Conn) query(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, *entry, error) {
 	e, err := c.get(ctx, query)
 	if errors.Is(err, errNotCached) {
-		if q, ok := c.base.(driver.QueryerContext); ok {
-			return q.QueryContext(ctx, query, args)
+		q, ok := c.base.(driver.QueryerContext)
+		if !ok {
+			return nil, nil, driver.ErrSkip
 		}
-		return nil, driver.ErrSkip
+		rows, err := q.QueryContext(ctx, query, args)
+		return rows, nil, err
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rows, err := e.stmt.(driver.StmtQueryContext).QueryContext(ctx, args)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	e.busy = true
-	return &Rows{Rows: rows, entry: e}, nil
+	return rows, e, nil
 }
 
 // Prepare prepares an uncached statement, for callers that manage their own.
@@ -153,12 +154,42 @@ func (c *Conn) Begin() (driver.Tx, error) {
 	return c.BeginTx(context.Background(), driver.TxOptions{})
 }
 
-// BeginTx starts a transaction.
+// BeginTx takes the writer turn and starts a transaction, which keeps the
+// turn until it ends: the database is opened with _txlock=immediate, so
+// every transaction takes SQLite's write lock when it begins.
 func (c *Conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	release := c.writer.acquire(ctx)
+	var tx driver.Tx
+	var err error
 	if b, ok := c.base.(driver.ConnBeginTx); ok {
-		return b.BeginTx(ctx, opts)
+		tx, err = b.BeginTx(ctx, opts)
+	} else {
+		tx, err = c.base.Begin()
 	}
-	return c.base.Begin()
+	if err != nil {
+		release()
+		return nil, err
+	}
+	c.inTx = true
+	return &Tx{base: tx, done: func() { c.inTx = false; release() }}, nil
+}
+
+// Tx is a transaction holding the writer turn until it ends.
+type Tx struct {
+	base driver.Tx
+	done func()
+}
+
+// Commit commits and gives up the writer turn.
+func (t *Tx) Commit() error {
+	defer t.done()
+	return t.base.Commit()
+}
+
+// Rollback rolls back and gives up the writer turn.
+func (t *Tx) Rollback() error {
+	defer t.done()
+	return t.base.Rollback()
 }
 
 // Close finalizes the cached statements and closes the connection.
@@ -196,16 +227,20 @@ func (c *Conn) IsValid() bool {
 	return true
 }
 
-// Rows are a cached statement's results; closing them frees the statement.
+// Rows are a statement's results; closing them frees the cached statement
+// and the writer turn they hold, if any.
 type Rows struct {
 	driver.Rows
-	entry *entry
+	done func()
 }
 
-// Close closes the rows and frees their statement for the next call.
+// Close closes the rows and frees what they hold.
 func (r *Rows) Close() error {
 	err := r.Rows.Close()
-	r.entry.busy = false
+	if r.done != nil {
+		r.done()
+		r.done = nil
+	}
 	return err
 }
 
