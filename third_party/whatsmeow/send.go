@@ -371,7 +371,16 @@ func (cli *Client) SendMessage(ctx context.Context, to types.JID, message *waE2E
 	// (everything will explode if you send a message to the same user twice in parallel)
 	cli.messageSendLock.Lock()
 	resp.DebugTimings.Queue = time.Since(start)
-	defer cli.messageSendLock.Unlock()
+	// blacksky: the lock guards encryption and the write; waiting for the
+	// server's ack needs neither, so the next send may start meanwhile.
+	sendLocked := true
+	unlockSend := func() {
+		if sendLocked {
+			sendLocked = false
+			cli.messageSendLock.Unlock()
+		}
+	}
+	defer unlockSend()
 
 	respChan := cli.waitResponse(req.ID)
 	// Peer message retries aren't implemented yet
@@ -408,6 +417,7 @@ func (cli *Client) SendMessage(ctx context.Context, to types.JID, message *waE2E
 		cli.cancelResponse(req.ID, respChan)
 		return
 	}
+	unlockSend()
 	var respNode *waBinary.Node
 	var timeoutChan <-chan time.Time
 	if req.Timeout > 0 {
