@@ -42,13 +42,13 @@ const maxSeenChats = 1000
 // time still reaches MaxAttempts. The first and third %s are per engine:
 // on PostgreSQL the rows are locked, skipping those another process is
 // claiming right now, and the update finds them by primary key; the second
-// unpacks the list (see listParam). The text is fixed per engine, so the
+// matches the list (see listParam). The text is fixed per engine, so the
 // statement is prepared once per connection.
 const claimSQL = `UPDATE blacksky_outbox
 	SET state = 'sending', attempts = attempts + 1, lease_owner = $2, lease_until = $3, updated_at = $1
 	WHERE id %s
 		SELECT o.id FROM blacksky_outbox o
-		WHERE o.id IN (%s) AND o.session_id = $4
+		WHERE %s AND o.session_id = $4
 		  AND o.state IN ('pending', 'sending')
 		  AND (CASE WHEN o.state = 'pending' THEN o.run_at ELSE o.lease_until END) <= $1
 		  AND o.id = (SELECT h.id FROM blacksky_outbox h
@@ -88,10 +88,10 @@ func (q *Queue) claim(ctx context.Context, n int) ([]Message, error) {
 }
 
 // candidatesSQL reads a page of open rows after id $2, leaving out the
-// chats in the list $4; %s unpacks the list (see listParam).
+// chats in the list $4 (%s, per engine; see listParam).
 const candidatesSQL = `SELECT id, chat, state, run_at, lease_until FROM blacksky_outbox
 	WHERE session_id = $1 AND state IN ('pending', 'sending') AND id > $2
-	  AND chat NOT IN (%s)
+	  AND %s
 	ORDER BY id LIMIT $3`
 
 // statements are the queries whose text depends on the engine.
@@ -110,14 +110,14 @@ func (s statements) args(args ...any) []any { return append(s.planned, args...) 
 func newStatements(kind store.Kind) statements {
 	if kind == store.Postgres {
 		return statements{
-			claim:      fmt.Sprintf(claimSQL, "= ANY(ARRAY(", "SELECT unnest(CAST($6 AS BIGINT[]))", "FOR UPDATE SKIP LOCKED))"),
-			candidates: fmt.Sprintf(candidatesSQL, "SELECT unnest(CAST($4 AS TEXT[]))"),
+			claim:      fmt.Sprintf(claimSQL, "= ANY(ARRAY(", "o.id = ANY(CAST($6 AS BIGINT[]))", "FOR UPDATE SKIP LOCKED))"),
+			candidates: fmt.Sprintf(candidatesSQL, "chat <> ALL(CAST($4 AS TEXT[]))"),
 			planned:    []any{pgx.QueryExecModeExec},
 		}
 	}
 	return statements{
-		claim:      fmt.Sprintf(claimSQL, "IN (", "SELECT value FROM json_each($6)", ")"),
-		candidates: fmt.Sprintf(candidatesSQL, "SELECT value FROM json_each($4)"),
+		claim:      fmt.Sprintf(claimSQL, "IN (", "o.id IN (SELECT value FROM json_each($6))", ")"),
+		candidates: fmt.Sprintf(candidatesSQL, "chat NOT IN (SELECT value FROM json_each($4))"),
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"go.mau.fi/whatsmeow"
@@ -13,59 +12,15 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/store"
 )
 
-// Enqueues are group-committed: callers that arrive while a transaction
-// is being written wait for the next one and share it, so a burst pays for
-// one lock, one backlog count and one commit (one WAL flush) per batch
-// instead of per message, while every caller still returns only once its
-// own row is durable.
-
-const (
-	// maxBatch bounds the enqueues one transaction carries.
-	maxBatch = 256
-	// commitTimeout bounds one batch's transaction; it runs on its own
-	// context, since one caller giving up must not fail the others.
-	commitTimeout = 30 * time.Second
-)
-
 // enqueueCall is one caller's request waiting for a batch.
 type enqueueCall struct {
+	call
 	chat string
 	req  Request
-	done chan struct{} // closed once msg, created and err are set
 	msg  Message
 	// created is false for an idempotent repeat.
 	created bool
 	err     error
-}
-
-// batcher gathers concurrent enqueues into shared transactions.
-type batcher struct {
-	turn    chan struct{} // a one-slot semaphore: whoever holds it commits
-	mu      sync.Mutex
-	waiting []*enqueueCall
-}
-
-func newBatcher() *batcher {
-	return &batcher{turn: make(chan struct{}, 1)}
-}
-
-func (b *batcher) add(c *enqueueCall) {
-	b.mu.Lock()
-	b.waiting = append(b.waiting, c)
-	b.mu.Unlock()
-}
-
-// take removes up to maxBatch waiting calls, oldest first.
-func (b *batcher) take() []*enqueueCall {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := min(len(b.waiting), maxBatch)
-	batch := b.waiting[:n:n]
-	b.waiting = b.waiting[n:]
-	if len(b.waiting) == 0 {
-		b.waiting = nil
-	}
-	return batch
 }
 
 // insert stores req (for chat) in the next batch and returns its outcome.
@@ -78,34 +33,21 @@ func (q *Queue) insert(ctx context.Context, chat string, req Request) (Message, 
 			return m, false, err
 		}
 	}
-	c := &enqueueCall{chat: chat, req: req, done: make(chan struct{})}
-	q.batch.add(c)
-	for {
-		select {
-		case <-c.done:
-			return c.msg, c.created, c.err
-		case <-ctx.Done():
-			return Message{}, false, fmt.Errorf("enqueue: %w", ctx.Err())
-		case q.batch.turn <- struct{}{}:
-			// Our call may have gone out with the batch that just ended.
-			if batch := q.batch.take(); len(batch) > 0 {
-				q.commitBatch(context.WithoutCancel(ctx), batch)
-			}
-			<-q.batch.turn
-		}
+	c := &enqueueCall{call: newCall(), chat: chat, req: req}
+	if err := q.enqueues.do(ctx, c, c.done); err != nil {
+		return Message{}, false, fmt.Errorf("enqueue: %w", err)
 	}
+	return c.msg, c.created, c.err
 }
 
-// commitBatch writes batch in one transaction and tells every caller its outcome.
-func (q *Queue) commitBatch(ctx context.Context, batch []*enqueueCall) {
-	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
-	defer cancel()
+// commitEnqueues writes batch in one transaction and tells every caller its outcome.
+func (q *Queue) commitEnqueues(ctx context.Context, batch []*enqueueCall) {
 	err := q.writeBatch(ctx, batch)
 	for _, c := range batch {
 		if err != nil {
 			c.msg, c.created, c.err = Message{}, false, err
 		}
-		close(c.done)
+		c.finish()
 	}
 }
 

@@ -11,12 +11,64 @@ import (
 // lease cannot overwrite what another did with the message since.
 const ownedClaim = `session_id = $1 AND id = $2 AND state = 'sending' AND lease_owner = $3 AND attempts = $4`
 
-// markSent records a delivered message.
+// markSentSQL records a delivered message.
+const markSentSQL = `UPDATE blacksky_outbox
+	SET state = 'sent', sent_at = $5, updated_at = $5, last_error = '', lease_owner = NULL, lease_until = NULL
+	WHERE ` + ownedClaim
+
+// sentCall is a delivered message waiting for its batch to record it.
+type sentCall struct {
+	call
+	m   Message
+	at  int64 // sent_at
+	ok  bool
+	err error
+}
+
+// markSent records a delivered message, in one transaction with those
+// other workers deliver meanwhile. It reports false when this process no
+// longer held the claim.
 func (q *Queue) markSent(ctx context.Context, m Message) (bool, error) {
-	now := ms(q.now())
-	return q.finish(ctx, "mark message sent", m, `UPDATE blacksky_outbox
-		SET state = 'sent', sent_at = $5, updated_at = $5, last_error = '', lease_owner = NULL, lease_until = NULL
-		WHERE `+ownedClaim, now)
+	c := &sentCall{call: newCall(), m: m, at: ms(q.now())}
+	if err := q.sends.do(ctx, c, c.done); err != nil {
+		return false, fmt.Errorf("mark message sent %d: %w", m.ID, err)
+	}
+	return c.ok, c.err
+}
+
+// commitSent records a batch of delivered messages in one transaction.
+func (q *Queue) commitSent(ctx context.Context, batch []*sentCall) {
+	err := q.writeSent(ctx, batch)
+	for _, c := range batch {
+		if err != nil {
+			c.ok, c.err = false, err
+		}
+		c.finish()
+	}
+}
+
+func (q *Queue) writeSent(ctx context.Context, batch []*sentCall) error {
+	defer q.writing()()
+	tx, err := q.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("mark messages sent: begin: %w", err)
+	}
+	defer tx.Rollback()
+	for _, c := range batch {
+		res, err := tx.ExecContext(ctx, markSentSQL, q.opts.Session, c.m.ID, q.opts.Owner, c.m.Attempts, c.at)
+		if err != nil {
+			return fmt.Errorf("mark message sent %d: %w", c.m.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("mark message sent %d: %w", c.m.ID, err)
+		}
+		c.ok = n == 1
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("mark messages sent: commit: %w", err)
+	}
+	return nil
 }
 
 // markDead gives up on a message with reason.

@@ -203,9 +203,11 @@ type Queue struct {
 	// writer at a time anyway: waiting here is cheap, while a connection
 	// that finds the database locked backs off in sleeps of up to 100 ms.
 	writeMu sync.Mutex
-	batch   *batcher
-	sql     statements
-	// lastCount is the last exact backlog count; the batch turn guards it.
+	// enqueues and sends group-commit concurrent writes (batch.go).
+	enqueues *batcher[*enqueueCall]
+	sends    *batcher[*sentCall]
+	sql      statements
+	// lastCount is the last exact backlog count; the enqueue turn guards it.
 	lastCount backlogCount
 }
 
@@ -213,15 +215,17 @@ type Queue struct {
 // has created; it does not touch the database.
 func New(db *sql.DB, kind store.Kind, opts Options) *Queue {
 	opts = opts.withDefaults()
-	return &Queue{
-		db:    db,
-		kind:  kind,
-		opts:  opts,
-		log:   opts.Logger.With("component", "outbox", "session", opts.Session),
-		wake:  make(chan struct{}, 1),
-		batch: newBatcher(),
-		sql:   newStatements(kind),
+	q := &Queue{
+		db:   db,
+		kind: kind,
+		opts: opts,
+		log:  opts.Logger.With("component", "outbox", "session", opts.Session),
+		wake: make(chan struct{}, 1),
+		sql:  newStatements(kind),
 	}
+	q.enqueues = newBatcher(q.commitEnqueues)
+	q.sends = newBatcher(q.commitSent)
+	return q
 }
 
 // writing takes the SQLite write turn; the returned func gives it back.

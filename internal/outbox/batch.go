@@ -1,0 +1,83 @@
+package outbox
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Writes that many callers make at once (enqueues, and recording sends)
+// are group-committed: callers that arrive while a transaction is being
+// written wait for the next one and share it, so a burst pays for one
+// writer turn and one commit (one WAL flush) per batch instead of per
+// call, while every caller still returns only once its own write is
+// durable.
+
+const (
+	// maxBatch bounds the calls one transaction carries.
+	maxBatch = 256
+	// commitTimeout bounds one batch's transaction; it runs on its own
+	// context, since one caller giving up must not fail the others.
+	commitTimeout = 30 * time.Second
+)
+
+// call is one caller's write waiting for a batch; the batch's commit
+// function sets the caller's outcome and then calls finish.
+type call struct {
+	done chan struct{}
+}
+
+func newCall() call { return call{done: make(chan struct{})} }
+
+func (c call) finish() { close(c.done) }
+
+// batcher gathers concurrent calls of type C into shared transactions.
+type batcher[C any] struct {
+	turn    chan struct{} // a one-slot semaphore: whoever holds it commits
+	mu      sync.Mutex
+	waiting []C
+	// commit writes a batch and finishes every call in it, whatever happens.
+	commit func(ctx context.Context, batch []C)
+}
+
+func newBatcher[C any](commit func(context.Context, []C)) *batcher[C] {
+	return &batcher[C]{turn: make(chan struct{}, 1), commit: commit}
+}
+
+// do queues c and returns once c is finished, committing batches itself
+// while nobody else does. If ctx ends first it returns ctx.Err(), and c
+// may still be written by the batch it was already in.
+func (b *batcher[C]) do(ctx context.Context, c C, done <-chan struct{}) error {
+	b.mu.Lock()
+	b.waiting = append(b.waiting, c)
+	b.mu.Unlock()
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case b.turn <- struct{}{}:
+			// Our call may have gone out with the batch that just ended.
+			if batch := b.take(); len(batch) > 0 {
+				bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+				b.commit(bctx, batch)
+				cancel()
+			}
+			<-b.turn
+		}
+	}
+}
+
+// take removes up to maxBatch waiting calls, oldest first.
+func (b *batcher[C]) take() []C {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := min(len(b.waiting), maxBatch)
+	batch := b.waiting[:n:n]
+	b.waiting = b.waiting[n:]
+	if len(b.waiting) == 0 {
+		b.waiting = nil
+	}
+	return batch
+}
