@@ -226,7 +226,8 @@ func (p *parser) databaseURL(name string) string {
 		p.fail(name, redactURL(v), "must be a postgres:// or postgresql:// URL with a host, or unset for SQLite", "postgres://user:pass@host:5432/db")
 		return ""
 	}
-	return v
+	// Schemes are case-insensitive, but pgx reads only a lowercase one as a URL.
+	return u.Scheme + v[len(u.Scheme):]
 }
 
 var schemePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)

@@ -147,6 +147,8 @@ func TestValidValues(t *testing.T) {
 			}},
 		{"postgresql scheme", []string{"DATABASE_URL", "postgresql://db/blacksky"},
 			func(c *config.Config) bool { return c.DatabaseURL == "postgresql://db/blacksky" }},
+		{"scheme in capitals", []string{"DATABASE_URL", "PostgreS://db/blacksky"}, // found by FuzzLoad
+			func(c *config.Config) bool { return c.DatabaseURL == "postgres://db/blacksky" && c.UsesPostgres() }},
 		{"data dir", []string{"DATA_DIR", "/var/lib/blacksky"},
 			func(c *config.Config) bool { return c.SQLitePath() == "/var/lib/blacksky/blacksky.db" }},
 		{"port trimmed", []string{"PORT", " 9090\n"}, func(c *config.Config) bool { return c.Port == 9090 }},
