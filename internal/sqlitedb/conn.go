@@ -8,6 +8,7 @@ import (
 	"io"
 	"reflect"
 	"strings"
+	"sync"
 )
 
 // Conn is a driver connection whose ExecContext and QueryContext run
@@ -171,7 +172,8 @@ func (c *Conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 		return nil, err
 	}
 	c.inTx = true
-	return &Tx{base: tx, done: func() { c.inTx = false; release() }}, nil
+	var once sync.Once
+	return &Tx{base: tx, done: func() { once.Do(func() { c.inTx = false; release() }) }}, nil
 }
 
 // Tx is a transaction holding the writer turn until it ends.
