@@ -147,13 +147,22 @@ func isNotADatabase(err error) bool {
 	return strings.Contains(msg, "not a database") || strings.Contains(msg, "malformed") || strings.Contains(msg, "SQLITE_CORRUPT")
 }
 
+// postgresConns is how many connections to PostgreSQL a process opens at
+// most: the queue's workers, whatsmeow's store, the API and the lease
+// share them.
+const postgresConns = 10
+
 func openPostgres(ctx context.Context, rawURL string) (*sql.DB, error) {
 	cfg, err := pgx.ParseConfig(withSSLMode(rawURL))
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
 	}
 	db := stdlib.OpenDB(*cfg)
-	db.SetMaxOpenConns(10)
+	db.SetMaxOpenConns(postgresConns)
+	// Keep them all: database/sql's default of two idle connections would
+	// close the rest after every burst, and PostgreSQL starts a process
+	// for every new one.
+	db.SetMaxIdleConns(postgresConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
