@@ -85,7 +85,6 @@ func (q *Queue) FindSent(ctx context.Context, chat, waID string) (Message, bool,
 // reset; it keeps its WhatsApp message ID. It returns ErrWrongState for a
 // message that is not dead.
 func (q *Queue) Retry(ctx context.Context, id int64) (Message, error) {
-	defer q.writing()()
 	now := ms(q.now())
 	m, err := scanRow(q.db.QueryRowContext(ctx, `UPDATE blacksky_outbox
 		SET state = 'pending', attempts = 0, queued_at = $3, run_at = $3, updated_at = $3,
@@ -108,7 +107,6 @@ func (q *Queue) Retry(ctx context.Context, id int64) (Message, error) {
 // RetryAllDead puts every dead message back to pending and returns how
 // many. Retries are operator actions and do not check MaxPending.
 func (q *Queue) RetryAllDead(ctx context.Context) (int64, error) {
-	defer q.writing()()
 	now := ms(q.now())
 	res, err := q.db.ExecContext(ctx, `UPDATE blacksky_outbox
 		SET state = 'pending', attempts = 0, queued_at = $2, run_at = $2, updated_at = $2,
@@ -127,7 +125,6 @@ func (q *Queue) RetryAllDead(ctx context.Context) (int64, error) {
 // Purge deletes one dead or sent message; pending and sending ones are
 // refused with ErrWrongState, since a send may be under way.
 func (q *Queue) Purge(ctx context.Context, id int64) error {
-	defer q.writing()()
 	res, err := q.db.ExecContext(ctx, `DELETE FROM blacksky_outbox
 		WHERE session_id = $1 AND id = $2 AND state IN ('dead', 'sent')`, q.opts.Session, id)
 	if err != nil {
@@ -144,7 +141,6 @@ func (q *Queue) Purge(ctx context.Context, id int64) error {
 
 // PurgeDead deletes every dead message and returns how many.
 func (q *Queue) PurgeDead(ctx context.Context) (int64, error) {
-	defer q.writing()()
 	res, err := q.db.ExecContext(ctx, "DELETE FROM blacksky_outbox WHERE session_id = $1 AND state = 'dead'", q.opts.Session)
 	if err != nil {
 		return 0, fmt.Errorf("purge dead messages: %w", err)
@@ -156,7 +152,6 @@ func (q *Queue) PurgeDead(ctx context.Context) (int64, error) {
 // Prune deletes sent messages older than Retention and returns how many;
 // the dispatcher calls it hourly.
 func (q *Queue) Prune(ctx context.Context) (int64, error) {
-	defer q.writing()()
 	cutoff := ms(q.now().Add(-q.opts.Retention))
 	res, err := q.db.ExecContext(ctx, `DELETE FROM blacksky_outbox
 		WHERE session_id = $1 AND state = 'sent' AND sent_at < $2`, q.opts.Session, cutoff)
@@ -213,7 +208,6 @@ func (q *Queue) OldestPendingAge(ctx context.Context) (time.Duration, error) {
 // be sending for this session, so those claims belong to a process that died
 // and need not wait for their lease to expire. It returns how many.
 func (q *Queue) ReclaimAll(ctx context.Context) (int64, error) {
-	defer q.writing()()
 	now := ms(q.now())
 	res, err := q.db.ExecContext(ctx, `UPDATE blacksky_outbox
 		SET state = 'pending', run_at = $2, updated_at = $2, lease_owner = NULL, lease_until = NULL

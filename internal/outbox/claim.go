@@ -63,7 +63,6 @@ const claimSQL = `UPDATE blacksky_outbox
 
 // claim leases up to n due messages to this process, oldest first.
 func (q *Queue) claim(ctx context.Context, n int) ([]Message, error) {
-	defer q.writing()()
 	now := q.now()
 	var gapSince int64
 	if q.opts.ChatGap > 0 {

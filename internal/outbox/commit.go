@@ -54,7 +54,6 @@ func (q *Queue) commitEnqueues(ctx context.Context, batch []*enqueueCall) {
 // writeBatch inserts the batch's messages, each refused alone when the
 // backlog is full; an error fails the whole batch.
 func (q *Queue) writeBatch(ctx context.Context, batch []*enqueueCall) error {
-	defer q.writing()()
 	tx, err := q.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("enqueue: begin: %w", err)

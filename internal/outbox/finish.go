@@ -48,7 +48,6 @@ func (q *Queue) commitSent(ctx context.Context, batch []*sentCall) {
 }
 
 func (q *Queue) writeSent(ctx context.Context, batch []*sentCall) error {
-	defer q.writing()()
 	tx, err := q.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("mark messages sent: begin: %w", err)
@@ -97,7 +96,6 @@ func (q *Queue) handBack(ctx context.Context, m Message) (bool, error) {
 }
 
 func (q *Queue) finish(ctx context.Context, op string, m Message, query string, args ...any) (bool, error) {
-	defer q.writing()()
 	args = append([]any{q.opts.Session, m.ID, q.opts.Owner, m.Attempts}, args...)
 	res, err := q.db.ExecContext(ctx, query, args...)
 	if err != nil {

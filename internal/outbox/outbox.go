@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -199,10 +198,6 @@ type Queue struct {
 	wake    chan struct{} // nudges the dispatcher after an enqueue or retry
 	running atomic.Bool
 	stats   counters
-	// writeMu serialises this queue's writes on SQLite, which has one
-	// writer at a time anyway: waiting here is cheap, while a connection
-	// that finds the database locked backs off in sleeps of up to 100 ms.
-	writeMu sync.Mutex
 	// enqueues and sends group-commit concurrent writes (batch.go).
 	enqueues *batcher[*enqueueCall]
 	sends    *batcher[*sentCall]
@@ -212,7 +207,8 @@ type Queue struct {
 }
 
 // New returns the queue of opts.Session on db, whose schema Store.Migrate
-// has created; it does not touch the database.
+// has created; it does not touch the database. A SQLite db should come
+// from the store (internal/sqlitedb), which queues writers in the process.
 func New(db *sql.DB, kind store.Kind, opts Options) *Queue {
 	opts = opts.withDefaults()
 	q := &Queue{
@@ -226,15 +222,6 @@ func New(db *sql.DB, kind store.Kind, opts Options) *Queue {
 	q.enqueues = newBatcher(q.commitEnqueues)
 	q.sends = newBatcher(q.commitSent)
 	return q
-}
-
-// writing takes the SQLite write turn; the returned func gives it back.
-func (q *Queue) writing() func() {
-	if q.kind != store.SQLite {
-		return func() {}
-	}
-	q.writeMu.Lock()
-	return q.writeMu.Unlock
 }
 
 // Options returns the queue's options with defaults filled in.

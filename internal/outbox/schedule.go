@@ -70,7 +70,6 @@ func (q *Queue) rateBudget(ctx context.Context) (int, time.Time, error) {
 
 // expire sends pending messages older than TTL to dead.
 func (q *Queue) expire(ctx context.Context) error {
-	defer q.writing()()
 	now := q.now()
 	res, err := q.db.ExecContext(ctx, `UPDATE blacksky_outbox
 		SET state = 'dead', last_error = $3, updated_at = $4
