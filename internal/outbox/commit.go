@@ -136,18 +136,8 @@ const insertSQL = `INSERT INTO blacksky_outbox
 // insertEach inserts the batch one statement per message, checking the
 // backlog bound before each; open is the backlog before the batch.
 func (q *Queue) insertEach(ctx context.Context, tx *sql.Tx, batch []*enqueueCall, now int64, open int) error {
-	insert := func(args ...any) *sql.Row { return tx.QueryRowContext(ctx, insertSQL, args...) }
-	if q.kind == store.SQLite {
-		// SQLite would parse the statement again for every row.
-		stmt, err := tx.PrepareContext(ctx, insertSQL)
-		if err != nil {
-			return fmt.Errorf("enqueue: prepare: %w", err)
-		}
-		defer stmt.Close()
-		insert = func(args ...any) *sql.Row { return stmt.QueryRowContext(ctx, args...) }
-	}
 	for _, c := range batch {
-		if err := q.insertOne(ctx, tx, insert, c, now, &open); err != nil {
+		if err := q.insertOne(ctx, tx, c, now, &open); err != nil {
 			return err
 		}
 	}
@@ -156,7 +146,7 @@ func (q *Queue) insertEach(ctx context.Context, tx *sql.Tx, batch []*enqueueCall
 
 // insertOne sets c's outcome within the batch's transaction; open counts
 // the backlog, including the batch's rows so far.
-func (q *Queue) insertOne(ctx context.Context, tx *sql.Tx, insert func(args ...any) *sql.Row, c *enqueueCall, now int64, open *int) error {
+func (q *Queue) insertOne(ctx context.Context, tx *sql.Tx, c *enqueueCall, now int64, open *int) error {
 	key := c.req.IdempotencyKey
 	if *open >= q.opts.MaxPending {
 		if key != "" {
@@ -170,7 +160,7 @@ func (q *Queue) insertOne(ctx context.Context, tx *sql.Tx, insert func(args ...a
 		c.err = fmt.Errorf("%w: %d messages are waiting (NOTIFY_MAX_PENDING)", ErrBacklogFull, q.opts.MaxPending)
 		return nil
 	}
-	m, err := scanRow(insert(q.opts.Session, c.chat, c.req.Text,
+	m, err := scanRow(tx.QueryRowContext(ctx, insertSQL, q.opts.Session, c.chat, c.req.Text,
 		string(whatsmeow.GenerateMessageID()), nullString(key), now))
 	if errors.Is(err, sql.ErrNoRows) && key != "" {
 		// Enqueued by another caller since our first look, maybe in this batch.
