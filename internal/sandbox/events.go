@@ -22,6 +22,7 @@ const (
 	EventPing            EventKind = "ping"                // keep-alive answered
 	EventPingDropped     EventKind = "ping_dropped"        // keep-alive black-holed
 	EventPreKeysUploaded EventKind = "prekeys_uploaded"    // Detail: number of keys
+	EventPreKeyFetched   EventKind = "prekey_fetched"      // a client fetched the bundle of JID
 	EventUnknownIQ       EventKind = "unknown_iq"          // answered with an error
 	EventMessageFromBot  EventKind = "message_from_bot"    // Detail: message ID
 	EventAckWithheld     EventKind = "ack_withheld"        // Detail: message ID

@@ -215,6 +215,7 @@ func (s *Server) preKeyBundles(n *waBinary.Node) waBinary.Node {
 		if !ok || u.Tag != "user" {
 			continue
 		}
+		s.emit(Event{Kind: EventPreKeyFetched, JID: jid.String()})
 		content, err := s.bundleFor(s.ctx, jid)
 		if err != nil {
 			s.log.Debug("no prekey bundle", "jid", jid, "err", err)

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -262,5 +263,40 @@ func TestContactLIDAddressing(t *testing.T) {
 	}
 	if err := s.WaitFor(ctx, func() bool { return s.CountEvents(EventClientAck, 0) >= 2 }); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSendsFetchNoOwnPrekeys guards third_party/whatsmeow-own-device-prekeys.patch:
+// the bot never has a session with its own device, and unpatched whatsmeow
+// fetched (and so used up) one of its own prekeys on every send.
+func TestSendsFetchNoOwnPrekeys(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, Options{})
+	b := pairQR(t, s)
+	ctx := testCtx(t, 30*time.Second)
+	alice, err := s.AddContact("+4915112345679")
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := s.LastSeq()
+	const sends = 5
+	for i := range sends {
+		if _, err := b.cli.SendMessage(ctx, alice.JID(), textMsg(fmt.Sprintf("m%d", i))); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if err := s.WaitFor(ctx, func() bool { return len(alice.Inbox()) == sends }); err != nil {
+		t.Fatal(err)
+	}
+	fetched := map[string]int{}
+	for _, e := range s.Events() {
+		if e.Seq > since && e.Kind == EventPreKeyFetched {
+			fetched[e.JID]++
+		}
+	}
+	// One bundle each to start the sessions with the contact and the account's phone.
+	want := map[string]int{alice.JID().String(): 1, s.AccountJID().String(): 1}
+	if !maps.Equal(fetched, want) {
+		t.Errorf("prekey bundles fetched while sending %d messages: %v, want %v (bot device %s)", sends, fetched, want, b.cli.Store.ID)
 	}
 }

@@ -9,11 +9,29 @@ import (
 
 	wastore "go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
+
+	"github.com/blacksky-bot/blacksky/internal/signalcache"
 )
 
 // Device returns the whatsmeow device for sessionID: the paired one when the
-// store holds its session, otherwise a new, unpaired device.
+// store holds its session, otherwise a new, unpaired device. It keeps what
+// every send reads in memory (internal/signalcache), so it must be called only
+// by the holder of the account's lease, and again after the lease is retaken.
 func (s *Store) Device(ctx context.Context, sessionID string) (*wastore.Device, error) {
+	dev, err := s.device(ctx, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	// Reloaded now, not at open, so that it holds what a previous holder of
+	// the lease wrote; whatsmeow keeps it current from here on.
+	if err := s.container.LIDMap.FillCache(ctx); err != nil {
+		return nil, fmt.Errorf("load LID mappings: %w", err)
+	}
+	signalcache.Attach(dev)
+	return dev, nil
+}
+
+func (s *Store) device(ctx context.Context, sessionID string) (*wastore.Device, error) {
 	jid, ok, err := s.Account(ctx, sessionID)
 	if err != nil {
 		return nil, err

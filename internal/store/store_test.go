@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"go.mau.fi/whatsmeow/proto/waAdv"
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/blacksky-bot/blacksky/internal/testdb"
@@ -146,5 +147,60 @@ func TestSSLModeChoice(t *testing.T) {
 		if got := withSSLMode(tt.in); got != tt.want {
 			t.Errorf("withSSLMode(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestSignalSessionsReachTheDatabase writes Signal sessions the way a send
+// does (several at once, through the cache in front of whatsmeow's store,
+// third_party/whatsmeow-put-many-sessions.patch) and reads them back as the
+// next process would.
+func TestSignalSessionsReachTheDatabase(t *testing.T) {
+	for kind, open := range backends(t) {
+		t.Run(string(kind), func(t *testing.T) {
+			ctx := context.Background()
+			s := open(t)
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			dev, err := s.Device(ctx, "default")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// What pairing does: the device gets its JID and is saved.
+			jid := types.NewADJID("15550000001", 0, 7)
+			dev.ID = &jid
+			dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{1}, AccountSignature: make([]byte, 64), AccountSignatureKey: make([]byte, 32), DeviceSignature: make([]byte, 64)}
+			if err := dev.Save(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.BindAccount(ctx, "default", jid); err != nil {
+				t.Fatal(err)
+			}
+			writes := []map[string][]byte{
+				{"4915112345678:0": []byte("contact 1"), "15550000001:0": []byte("phone 1")},
+				{"4915112345678:0": []byte("contact 2"), "15550000001:0": []byte("phone 2")},
+				{"4915112345678:0": []byte("contact 3")},
+			}
+			for _, w := range writes {
+				if err := dev.Sessions.PutManySessions(ctx, w); err != nil {
+					t.Fatalf("PutManySessions(%d sessions): %v", len(w), err)
+				}
+			}
+
+			next, err := open(t).Device(ctx, "default")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := next.Sessions.GetManySessions(ctx, []string{"4915112345678:0", "15550000001:0", "4915112345678:1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{"4915112345678:0": "contact 3", "15550000001:0": "phone 2", "4915112345678:1": ""}
+			for addr, w := range want {
+				if string(got[addr]) != w {
+					t.Errorf("session %s after reopening = %q, want %q", addr, got[addr], w)
+				}
+			}
+		})
 	}
 }

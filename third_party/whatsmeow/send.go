@@ -1247,6 +1247,16 @@ func (cli *Client) encryptMessageForDevices(
 	ownJID := cli.getOwnID()
 	ownLID := cli.getOwnLID()
 	includeIdentity := false
+	// blacksky: the encryption loop below skips this device itself, so leave it
+	// out of the session prefetch too. Otherwise, having no session with itself,
+	// every send fetched one of the account's own prekeys from the server (an
+	// extra round trip inside the send lock, and a prekey used up per message).
+	// Same as tulir/whatsmeow#1167.
+	if dsmPlaintext != nil {
+		allDevices = slices.DeleteFunc(slices.Clone(allDevices), func(jid types.JID) bool {
+			return jid == ownJID || jid == ownLID
+		})
+	}
 	participantNodes := make([]waBinary.Node, 0, len(allDevices))
 
 	var pnDevices []types.JID

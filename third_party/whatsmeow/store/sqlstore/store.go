@@ -117,6 +117,10 @@ const (
 		INSERT INTO whatsmeow_sessions (our_jid, their_id, session) VALUES ($1, $2, $3)
 		ON CONFLICT (our_jid, their_id) DO UPDATE SET session=excluded.session
 	`
+	putManySessionsQuery = `
+		INSERT INTO whatsmeow_sessions (our_jid, their_id, session) VALUES %s
+		ON CONFLICT (our_jid, their_id) DO UPDATE SET session=excluded.session
+	`
 	deleteAllSessionsQuery = `DELETE FROM whatsmeow_sessions WHERE our_jid=$1 AND their_id LIKE $2`
 	deleteSessionQuery     = `DELETE FROM whatsmeow_sessions WHERE our_jid=$1 AND their_id=$2`
 
@@ -204,16 +208,24 @@ func (s *SQLStore) GetManySessions(ctx context.Context, addresses []string) (map
 	return result, nil
 }
 
+// PutManySessions writes the sessions in one statement.
+//
+// blacksky: upstream runs a transaction with one statement per session, and
+// whatsmeow calls this before every message it sends, inside its send lock:
+// on PostgreSQL that was four round trips per message instead of one.
 func (s *SQLStore) PutManySessions(ctx context.Context, sessions map[string][]byte) error {
-	return s.db.DoTxn(ctx, nil, func(ctx context.Context) error {
-		for addr, sess := range sessions {
-			err := s.PutSession(ctx, addr, sess)
-			if err != nil {
-				return err
-			}
-		}
+	if len(sessions) == 0 {
 		return nil
-	})
+	}
+	values := make([]string, 0, len(sessions))
+	args := make([]any, 1, 1+2*len(sessions))
+	args[0] = s.JID
+	for addr, sess := range sessions {
+		values = append(values, fmt.Sprintf("($1, $%d, $%d)", len(args)+1, len(args)+2))
+		args = append(args, addr, sess)
+	}
+	_, err := s.db.Exec(ctx, fmt.Sprintf(putManySessionsQuery, strings.Join(values, ", ")), args...)
+	return err
 }
 
 func (s *SQLStore) PutSession(ctx context.Context, address string, session []byte) error {

@@ -1,0 +1,389 @@
+// Package signalcache keeps what whatsmeow reads from its store on every send
+// (the Signal sessions and identity keys of the chat's devices, and the
+// contact's privacy token) in memory, in front of whatsmeow's SQL store, and
+// skips identity writes that would store the key already stored.
+//
+// Every write still goes to the database first and enters the cache only once
+// it succeeded, so a crash loses nothing the store would have kept. A read is
+// served from memory, so the cache is right only while this process is the
+// only writer of the account's rows. The account lease guarantees that
+// (internal/lease): a Device must not be used after the lease it was loaded
+// under is lost.
+package signalcache
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/types"
+)
+
+// Bounds on what is kept, so that memory stays flat however many contacts a
+// bot has. A session record is a few kilobytes; these hold the devices of the
+// chats a bot is busy with, and a miss costs one database read.
+const (
+	maxSessions   = 1024
+	maxIdentities = 4096
+	maxTokens     = 4096
+)
+
+// Attach makes dev's identity, session and privacy-token stores read through
+// a cache. An unpaired dev gets the cache when pairing first saves it, which
+// is when whatsmeow creates its stores.
+func Attach(dev *store.Device) {
+	dev.Container = &container{DeviceContainer: dev.Container, dev: dev}
+	if dev.Initialized {
+		wrap(dev)
+	}
+}
+
+// container notices when whatsmeow creates or deletes the device's stores.
+type container struct {
+	store.DeviceContainer
+	dev *store.Device
+}
+
+func (c *container) PutDevice(ctx context.Context, dev *store.Device) error {
+	err := c.DeviceContainer.PutDevice(ctx, dev)
+	if dev == c.dev && dev.Initialized {
+		wrap(dev)
+	}
+	return err
+}
+
+func (c *container) DeleteDevice(ctx context.Context, dev *store.Device) error {
+	err := c.DeviceContainer.DeleteDevice(ctx, dev)
+	if s, ok := dev.Sessions.(*sessions); ok {
+		s.c.purge()
+	}
+	return err
+}
+
+// wrap puts one new cache in front of dev's stores, unless it has one.
+func wrap(dev *store.Device) {
+	if _, ok := dev.Sessions.(*sessions); ok {
+		return
+	}
+	c := newCache()
+	dev.Sessions = &sessions{SessionStore: dev.Sessions, c: c}
+	dev.Identities = &identities{IdentityStore: dev.Identities, c: c}
+	dev.PrivacyTokens = &tokens{PrivacyTokenStore: dev.PrivacyTokens, c: c}
+	dev.LIDs = &lids{LIDStore: dev.LIDs, c: c}
+	dev.EventBuffer = &eventBuffer{EventBuffer: dev.EventBuffer, c: c}
+}
+
+// cache holds the values last read from or written to the database.
+//
+// A read from the database may race a write of the same row: the read can
+// return the old value after the write has begun. The epoch makes that safe
+// without holding the lock across database calls (which could deadlock with
+// a transaction that writes through the cache): every write moves the epoch
+// before and after it runs, and a read fills the cache only if the epoch did
+// not move while it ran.
+type cache struct {
+	mu         sync.Mutex
+	epoch      uint64
+	sessions   *simplelru.LRU[string, []byte] // nil: no session stored
+	identities *simplelru.LRU[string, [32]byte]
+	tokens     *simplelru.LRU[types.JID, *store.PrivacyToken] // nil: no token stored
+	migrated   map[string]bool                                // phone-number users moved to their LID
+}
+
+func newCache() *cache {
+	c := &cache{migrated: map[string]bool{}}
+	// NewLRU fails only for a size below 1.
+	c.sessions, _ = simplelru.NewLRU[string, []byte](maxSessions, nil)
+	c.identities, _ = simplelru.NewLRU[string, [32]byte](maxIdentities, nil)
+	c.tokens, _ = simplelru.NewLRU[types.JID, *store.PrivacyToken](maxTokens, nil)
+	return c
+}
+
+// now returns the epoch a database read starts in.
+func (c *cache) now() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.epoch
+}
+
+// fill runs add if nothing was written since epoch e.
+func (c *cache) fill(e uint64, add func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.epoch == e {
+		add()
+	}
+}
+
+// update runs a database write. What drop removes leaves the cache before
+// the write and again after it, since a read during the write may have put
+// the old value back; set adds the new values if the write succeeded and no
+// other write ran meanwhile.
+func (c *cache) update(drop func(), write func() error, set func()) error {
+	c.mu.Lock()
+	c.epoch++
+	e := c.epoch
+	drop()
+	c.mu.Unlock()
+
+	err := write()
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	drop()
+	if err == nil && set != nil && c.epoch == e {
+		set()
+	}
+	c.epoch++
+	return err
+}
+
+// purge forgets everything, for when the database may hold other values
+// than the cache: a rolled-back transaction, a deleted device.
+func (c *cache) purge() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	c.sessions.Purge()
+	c.identities.Purge()
+	c.tokens.Purge()
+	clear(c.migrated)
+}
+
+// dropDevices removes the sessions and identities of every device of the
+// Signal address users given ("4915112345678", "123456_1"); c.mu must be held.
+func (c *cache) dropDevices(users ...string) {
+	owned := func(addr string) bool {
+		for _, u := range users {
+			if strings.HasPrefix(addr, u+":") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, addr := range c.sessions.Keys() {
+		if owned(addr) {
+			c.sessions.Remove(addr)
+		}
+	}
+	for _, addr := range c.identities.Keys() {
+		if owned(addr) {
+			c.identities.Remove(addr)
+		}
+	}
+}
+
+// sessions caches whole session records; whatsmeow reads them before every
+// encryption and decryption.
+type sessions struct {
+	store.SessionStore
+	c *cache
+}
+
+func (s *sessions) GetSession(ctx context.Context, addr string) ([]byte, error) {
+	got, err := s.GetManySessions(ctx, []string{addr})
+	return got[addr], err
+}
+
+func (s *sessions) HasSession(ctx context.Context, addr string) (bool, error) {
+	got, err := s.GetSession(ctx, addr)
+	return got != nil, err
+}
+
+func (s *sessions) GetManySessions(ctx context.Context, addrs []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(addrs))
+	var missing []string
+	s.c.mu.Lock()
+	e := s.c.epoch
+	for _, addr := range addrs {
+		if v, ok := s.c.sessions.Get(addr); ok {
+			out[addr] = v
+		} else {
+			missing = append(missing, addr)
+		}
+	}
+	s.c.mu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	got, err := s.SessionStore.GetManySessions(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	s.c.fill(e, func() {
+		for _, addr := range missing {
+			s.c.sessions.Add(addr, got[addr])
+		}
+	})
+	for _, addr := range missing {
+		out[addr] = got[addr]
+	}
+	return out, nil
+}
+
+func (s *sessions) PutSession(ctx context.Context, addr string, record []byte) error {
+	return s.PutManySessions(ctx, map[string][]byte{addr: record})
+}
+
+func (s *sessions) PutManySessions(ctx context.Context, records map[string][]byte) error {
+	return s.c.update(func() {
+		for addr := range records {
+			s.c.sessions.Remove(addr)
+		}
+	}, func() error {
+		if len(records) == 1 {
+			for addr, rec := range records {
+				return s.SessionStore.PutSession(ctx, addr, rec)
+			}
+		}
+		return s.SessionStore.PutManySessions(ctx, records)
+	}, func() {
+		for addr, rec := range records {
+			s.c.sessions.Add(addr, rec)
+		}
+	})
+}
+
+func (s *sessions) DeleteSession(ctx context.Context, addr string) error {
+	return s.c.update(func() { s.c.sessions.Remove(addr) }, func() error {
+		return s.SessionStore.DeleteSession(ctx, addr)
+	}, nil)
+}
+
+func (s *sessions) DeleteAllSessions(ctx context.Context, phone string) error {
+	return s.c.update(func() { s.c.dropDevices(phone) }, func() error {
+		return s.SessionStore.DeleteAllSessions(ctx, phone)
+	}, nil)
+}
+
+// MigratePNToLID moves a contact's sessions, identities and sender keys from
+// its phone-number address to its LID. whatsmeow calls it before every send
+// to a contact whose LID it knows; the store moves the rows the first time only.
+func (s *sessions) MigratePNToLID(ctx context.Context, pn, lid types.JID) error {
+	user := pn.SignalAddressUser()
+	s.c.mu.Lock()
+	done := s.c.migrated[user]
+	s.c.mu.Unlock()
+	if done {
+		return s.SessionStore.MigratePNToLID(ctx, pn, lid)
+	}
+	return s.c.update(func() { s.c.dropDevices(user, lid.SignalAddressUser()) }, func() error {
+		return s.SessionStore.MigratePNToLID(ctx, pn, lid)
+	}, func() { s.c.migrated[user] = true })
+}
+
+// identities caches identity keys known to be stored. A key is only learnt
+// from a successful write: the store's IsTrustedIdentity does not say which
+// key it holds.
+type identities struct {
+	store.IdentityStore
+	c *cache
+}
+
+func (s *identities) IsTrustedIdentity(ctx context.Context, addr string, key [32]byte) (bool, error) {
+	s.c.mu.Lock()
+	stored, ok := s.c.identities.Get(addr)
+	s.c.mu.Unlock()
+	if ok {
+		return stored == key, nil
+	}
+	return s.IdentityStore.IsTrustedIdentity(ctx, addr, key)
+}
+
+// PutIdentity skips the write when the key is stored already: libsignal
+// saves the identity after every encryption, and it rarely changes.
+func (s *identities) PutIdentity(ctx context.Context, addr string, key [32]byte) error {
+	s.c.mu.Lock()
+	stored, ok := s.c.identities.Get(addr)
+	s.c.mu.Unlock()
+	if ok && stored == key {
+		return nil
+	}
+	return s.c.update(func() { s.c.identities.Remove(addr) }, func() error {
+		return s.IdentityStore.PutIdentity(ctx, addr, key)
+	}, func() { s.c.identities.Add(addr, key) })
+}
+
+func (s *identities) DeleteIdentity(ctx context.Context, addr string) error {
+	return s.c.update(func() { s.c.identities.Remove(addr) }, func() error {
+		return s.IdentityStore.DeleteIdentity(ctx, addr)
+	}, nil)
+}
+
+func (s *identities) DeleteAllIdentities(ctx context.Context, phone string) error {
+	return s.c.update(func() { s.c.dropDevices(phone) }, func() error {
+		return s.IdentityStore.DeleteAllIdentities(ctx, phone)
+	}, nil)
+}
+
+// tokens caches privacy tokens by user, absent ones too: whatsmeow looks one
+// up for every message it sends.
+type tokens struct {
+	store.PrivacyTokenStore
+	c *cache
+}
+
+func (s *tokens) GetPrivacyToken(ctx context.Context, user types.JID) (*store.PrivacyToken, error) {
+	key := user.ToNonAD()
+	s.c.mu.Lock()
+	e := s.c.epoch
+	tok, ok := s.c.tokens.Get(key)
+	s.c.mu.Unlock()
+	if !ok {
+		var err error
+		if tok, err = s.PrivacyTokenStore.GetPrivacyToken(ctx, user); err != nil {
+			return nil, err
+		}
+		s.c.fill(e, func() { s.c.tokens.Add(key, tok) })
+	}
+	if tok == nil {
+		return nil, nil
+	}
+	cp := *tok
+	return &cp, nil
+}
+
+// PutPrivacyTokens forgets every cached token: the store answers a lookup
+// for a user with the newest token of its phone number or LID, and which
+// one that is depends on the rows written.
+func (s *tokens) PutPrivacyTokens(ctx context.Context, toks ...store.PrivacyToken) error {
+	return s.c.update(s.c.tokens.Purge, func() error {
+		return s.PrivacyTokenStore.PutPrivacyTokens(ctx, toks...)
+	}, nil)
+}
+
+// lids forgets the cached privacy tokens when a LID mapping is written,
+// since token lookups follow the mapping.
+type lids struct {
+	store.LIDStore
+	c *cache
+}
+
+func (s *lids) PutLIDMapping(ctx context.Context, lid, pn types.JID) error {
+	return s.c.update(s.c.tokens.Purge, func() error {
+		return s.LIDStore.PutLIDMapping(ctx, lid, pn)
+	}, nil)
+}
+
+func (s *lids) PutManyLIDMappings(ctx context.Context, mappings []store.LIDMapping) error {
+	return s.c.update(s.c.tokens.Purge, func() error {
+		return s.LIDStore.PutManyLIDMappings(ctx, mappings)
+	}, nil)
+}
+
+// eventBuffer forgets everything when a decryption transaction fails: it
+// rolled back writes that already reached the cache.
+type eventBuffer struct {
+	store.EventBuffer
+	c *cache
+}
+
+func (s *eventBuffer) DoDecryptionTxn(ctx context.Context, fn func(context.Context) error) error {
+	err := s.EventBuffer.DoDecryptionTxn(ctx, fn)
+	if err != nil {
+		s.c.purge()
+	}
+	return err
+}
