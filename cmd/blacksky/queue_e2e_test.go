@@ -203,10 +203,23 @@ func TestQueueSurvivesOutageAndSIGKILL(t *testing.T) {
 
 // Two bots on one PostgreSQL: one drives the account, the other waits; the
 // holder is killed and the standby finishes delivery. Nothing is sent twice
-// and the sandbox never sees two connections at once.
+// and the sandbox never sees two connections at once. A contact talking to
+// the bot across the hand-over is understood by both bots and understands
+// both: the standby starts from the Signal sessions the holder stored, not
+// from anything either kept in memory (internal/signalcache).
 func TestTwoBotsOnPostgresHandOver(t *testing.T) {
 	contacts := []string{"15550000002", "15550000003"}
-	sb := startSandbox(t, contacts...)
+	const talker = "15550000004"
+	sb := startSandbox(t, append(contacts, talker)...)
+	ping := func(bot *process, pongs int) {
+		t.Helper()
+		if code := control(t, sb.url, "POST", "/control/contacts/"+talker+"/send", map[string]string{"text": ".ping"}, nil); code != http.StatusOK {
+			t.Fatalf("contact send: %d", code)
+		}
+		waitFor(t, fmt.Sprintf("pong number %d", pongs), func() bool {
+			return repliesContaining(t, sb, talker, "Pong") == pongs
+		}, bot)
+	}
 	env := botEnv(t, sb, testdb.PostgresURL(t))
 	first := start(t, env)
 	pairThroughControlAPI(t, sb, first)
@@ -224,6 +237,7 @@ func TestTwoBotsOnPostgresHandOver(t *testing.T) {
 
 	want := map[string][]string{}
 	enqueue(t, env, contacts, "handover", 60, want)
+	ping(first, 1)
 	waitFor(t, "delivery under way", func() bool {
 		return len(readInboxes(t, sb, contacts).texts[contacts[0]]) >= 5
 	}, first)
@@ -231,9 +245,12 @@ func TestTwoBotsOnPostgresHandOver(t *testing.T) {
 	second.waitHTTP(t, "/readyz", http.StatusOK)
 	d := waitDelivered(t, sb, contacts, want, second)
 	checkExactlyOnceInOrder(t, d, contacts, want)
+	ping(second, 2)
+	ping(second, 3)
 
 	var events []struct {
-		Kind string `json:"kind"`
+		Kind   string `json:"kind"`
+		Detail string `json:"detail"`
 	}
 	control(t, sb.url, "GET", "/control/events", nil, &events)
 	open, most := 0, 0
@@ -243,6 +260,8 @@ func TestTwoBotsOnPostgresHandOver(t *testing.T) {
 			open++
 		case "conn_closed":
 			open--
+		case "decrypt_failed":
+			t.Errorf("a contact could not decrypt a message from the bot: %s", e.Detail)
 		}
 		most = max(most, open)
 	}
