@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"go.mau.fi/whatsmeow"
@@ -67,23 +68,34 @@ func (q *Queue) writeBatch(ctx context.Context, batch []*enqueueCall) error {
 			return fmt.Errorf("enqueue: lock: %w", err)
 		}
 	}
-	open, err := q.backlog(ctx, tx, len(batch))
-	if err != nil {
-		return err
-	}
-	now := ms(q.now())
-	if q.kind == store.Postgres && open+len(batch) <= q.opts.MaxPending {
-		err = q.insertAll(ctx, tx, batch, now)
-	} else {
-		err = q.insertEach(ctx, tx, batch, now, open)
-	}
-	if err != nil {
+	if err := q.insertBatch(ctx, tx, batch, ms(q.now())); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("enqueue: commit: %w", err)
 	}
 	return nil
+}
+
+// insertBatch inserts the batch within tx, refusing each message that the
+// backlog bound has no room for.
+func (q *Queue) insertBatch(ctx context.Context, tx *sql.Tx, batch []*enqueueCall, now int64) error {
+	if top, ok := q.roomUpTo(len(batch)); ok && q.kind == store.Postgres {
+		// Most batches: one statement, the INSERT itself checking the
+		// highest id instead of a read of it first.
+		if done, err := q.insertAll(ctx, tx, batch, now, top); err != nil || done {
+			return err
+		}
+	}
+	open, err := q.backlog(ctx, tx, len(batch))
+	if err != nil {
+		return err
+	}
+	if q.kind == store.Postgres && open+len(batch) <= q.opts.MaxPending {
+		_, err = q.insertAll(ctx, tx, batch, now, math.MaxInt64)
+		return err
+	}
+	return q.insertEach(ctx, tx, batch, now, open)
 }
 
 // recountInterval is how long a backlog count may stand in for a new one.
@@ -97,6 +109,20 @@ type backlogCount struct {
 	at    time.Time // zero: never counted
 }
 
+// roomUpTo returns the highest id the table may hold for n more messages
+// to fit the backlog bound, judged by the last exact count; false when
+// that count is too old to go by or leaves no room. Only the holder of the
+// batch turn calls it.
+func (q *Queue) roomUpTo(n int) (int64, bool) {
+	last := q.lastCount
+	if last.at.IsZero() || time.Since(last.at) >= recountInterval {
+		return 0, false
+	}
+	// Every message added since the count has an id above last.maxID.
+	room := q.opts.MaxPending - n - last.open
+	return last.maxID + int64(room), room >= 0
+}
+
 // backlog returns how many messages are open (pending or sending), or
 // more, but never fewer unless an operator retried dead messages in the
 // last recountInterval (retries do not check the bound). Counting scans
@@ -108,12 +134,8 @@ func (q *Queue) backlog(ctx context.Context, tx *sql.Tx, n int) (int, error) {
 	if err := tx.QueryRowContext(ctx, "SELECT max(id) FROM blacksky_outbox").Scan(&maxID); err != nil {
 		return 0, fmt.Errorf("enqueue: read highest id: %w", err)
 	}
-	last := q.lastCount
-	if !last.at.IsZero() && time.Since(last.at) < recountInterval {
-		// Every message added since has an id above last.maxID.
-		if open := last.open + int(maxID.Int64-last.maxID); open+n <= q.opts.MaxPending {
-			return open, nil
-		}
+	if top, ok := q.roomUpTo(n); ok && maxID.Int64 <= top {
+		return q.lastCount.open + int(maxID.Int64-q.lastCount.maxID), nil
 	}
 	var open int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM blacksky_outbox
@@ -187,13 +209,17 @@ const insertAllSQL = `INSERT INTO blacksky_outbox
 	SELECT $1, r.chat, r.text, r.wa_id, r.idempotency_key, 'pending', 0, '', $2, $2, $2, $2
 	FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY
 		AS r(chat, text, wa_id, idempotency_key, n)
+	WHERE (SELECT coalesce(max(id), 0) FROM blacksky_outbox) <= $7
 	ORDER BY r.n
 	ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 	RETURNING ` + columns
 
 // insertAll inserts a batch that fits the backlog bound in one statement,
-// one round trip to PostgreSQL for the lot.
-func (q *Queue) insertAll(ctx context.Context, tx *sql.Tx, batch []*enqueueCall, now int64) error {
+// one round trip to PostgreSQL for the lot, if the table's highest id is
+// at most top: the batch then fits the bound. It reports false, with no
+// outcome set, when it inserted nothing: top was passed, or every message
+// repeated an idempotency key.
+func (q *Queue) insertAll(ctx context.Context, tx *sql.Tx, batch []*enqueueCall, now, top int64) (bool, error) {
 	chats, texts, waIDs := make([]string, len(batch)), make([]string, len(batch)), make([]string, len(batch))
 	keys := make([]*string, len(batch))
 	byWAID := make(map[string]*enqueueCall, len(batch))
@@ -204,13 +230,16 @@ func (q *Queue) insertAll(ctx context.Context, tx *sql.Tx, batch []*enqueueCall,
 		}
 		byWAID[waIDs[i]] = c
 	}
-	rows, err := tx.QueryContext(ctx, insertAllSQL, q.opts.Session, now, chats, texts, waIDs, keys)
+	rows, err := tx.QueryContext(ctx, insertAllSQL, q.opts.Session, now, chats, texts, waIDs, keys, top)
 	if err != nil {
-		return fmt.Errorf("enqueue: insert: %w", err)
+		return false, fmt.Errorf("enqueue: insert: %w", err)
 	}
 	msgs, err := scanAll(rows)
 	if err != nil {
-		return fmt.Errorf("enqueue: insert: %w", err)
+		return false, fmt.Errorf("enqueue: insert: %w", err)
+	}
+	if len(msgs) == 0 && top != math.MaxInt64 {
+		return false, nil
 	}
 	for _, m := range msgs {
 		if c := byWAID[m.WAID]; c != nil {
@@ -227,9 +256,9 @@ func (q *Queue) insertAll(ctx context.Context, tx *sql.Tx, batch []*enqueueCall,
 			err = fmt.Errorf("enqueue: message for %s was not stored and has no idempotency key to find it by", c.chat)
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 		c.msg = m
 	}
-	return nil
+	return true, nil
 }
