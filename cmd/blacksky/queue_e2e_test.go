@@ -79,6 +79,7 @@ func pairThroughControlAPI(t *testing.T, sb sandboxProc, bot *process) {
 type inboxEntry struct {
 	ID   string `json:"id"`
 	Text string `json:"text"`
+	Type string `json:"type"` // pkmsg when it started a new Signal session
 }
 
 func inbox(t *testing.T, sb sandboxProc, number string) []inboxEntry {
@@ -160,15 +161,19 @@ func checkExactlyOnceInOrder(t *testing.T, d delivery, contacts []string, want m
 	}
 }
 
+// stores gives each store's DATABASE_URL for a test: SQLite in DATA_DIR, or a fresh PostgreSQL database.
+func stores() map[string]func(*testing.T) string {
+	return map[string]func(*testing.T) string{
+		"sqlite":   func(*testing.T) string { return "" },
+		"postgres": func(t *testing.T) string { return testdb.PostgresURL(t) },
+	}
+}
+
 // Messages queued during an outage arrive after it, and a bot killed with
 // SIGKILL mid-delivery finishes the job after a restart: each message once,
 // in order per chat.
 func TestQueueSurvivesOutageAndSIGKILL(t *testing.T) {
-	stores := map[string]func(*testing.T) string{
-		"sqlite":   func(*testing.T) string { return "" },
-		"postgres": func(t *testing.T) string { return testdb.PostgresURL(t) },
-	}
-	for name, dbURL := range stores {
+	for name, dbURL := range stores() {
 		t.Run(name, func(t *testing.T) {
 			contacts := []string{"15550000002", "15550000003", "15550000004"}
 			sb := startSandbox(t, contacts...)
@@ -294,5 +299,41 @@ func TestWithheldAckRetriesUnderTheSameID(t *testing.T) {
 	checkExactlyOnceInOrder(t, d, []string{contact}, want)
 	if d.duplicates == 0 {
 		t.Error("no resend was observed; the test did not exercise a retry")
+	}
+}
+
+// A contact that lost its Signal session (a reinstall) asks, after the bot
+// restarted, for a message again with a retry receipt. whatsmeow's copy of
+// recent sends died with the old process; the bot answers from the queue's
+// sent messages, under the same ID, so the contact is not left on "waiting
+// for this message".
+func TestRetryReceiptAnsweredAfterRestart(t *testing.T) {
+	for name, dbURL := range stores() {
+		t.Run(name, func(t *testing.T) {
+			contact := "15550000002"
+			sb := startSandbox(t, contact)
+			env := botEnv(t, sb, dbURL(t))
+			bot := start(t, env)
+			pairThroughControlAPI(t, sb, bot)
+			want := map[string][]string{}
+			enqueue(t, env, []string{contact}, "retry", 1, want)
+			waitDelivered(t, sb, []string{contact}, want, bot)
+			first := inbox(t, sb, contact)[0]
+			bot.cmd.Process.Signal(syscall.SIGTERM)
+			bot.wait(t, 30*time.Second)
+
+			restarted := start(t, restartEnv(env))
+			restarted.waitHTTP(t, "/readyz", http.StatusOK)
+			var res map[string]string
+			if code := control(t, sb.url, "POST", "/control/contacts/"+contact+"/retry", map[string]string{"id": first.ID}, &res); code != http.StatusOK {
+				t.Fatalf("retry request: %d %v", code, res)
+			}
+			waitFor(t, "the message again after the retry receipt", func() bool {
+				return len(inbox(t, sb, contact)) >= 2
+			}, restarted)
+			if again := inbox(t, sb, contact)[1]; again.ID != first.ID || again.Text != first.Text || again.Type != "pkmsg" {
+				t.Errorf("after the retry receipt the contact got %+v; want %s %q again, in a new session (pkmsg)", again, first.ID, first.Text)
+			}
+		})
 	}
 }

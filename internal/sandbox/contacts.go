@@ -27,6 +27,7 @@ import (
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/util/keys"
 )
 
 // InboxMessage is a message a contact received from the bot and decrypted.
@@ -570,4 +571,59 @@ func (s *Server) handleReceipt(c *conn, n *waBinary.Node) {
 		s.mu.Unlock()
 	}
 	s.emit(Event{Kind: EventReceipt, ConnID: c.id, JID: from.String(), Detail: strings.TrimSpace(id + " " + typ)})
+}
+
+// RequestRetry makes the contact behave like a phone that lost its Signal
+// session with the bot (a reinstall, a restored backup) and could not read
+// message id: it forgets the session with the bot device that sent it and
+// sends that device a retry receipt carrying a fresh prekey bundle, as
+// WhatsApp clients do. The bot answers by encrypting the message again under
+// the same ID, which a bot that has restarted can do only if it kept the
+// message. It fails when the contact never received id or the device is offline.
+func (ct *Contact) RequestRetry(ctx context.Context, id string) error {
+	var sender types.JID
+	for _, m := range ct.Inbox() {
+		if m.ID == id {
+			sender, _ = types.ParseJID(m.From)
+		}
+	}
+	if sender.IsEmpty() {
+		return fmt.Errorf("request retry: contact %s never received message %s", ct.number, id)
+	}
+	ct.cryptoMu.Lock()
+	err := ct.dev.Sessions.DeleteSession(ctx, sender.SignalAddress().String())
+	var otk *keys.PreKey
+	if err == nil {
+		otk, err = ct.dev.PreKeys.GenOnePreKey(ctx)
+	}
+	ct.cryptoMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("request retry: %w", err)
+	}
+	dev := ct.dev
+	skey := preKeyRec{ID: dev.SignedPreKey.KeyID, Pub: dev.SignedPreKey.Pub[:], Sig: dev.SignedPreKey.Signature[:]}
+	bundle := bundleNodes(dev.RegistrationID, dev.IdentityKey.Pub[:], skey, &preKeyRec{ID: otk.KeyID, Pub: otk.Pub[:]})
+	now := strconv.FormatInt(time.Now().Unix(), 10)
+	from := ct.JID()
+	if ct.lid != "" {
+		from = ct.LID()
+	}
+	receipt := waBinary.Node{Tag: "receipt", Attrs: waBinary.Attrs{"id": id, "type": "retry", "from": from, "t": now}, Content: []waBinary.Node{
+		{Tag: "retry", Attrs: waBinary.Attrs{"count": "1", "id": id, "t": now, "v": "1"}},
+		bundle[0], // registration
+		{Tag: "keys", Content: bundle[1:]},
+	}}
+	s := ct.s
+	s.mu.Lock()
+	conns := s.liveConnsLocked(sender.Device)
+	s.mu.Unlock()
+	sent := false
+	for _, c := range conns {
+		sent = c.send(receipt) == nil || sent
+	}
+	if !sent {
+		return fmt.Errorf("request retry: bot device %s is not connected", sender)
+	}
+	s.emit(Event{Kind: EventRetryRequested, JID: ct.JID().String(), Detail: id})
+	return nil
 }

@@ -38,6 +38,10 @@ type sendRequest struct {
 	Text string `json:"text"`
 }
 
+type retryRequest struct {
+	ID string `json:"id"`
+}
+
 type faultRequest struct {
 	Kind           string `json:"kind"`
 	Duration       string `json:"duration,omitempty"`
@@ -71,12 +75,14 @@ func infoOf(ct *Contact) contactInfo {
 //	GET    /control/contacts/{number}/inbox    []InboxMessage (arrival order, duplicates kept)
 //	GET    /control/contacts/{number}/receipts []Receipt
 //	POST   /control/contacts/{number}/send     {"text":"..."} -> {"id":"..."}
+//	POST   /control/contacts/{number}/retry    {"id":"..."}: lose the session, ask the bot to resend
 //	GET    /control/faults                    []ActiveFault
 //	POST   /control/faults                    {"kind":"ban","duration":"10s","immediate_close":false}
 //	DELETE /control/faults                    clears every lasting fault
 //
 // Errors are JSON {"error":"..."}: 400 for bad input or unknown contacts, 409 when a
-// contact cannot send (no linked device), 413 for bodies over 64 KiB.
+// contact cannot send (no linked device) or ask for a retry (no such message
+// received, bot device offline), 413 for bodies over 64 KiB.
 func (s *Server) ControlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /control/trust", func(w http.ResponseWriter, r *http.Request) {
@@ -184,6 +190,26 @@ func (s *Server) ControlHandler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"id": id})
+	})
+	mux.HandleFunc("POST /control/contacts/{number}/retry", func(w http.ResponseWriter, r *http.Request) {
+		ct := s.Contact(r.PathValue("number"))
+		if ct == nil {
+			writeError(w, http.StatusBadRequest, "unknown contact")
+			return
+		}
+		var req retryRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		if req.ID == "" {
+			writeError(w, http.StatusBadRequest, "id is required")
+			return
+		}
+		if err := ct.RequestRetry(r.Context(), req.ID); err != nil {
+			writeError(w, http.StatusConflict, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"id": req.ID})
 	})
 	mux.HandleFunc("GET /control/faults", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, nonNil(s.ActiveFaults()))

@@ -163,7 +163,7 @@ func TestControlAPIFlow(t *testing.T) {
 // FuzzControlJSON feeds arbitrary bodies to every JSON endpoint: never a 5xx, never a panic.
 func FuzzControlJSON(f *testing.F) {
 	for _, seed := range []string{`{}`, `{"kind":"refuse","duration":"1s"}`, `{"number":"4915100000001"}`,
-		`{"qr":"a,b,c,d"}`, `{"code":"ABCD-EFGH"}`, `{"text":"hi"}`, `[]`, `null`, `{"kind":1}`, "\x00"} {
+		`{"qr":"a,b,c,d"}`, `{"code":"ABCD-EFGH"}`, `{"text":"hi"}`, `{"id":"3EB0ABCDEF"}`, `[]`, `null`, `{"kind":1}`, "\x00"} {
 		f.Add(seed)
 	}
 	s, err := New(Options{NoiseRootKey: testRootPriv})
@@ -172,7 +172,7 @@ func FuzzControlJSON(f *testing.F) {
 	}
 	f.Cleanup(func() { _ = s.Close() })
 	h := s.ControlHandler()
-	paths := []string{"/control/contacts", "/control/faults", "/control/phone/scan", "/control/phone/code", "/control/contacts/4915100000001/send"}
+	paths := []string{"/control/contacts", "/control/faults", "/control/phone/scan", "/control/phone/code", "/control/contacts/4915100000001/send", "/control/contacts/4915100000001/retry"}
 	f.Fuzz(func(t *testing.T, body string) {
 		for _, p := range paths {
 			req := httptest.NewRequestWithContext(context.Background(), "POST", p, strings.NewReader(body))

@@ -29,6 +29,7 @@ const (
 	EventMessageToBot    EventKind = "message_to_bot"      // a contact sent (Detail: ID)
 	EventDelivered       EventKind = "delivered_to_bot"    // written to a bot connection
 	EventReceipt         EventKind = "receipt"             // the bot sent a receipt
+	EventRetryRequested  EventKind = "retry_requested"     // a contact asked the bot to resend (Detail: ID)
 	EventClientAck       EventKind = "client_ack"          // the bot acked a node (Detail: class id)
 	EventStreamError     EventKind = "stream_error"        // Detail: code/conflict
 	EventFailure         EventKind = "failure"             // Detail: reason

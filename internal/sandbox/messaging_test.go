@@ -300,3 +300,48 @@ func TestSendsFetchNoOwnPrekeys(t *testing.T) {
 		t.Errorf("prekey bundles fetched while sending %d messages: %v, want %v (bot device %s)", sends, fetched, want, b.cli.Store.ID)
 	}
 }
+
+// A contact that lost its session asks for a message again; whatsmeow
+// encrypts it anew under the same ID, starting a new session from the
+// bundle in the retry receipt, and later messages use that session.
+func TestRetryReceiptResendsUnderSameID(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, Options{})
+	b := pairQR(t, s)
+	ctx := testCtx(t, 30*time.Second)
+	alice, err := s.AddContact("+4915112345670")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := b.cli.SendMessage(ctx, alice.JID(), textMsg("lost on a reinstall"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitFor(ctx, func() bool { return len(alice.Inbox()) == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.RequestRetry(ctx, "3EB0NOSUCHMESSAGE"); err == nil {
+		t.Error("a retry for a message the contact never received was sent")
+	}
+	if err := alice.RequestRetry(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitFor(ctx, func() bool { return len(alice.Inbox()) == 2 }); err != nil {
+		t.Fatalf("no resend after the retry receipt: %v", err)
+	}
+	if got := alice.Inbox()[1]; got.ID != first.ID || got.Text != "lost on a reinstall" || got.Type != "pkmsg" {
+		t.Fatalf("resend = %+v; want id %s, the same text, as a pkmsg (new session)", got, first.ID)
+	}
+	if _, err := b.cli.SendMessage(ctx, alice.JID(), textMsg("after")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitFor(ctx, func() bool { return len(alice.Inbox()) == 3 }); err != nil {
+		t.Fatal(err)
+	}
+	if got := alice.Inbox()[2]; got.Text != "after" {
+		t.Fatalf("next message = %+v", got)
+	}
+	if n := s.CountEvents(EventDecryptFailed, 0); n != 0 {
+		t.Errorf("%d messages failed to decrypt", n)
+	}
+}
