@@ -34,12 +34,42 @@ type contactRequest struct {
 	Number string `json:"number"`
 }
 
-type sendRequest struct {
+// idText is the body of a contact's action: the text to send, or the message to ask for again.
+type idText struct {
+	ID   string `json:"id"`
 	Text string `json:"text"`
 }
 
-type retryRequest struct {
-	ID string `json:"id"`
+// errBadRequest is a contact action's complaint about its input (400, not 409).
+type errBadRequest string
+
+func (e errBadRequest) Error() string { return string(e) }
+
+// contactAction serves a POST that makes the contact in the path act on the
+// JSON body; it answers {"id": ...}, 400 for bad input, 409 when the
+// contact cannot act.
+func (s *Server) contactAction(act func(context.Context, *Contact, idText) (string, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ct := s.Contact(r.PathValue("number"))
+		if ct == nil {
+			writeError(w, http.StatusBadRequest, "unknown contact")
+			return
+		}
+		var req idText
+		if !readJSON(w, r, &req) {
+			return
+		}
+		id, err := act(r.Context(), ct, req)
+		var bad errBadRequest
+		switch {
+		case errors.As(err, &bad):
+			writeError(w, http.StatusBadRequest, err.Error())
+		case err != nil:
+			writeError(w, http.StatusConflict, err.Error())
+		default:
+			writeJSON(w, http.StatusOK, map[string]string{"id": id})
+		}
+	}
 }
 
 type faultRequest struct {
@@ -170,47 +200,18 @@ func (s *Server) ControlHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, nonNil(ct.Receipts()))
 	})
-	mux.HandleFunc("POST /control/contacts/{number}/send", func(w http.ResponseWriter, r *http.Request) {
-		ct := s.Contact(r.PathValue("number"))
-		if ct == nil {
-			writeError(w, http.StatusBadRequest, "unknown contact")
-			return
-		}
-		var req sendRequest
-		if !readJSON(w, r, &req) {
-			return
-		}
+	mux.HandleFunc("POST /control/contacts/{number}/send", s.contactAction(func(ctx context.Context, ct *Contact, req idText) (string, error) {
 		if req.Text == "" {
-			writeError(w, http.StatusBadRequest, "text is required")
-			return
+			return "", errBadRequest("text is required")
 		}
-		id, err := ct.Send(r.Context(), req.Text)
-		if err != nil {
-			writeError(w, http.StatusConflict, err.Error())
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"id": id})
-	})
-	mux.HandleFunc("POST /control/contacts/{number}/retry", func(w http.ResponseWriter, r *http.Request) {
-		ct := s.Contact(r.PathValue("number"))
-		if ct == nil {
-			writeError(w, http.StatusBadRequest, "unknown contact")
-			return
-		}
-		var req retryRequest
-		if !readJSON(w, r, &req) {
-			return
-		}
+		return ct.Send(ctx, req.Text)
+	}))
+	mux.HandleFunc("POST /control/contacts/{number}/retry", s.contactAction(func(ctx context.Context, ct *Contact, req idText) (string, error) {
 		if req.ID == "" {
-			writeError(w, http.StatusBadRequest, "id is required")
-			return
+			return "", errBadRequest("id is required")
 		}
-		if err := ct.RequestRetry(r.Context(), req.ID); err != nil {
-			writeError(w, http.StatusConflict, err.Error())
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"id": req.ID})
-	})
+		return req.ID, ct.RequestRetry(ctx, req.ID)
+	}))
 	mux.HandleFunc("GET /control/faults", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, nonNil(s.ActiveFaults()))
 	})
