@@ -128,6 +128,15 @@ func (sb *sandbox) clearFaults(ctx context.Context) error {
 	return nil
 }
 
+// connections counts the sandbox's open client connections.
+func (sb *sandbox) connections(ctx context.Context) (int, error) {
+	var conns []json.RawMessage
+	if code := doJSON(ctx, "GET", sb.url+"/control/connections", nil, &conns); code != http.StatusOK {
+		return 0, fmt.Errorf("list connections: HTTP %d", code)
+	}
+	return len(conns), nil
+}
+
 // inboxMsg is one message a contact received.
 type inboxMsg struct {
 	ID   string    `json:"id"`

@@ -146,8 +146,17 @@ func (h *harness) readInboxes(ctx context.Context) (map[string][]inboxMsg, error
 
 // check reads every inbox once more and compares it with what was accepted.
 func (h *harness) check(ctx context.Context, s *sender, c *chaos) (*Report, error) {
-	// A resend still in flight lands within a send timeout or two.
-	time.Sleep(2 * time.Second)
+	// The queue is idle, so only a frame a killed bot wrote before it died
+	// can still reach an inbox. The sandbox handles a connection's frames
+	// before it closes it: once only the leader's connection is open, every
+	// frame has landed.
+	err := poll(ctx, 30*time.Second, func() bool {
+		n, err := h.sb.connections(ctx)
+		return err == nil && n <= 1
+	})
+	if err != nil {
+		h.log.Warn("connections of dead bots still open at the final check", "err", err)
+	}
 	seen, err := h.readInboxes(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
