@@ -49,6 +49,17 @@ func (f *flakyWebhook) got(kind string) bool {
 	return false
 }
 
+// mostAttempts is the most requests any one event ID has had.
+func (f *flakyWebhook) mostAttempts() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	most := 0
+	for _, n := range f.attempts {
+		most = max(most, n)
+	}
+	return most
+}
+
 const botWebhookSecret = "webhook-secret-for-tests"
 
 func repliesContaining(t *testing.T, sb sandboxProc, number, text string) int {
@@ -102,18 +113,17 @@ func TestBotCommandsEndToEnd(t *testing.T) {
 	if status == "" || !strings.Contains(status, "pending") {
 		t.Errorf("owner's .status reply lacks real figures: %q", status)
 	}
-	waitFor(t, "webhook events after 3 failed deliveries", func() bool {
-		return hook.got("message.received") && hook.got("message.sent")
+	// The 3 failures may hit 3 different events; the wait is over when one
+	// of them was tried again under its ID (and accepted: the failures are
+	// used up by then).
+	waitFor(t, "webhook events after 3 failed deliveries, one retried", func() bool {
+		return hook.got("message.received") && hook.got("message.sent") && hook.mostAttempts() >= 2
 	}, bot)
 	hook.mu.Lock()
-	retried := 0
-	for _, n := range hook.attempts {
-		retried = max(retried, n)
-	}
 	bad := hook.badSig
 	hook.mu.Unlock()
-	if retried < 2 || bad > 0 {
-		t.Errorf("webhook: most attempts for one event %d (want retries under one ID), %d bad signatures", retried, bad)
+	if bad > 0 {
+		t.Errorf("webhook: %d bad signatures", bad)
 	}
 
 	// Messages acknowledged (stored) but maybe not yet handled when the

@@ -26,7 +26,7 @@ func withQueueStore(ctx context.Context, env *environment, cmd string, f func(q 
 		return exitFailure
 	}
 	defer st.Close()
-	return f(newQueue(cfg, st, log))
+	return f(newQueue(cfg, st, nil, log))
 }
 
 func sendCommand(ctx context.Context, env *environment, args []string) int {

@@ -12,11 +12,13 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/outbox"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
+	"github.com/blacksky-bot/blacksky/internal/webhook"
 )
 
-// newQueue opens the account's outbox with the configured limits.
-func newQueue(cfg *config.Config, st *store.Store, log *slog.Logger) *outbox.Queue {
-	return outbox.New(st.DB(), st.Kind(), outbox.Options{
+// newQueue opens the account's outbox with the configured limits; with a
+// webhook, every message that becomes sent or dead is reported to it.
+func newQueue(cfg *config.Config, st *store.Store, wh *webhook.Client, log *slog.Logger) *outbox.Queue {
+	opts := outbox.Options{
 		Session:       cfg.SessionID,
 		MaxAttempts:   cfg.NotifyMaxAttempts,
 		TTL:           cfg.NotifyTTL,
@@ -31,7 +33,11 @@ func newQueue(cfg *config.Config, st *store.Store, log *slog.Logger) *outbox.Que
 		// Leaves room in Heroku's 30 s for HTTP, the connection and the database.
 		ShutdownGrace: 5 * time.Second,
 		Logger:        log.With("component", "outbox"),
-	})
+	}
+	if wh != nil {
+		opts.Settled = wh.OutboxSettled
+	}
+	return outbox.New(st.DB(), st.Kind(), opts)
 }
 
 // withQueue makes the connection deliver the queue: owner alerts become

@@ -85,12 +85,12 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 		return err
 	}
 	opts.Metrics = m
-	q := newQueue(cfg, st, log)
-	m.Registry.MustRegister(q.Collector())
 	wh, err := newWebhook(cfg, st, log)
 	if err != nil {
 		return err
 	}
+	q := newQueue(cfg, st, wh, log)
+	m.Registry.MustRegister(q.Collector())
 	var acct *account.Runner
 	b := newBot(cfg, st, q, wh, backups, &acct, started, log)
 	chainConfigure(&opts, b.Configure)
@@ -107,7 +107,6 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 			wg.Go(func() { b.Run(ctx) })
 			if wh != nil {
 				wg.Go(func() { wh.Run(ctx) })
-				wg.Go(func() { wh.WatchOutbox(ctx, time.Second) })
 			}
 			deliver(ctx, sup)
 			wg.Wait()

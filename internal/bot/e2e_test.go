@@ -63,10 +63,6 @@ func TestEndToEnd(t *testing.T) {
 		botLog = slog.New(&watchHandler{Handler: log.Handler(), match: "could not store", ch: storeFailed})
 	}
 
-	q := outbox.New(st.DB(), st.Kind(), outbox.Options{
-		Session: "e2e", PollInterval: 20 * time.Millisecond, Logger: log,
-		Backoff: backoff.Policy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond},
-	})
 	hook := newHookRecorder(t)
 	wh, err := webhook.New(st.DB(), webhook.Options{
 		URL: hook.srv.URL, Secret: "topsecret", Session: "e2e", PollInterval: 20 * time.Millisecond, Logger: log,
@@ -74,6 +70,10 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	q := outbox.New(st.DB(), st.Kind(), outbox.Options{
+		Session: "e2e", PollInterval: 20 * time.Millisecond, Logger: log, Settled: wh.OutboxSettled,
+		Backoff: backoff.Policy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond},
+	})
 	var sup *supervisor.Supervisor
 	b := bot.New(bot.Options{
 		Webhook: wh,
@@ -106,7 +106,6 @@ func TestEndToEnd(t *testing.T) {
 		q.Run(runCtx, &outbox.WhatsAppSender{Client: sup.Client}, outbox.SupervisorGate{Supervisor: sup})
 	})
 	wg.Go(func() { wh.Run(runCtx) })
-	wg.Go(func() { wh.WatchOutbox(runCtx, 50*time.Millisecond) })
 	defer func() {
 		srv.Close() // first: see the supervisor e2e test on whatsmeow's teardown race
 		stop()

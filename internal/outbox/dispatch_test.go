@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -204,10 +205,24 @@ func TestMaxAttemptsThenDead(t *testing.T) {
 	})
 }
 
+// An expired message goes to dead unsent; Settled sees it and the sent one
+// once each, in their new states, inside the transaction of the change.
 func TestTTLThenDead(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		clock := newFakeClock()
-		q := e.queue(t, Options{Now: clock.Now, TTL: time.Hour})
+		var mu sync.Mutex
+		settled := map[int64][]Message{}
+		q := e.queue(t, Options{Now: clock.Now, TTL: time.Hour, Settled: func(_ context.Context, tx *sql.Tx, msgs []Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range msgs {
+				settled[m.ID] = append(settled[m.ID], m)
+			}
+			if tx == nil {
+				return errors.New("no transaction")
+			}
+			return nil
+		}})
 		old := mustEnqueue(t, q, chatJID(1), "stale")
 		clock.Advance(time.Hour + time.Second)
 		fresh := mustEnqueue(t, q, chatJID(1), "fresh")
@@ -217,9 +232,17 @@ func TestTTLThenDead(t *testing.T) {
 		if !strings.Contains(dead.LastError, "expired") {
 			t.Fatalf("expired message = %+v", dead)
 		}
-		waitState(t, q, fresh.ID, Sent)
+		sent := waitState(t, q, fresh.ID, Sent)
 		if got := texts(sender.all()); got != "fresh" {
 			t.Fatalf("sent %q; want only the fresh message", got)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if s := settled[old.ID]; len(s) != 1 || s[0].State != Dead || s[0].LastError != dead.LastError || !s[0].UpdatedAt.Equal(dead.UpdatedAt) {
+			t.Errorf("Settled got the expired message as %+v; want it once as stored: %+v", s, dead)
+		}
+		if s := settled[fresh.ID]; len(s) != 1 || s[0].State != Sent || !s[0].SentAt.Equal(sent.SentAt) || s[0].WAID != sent.WAID {
+			t.Errorf("Settled got the sent message as %+v; want it once as stored: %+v", s, sent)
 		}
 	})
 }

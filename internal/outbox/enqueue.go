@@ -68,6 +68,7 @@ func (q *Queue) Enqueue(ctx context.Context, req Request) (Message, bool, error)
 // querier is a *sql.DB or *sql.Tx.
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 // byKey finds the message enqueued under an idempotency key.

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -64,18 +65,59 @@ func (q *Queue) writeSent(ctx context.Context, batch []*sentCall) error {
 		}
 		c.ok = n == 1
 	}
+	if err := q.settled(ctx, tx, sentMessages(batch)); err != nil {
+		return fmt.Errorf("mark messages sent: %w", err)
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("mark messages sent: commit: %w", err)
 	}
 	return nil
 }
 
+// sentMessages is the batch's messages this process recorded as sent, as they now are.
+func sentMessages(batch []*sentCall) []Message {
+	var out []Message
+	for _, c := range batch {
+		if c.ok {
+			m := c.m
+			m.State, m.SentAt, m.UpdatedAt, m.LastError = Sent, fromMS(c.at), fromMS(c.at), ""
+			m.LeaseOwner, m.LeaseUntil = "", time.Time{}
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// settled passes messages that became sent or dead to Options.Settled, in tx.
+func (q *Queue) settled(ctx context.Context, tx *sql.Tx, msgs []Message) error {
+	if q.opts.Settled == nil || len(msgs) == 0 {
+		return nil
+	}
+	return q.opts.Settled(ctx, tx, msgs)
+}
+
 // markDead gives up on a message with reason.
 func (q *Queue) markDead(ctx context.Context, m Message, reason string) (bool, error) {
 	now := ms(q.now())
-	return q.finish(ctx, "mark message dead", m, `UPDATE blacksky_outbox
+	tx, err := q.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("mark message dead %d: begin: %w", m.ID, err)
+	}
+	defer tx.Rollback()
+	ok, err := q.finishIn(ctx, tx, "mark message dead", m, `UPDATE blacksky_outbox
 		SET state = 'dead', last_error = $5, updated_at = $6, lease_owner = NULL, lease_until = NULL
 		WHERE `+ownedClaim, reason, now)
+	if err != nil || !ok {
+		return ok, err
+	}
+	m.State, m.LastError, m.UpdatedAt, m.LeaseOwner, m.LeaseUntil = Dead, reason, fromMS(now), "", time.Time{}
+	if err := q.settled(ctx, tx, []Message{m}); err != nil {
+		return false, fmt.Errorf("mark message dead %d: %w", m.ID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("mark message dead %d: commit: %w", m.ID, err)
+	}
+	return true, nil
 }
 
 // reschedule makes a message pending again for another attempt at runAt.
@@ -96,8 +138,13 @@ func (q *Queue) handBack(ctx context.Context, m Message) (bool, error) {
 }
 
 func (q *Queue) finish(ctx context.Context, op string, m Message, query string, args ...any) (bool, error) {
+	return q.finishIn(ctx, q.db, op, m, query, args...)
+}
+
+// finishIn applies a claim's outcome with db, which may be a transaction.
+func (q *Queue) finishIn(ctx context.Context, db querier, op string, m Message, query string, args ...any) (bool, error) {
 	args = append([]any{q.opts.Session, m.ID, q.opts.Owner, m.Attempts}, args...)
-	res, err := q.db.ExecContext(ctx, query, args...)
+	res, err := db.ExecContext(ctx, query, args...)
 	if err != nil {
 		return false, fmt.Errorf("%s %d: %w", op, m.ID, err)
 	}

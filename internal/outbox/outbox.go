@@ -9,6 +9,7 @@
 package outbox
 
 import (
+	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
@@ -99,7 +100,7 @@ type Options struct {
 	SendTimeout time.Duration
 	// Retention is how long sent messages are kept for retry receipts; default 7 days.
 	Retention time.Duration
-	// Workers is how many chats are sent to at once; default 4.
+	// Workers is how many chats are sent to at once; default 16.
 	Workers int
 	// RatePerMinute caps sends per account in any 60 s window (SEND_RATE_PER_MINUTE); 0 is unlimited.
 	RatePerMinute int
@@ -109,6 +110,11 @@ type Options struct {
 	PollInterval time.Duration
 	// ShutdownGrace is how long in-flight sends may finish after Run's context ends; default 10s.
 	ShutdownGrace time.Duration
+	// Settled, when set, runs inside the transaction that records messages
+	// as sent or dead, given them in their new state; its error rolls the
+	// transaction back. What it writes there (webhook events) is committed
+	// exactly when the state change is, never without it.
+	Settled func(ctx context.Context, tx *sql.Tx, msgs []Message) error
 	// Logger receives the queue's records; default discards.
 	Logger *slog.Logger
 	// Now is the clock, for tests; default time.Now.

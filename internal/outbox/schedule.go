@@ -71,15 +71,31 @@ func (q *Queue) rateBudget(ctx context.Context) (int, time.Time, error) {
 // expire sends pending messages older than TTL to dead.
 func (q *Queue) expire(ctx context.Context) error {
 	now := q.now()
-	res, err := q.db.ExecContext(ctx, `UPDATE blacksky_outbox
+	tx, err := q.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("expire old messages: begin: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `UPDATE blacksky_outbox
 		SET state = 'dead', last_error = $3, updated_at = $4
-		WHERE session_id = $1 AND state = 'pending' AND queued_at <= $2`,
+		WHERE session_id = $1 AND state = 'pending' AND queued_at <= $2
+		RETURNING `+columns,
 		q.opts.Session, ms(now.Add(-q.opts.TTL)), expiredReason(q.opts.TTL), ms(now))
 	if err != nil {
 		return fmt.Errorf("expire old messages: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n > 0 {
-		q.stats.dead(reasonExpired, int(n))
+	expired, err := scanAll(rows)
+	if err != nil {
+		return fmt.Errorf("expire old messages: %w", err)
+	}
+	if err := q.settled(ctx, tx, expired); err != nil {
+		return fmt.Errorf("expire old messages: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("expire old messages: commit: %w", err)
+	}
+	if n := len(expired); n > 0 {
+		q.stats.dead(reasonExpired, n)
 		q.log.Warn("messages expired unsent", "count", n, "ttl", q.opts.TTL)
 	}
 	return nil

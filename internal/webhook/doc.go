@@ -17,6 +17,6 @@
 // The body is {"id","type","session","created_at","data"}; created_at is
 // inside the signed body, so a receiver can refuse old replays. Types:
 // message.received (data: the incoming message, from the bot package),
-// message.sent and message.dead (data: OutgoingStatus, found by
-// WatchOutbox in the outbox table).
+// message.sent and message.dead (data: OutgoingStatus, written by
+// OutboxSettled in the same transaction as the outbox's state change).
 package webhook

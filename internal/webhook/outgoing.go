@@ -1,0 +1,53 @@
+package webhook
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/outbox"
+)
+
+// OutgoingStatus is the payload of message.sent and message.dead events.
+type OutgoingStatus struct {
+	OutboxID       int64     `json:"outbox_id"`
+	To             string    `json:"to"`
+	WAID           string    `json:"wa_id"`
+	State          string    `json:"state"`
+	Attempts       int       `json:"attempts"`
+	Error          string    `json:"error,omitempty"`
+	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+	Time           time.Time `json:"time"`
+}
+
+// OutboxSettled writes a message.sent or message.dead event for each
+// message, inside the transaction that records its new state (it is the
+// queue's outbox.Options.Settled): the event is stored exactly when the
+// change is. Its ID names the message, the state and the time, so a dead
+// message that an operator retries and that is then sent reports both.
+// The dispatcher picks the events up at its next poll (PollInterval).
+func (c *Client) OutboxSettled(ctx context.Context, tx *sql.Tx, msgs []outbox.Message) error {
+	for _, m := range msgs {
+		var kind string
+		var at time.Time
+		switch m.State {
+		case outbox.Sent:
+			kind, at = KindMessageSent, m.SentAt
+		case outbox.Dead:
+			kind, at = KindMessageDead, m.UpdatedAt
+		default:
+			continue
+		}
+		id := "out_" + strconv.FormatInt(m.ID, 10) + "_" + string(m.State) + "_" + strconv.FormatInt(at.UnixMilli(), 10)
+		status := OutgoingStatus{
+			OutboxID: m.ID, To: m.To, WAID: m.WAID, State: string(m.State), Attempts: m.Attempts,
+			Error: m.LastError, IdempotencyKey: m.IdempotencyKey, Time: at,
+		}
+		if err := c.EnqueueID(ctx, tx, id, kind, status); err != nil {
+			return fmt.Errorf("event for outgoing message %d: %w", m.ID, err)
+		}
+	}
+	return nil
+}
