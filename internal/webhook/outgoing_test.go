@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -79,27 +80,16 @@ func TestOutgoingEventsCommitWithTheStateChange(t *testing.T) {
 	}
 }
 
-// waitMessage polls the queue until message id is in state want.
+// waitMessage waits until message id is in state want.
 func waitMessage(t *testing.T, q *outbox.Queue, id int64, want outbox.State) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	eventually(t, func(ctx context.Context) (bool, string) {
 		m, err := q.Get(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.State == want {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("message %d is %s, want %s", id, m.State, want)
-		case <-tick.C:
-		}
-	}
+		return m.State == want, fmt.Sprintf("message %d is %s, want %s", id, m.State, want)
+	})
 }
 
 // outgoingEvents reads the stored message.sent and message.dead events by kind.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -88,21 +89,33 @@ func run(t testing.TB, c *Client) {
 
 func waitState(t testing.TB, c *Client, id string, want State) Event {
 	t.Helper()
+	var e Event
+	eventually(t, func(ctx context.Context) (bool, string) {
+		var err error
+		if e, _, err = c.Get(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		return e.State == want, fmt.Sprintf("event %s is %s, want %s", id, e.State, want)
+	})
+	return e
+}
+
+// eventually polls cond until it holds, failing the test with cond's
+// description of what it saw after 20 s.
+func eventually(t testing.TB, cond func(ctx context.Context) (ok bool, saw string)) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		e, ok, err := c.Get(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ok && e.State == want {
-			return e
+		ok, saw := cond(ctx)
+		if ok {
+			return
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("event %s is %s, want %s", id, e.State, want)
+			t.Fatal(saw)
 		case <-tick.C:
 		}
 	}
