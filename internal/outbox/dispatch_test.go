@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -243,6 +244,40 @@ func TestTTLThenDead(t *testing.T) {
 		}
 		if s := settled[fresh.ID]; len(s) != 1 || s[0].State != Sent || !s[0].SentAt.Equal(sent.SentAt) || s[0].WAID != sent.WAID {
 			t.Errorf("Settled got the sent message as %+v; want it once as stored: %+v", s, sent)
+		}
+	})
+}
+
+// A backlog larger than one expiry transaction expires whole, each message once.
+func TestExpireInBatches(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		clock := newFakeClock()
+		var settled atomic.Int64
+		q := e.queue(t, Options{Now: clock.Now, TTL: time.Hour, Settled: func(_ context.Context, _ *sql.Tx, msgs []Message) error {
+			settled.Add(int64(len(msgs)))
+			return nil
+		}})
+		const n = 2*expireBatch + 1
+		var wg sync.WaitGroup
+		for c := range 8 {
+			wg.Go(func() {
+				for i := c; i < n; i += 8 {
+					mustEnqueue(t, q, chatJID(i%50), fmt.Sprint(i))
+				}
+			})
+		}
+		wg.Wait()
+		clock.Advance(time.Hour + time.Second)
+		if err := q.expire(ctx); err != nil {
+			t.Fatal(err)
+		}
+		d, err := q.Depths(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d[Dead] != n || d[Pending] != 0 || settled.Load() != n {
+			t.Fatalf("after expiry: depths %v, Settled got %d; want all %d dead, each reported once", d, settled.Load(), n)
 		}
 	})
 }

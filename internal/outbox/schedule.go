@@ -68,37 +68,52 @@ func (q *Queue) rateBudget(ctx context.Context) (int, time.Time, error) {
 	return 0, fromMS(oldest.Int64).Add(time.Minute), nil
 }
 
+// expireBatch bounds how many expired messages one transaction takes, and
+// so the memory for handing them to Settled.
+const expireBatch = 500
+
 // expire sends pending messages older than TTL to dead.
 func (q *Queue) expire(ctx context.Context) error {
+	for {
+		n, err := q.expireSome(ctx)
+		if err != nil || n < expireBatch {
+			return err
+		}
+	}
+}
+
+// expireSome sends up to expireBatch expired messages to dead and says how many.
+func (q *Queue) expireSome(ctx context.Context) (int, error) {
 	now := q.now()
 	tx, err := q.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("expire old messages: begin: %w", err)
+		return 0, fmt.Errorf("expire old messages: begin: %w", err)
 	}
 	defer tx.Rollback()
 	rows, err := tx.QueryContext(ctx, `UPDATE blacksky_outbox
 		SET state = 'dead', last_error = $3, updated_at = $4
-		WHERE session_id = $1 AND state = 'pending' AND queued_at <= $2
+		WHERE state = 'pending' AND id IN (SELECT id FROM blacksky_outbox
+			WHERE session_id = $1 AND state = 'pending' AND queued_at <= $2 ORDER BY id LIMIT $5)
 		RETURNING `+columns,
-		q.opts.Session, ms(now.Add(-q.opts.TTL)), expiredReason(q.opts.TTL), ms(now))
+		q.opts.Session, ms(now.Add(-q.opts.TTL)), expiredReason(q.opts.TTL), ms(now), expireBatch)
 	if err != nil {
-		return fmt.Errorf("expire old messages: %w", err)
+		return 0, fmt.Errorf("expire old messages: %w", err)
 	}
 	expired, err := scanAll(rows)
 	if err != nil {
-		return fmt.Errorf("expire old messages: %w", err)
+		return 0, fmt.Errorf("expire old messages: %w", err)
 	}
 	if err := q.settled(ctx, tx, expired); err != nil {
-		return fmt.Errorf("expire old messages: %w", err)
+		return 0, fmt.Errorf("expire old messages: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("expire old messages: commit: %w", err)
+		return 0, fmt.Errorf("expire old messages: commit: %w", err)
 	}
 	if n := len(expired); n > 0 {
 		q.stats.dead(reasonExpired, n)
 		q.log.Warn("messages expired unsent", "count", n, "ttl", q.opts.TTL)
 	}
-	return nil
+	return len(expired), nil
 }
 
 func expiredReason(ttl time.Duration) string {
