@@ -21,8 +21,8 @@ const (
 	commitTimeout = 30 * time.Second
 )
 
-// call is one caller's write waiting for a batch; the batch's commit
-// function sets the caller's outcome and then calls finish.
+// call is one caller's write waiting for a batch; the batch's write sets
+// the caller's outcome, and the batcher then finishes it.
 type call struct {
 	done chan struct{}
 }
@@ -31,17 +31,24 @@ func newCall() call { return call{done: make(chan struct{})} }
 
 func (c call) finish() { close(c.done) }
 
+// batched is what a batcher needs of a call: it can be told that its
+// whole batch failed, and be finished.
+type batched interface {
+	fail(err error)
+	finish()
+}
+
 // batcher gathers concurrent calls of type C into shared transactions.
-type batcher[C any] struct {
+type batcher[C batched] struct {
 	turn    chan struct{} // a one-slot semaphore: whoever holds it commits
 	mu      sync.Mutex
 	waiting []C
-	// commit writes a batch and finishes every call in it, whatever happens.
-	commit func(ctx context.Context, batch []C)
+	// write stores a batch in one transaction; an error fails every call in it.
+	write func(ctx context.Context, batch []C) error
 }
 
-func newBatcher[C any](commit func(context.Context, []C)) *batcher[C] {
-	return &batcher[C]{turn: make(chan struct{}, 1), commit: commit}
+func newBatcher[C batched](write func(context.Context, []C) error) *batcher[C] {
+	return &batcher[C]{turn: make(chan struct{}, 1), write: write}
 }
 
 // do queues c and returns once c is finished, committing batches itself
@@ -60,12 +67,23 @@ func (b *batcher[C]) do(ctx context.Context, c C, done <-chan struct{}) error {
 		case b.turn <- struct{}{}:
 			// Our call may have gone out with the batch that just ended.
 			if batch := b.take(); len(batch) > 0 {
-				bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-				b.commit(bctx, batch)
-				cancel()
+				b.commit(context.WithoutCancel(ctx), batch)
 			}
 			<-b.turn
 		}
+	}
+}
+
+// commit writes batch and finishes every call in it, whatever happens.
+func (b *batcher[C]) commit(ctx context.Context, batch []C) {
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	defer cancel()
+	err := b.write(ctx, batch)
+	for _, c := range batch {
+		if err != nil {
+			c.fail(err)
+		}
+		c.finish()
 	}
 }
 

@@ -41,40 +41,22 @@ func (q *Queue) insert(ctx context.Context, chat string, req Request) (Message, 
 	return c.msg, c.created, c.err
 }
 
-// commitEnqueues writes batch in one transaction and tells every caller its outcome.
-func (q *Queue) commitEnqueues(ctx context.Context, batch []*enqueueCall) {
-	err := q.writeBatch(ctx, batch)
-	for _, c := range batch {
-		if err != nil {
-			c.msg, c.created, c.err = Message{}, false, err
-		}
-		c.finish()
-	}
-}
+func (c *enqueueCall) fail(err error) { c.msg, c.created, c.err = Message{}, false, err }
 
 // writeBatch inserts the batch's messages, each refused alone when the
 // backlog is full; an error fails the whole batch.
 func (q *Queue) writeBatch(ctx context.Context, batch []*enqueueCall) error {
-	tx, err := q.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("enqueue: begin: %w", err)
-	}
-	defer tx.Rollback()
-	if q.kind == store.Postgres {
-		// One batch at a time per account, across processes, keeps the
-		// backlog bound exact and ids in commit order, which FIFO per chat
-		// relies on. SQLite gets both from its single writer.
-		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", q.lockKey()); err != nil {
-			return fmt.Errorf("enqueue: lock: %w", err)
+	return q.inTx(ctx, "enqueue", func(tx *sql.Tx) error {
+		if q.kind == store.Postgres {
+			// One batch at a time per account, across processes, keeps the
+			// backlog bound exact and ids in commit order, which FIFO per chat
+			// relies on. SQLite gets both from its single writer.
+			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", q.lockKey()); err != nil {
+				return fmt.Errorf("enqueue: lock: %w", err)
+			}
 		}
-	}
-	if err := q.insertBatch(ctx, tx, batch, ms(q.now())); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("enqueue: commit: %w", err)
-	}
-	return nil
+		return q.insertBatch(ctx, tx, batch, ms(q.now()))
+	})
 }
 
 // insertBatch inserts the batch within tx, refusing each message that the
@@ -92,7 +74,7 @@ func (q *Queue) insertBatch(ctx context.Context, tx *sql.Tx, batch []*enqueueCal
 		return err
 	}
 	if q.kind == store.Postgres && open+len(batch) <= q.opts.MaxPending {
-		_, err = q.insertAll(ctx, tx, batch, now, math.MaxInt64)
+		_, err = q.insertAll(ctx, tx, batch, now, noGuard)
 		return err
 	}
 	return q.insertEach(ctx, tx, batch, now, open)
@@ -214,6 +196,10 @@ const insertAllSQL = `INSERT INTO blacksky_outbox
 	ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 	RETURNING ` + columns
 
+// noGuard is the highest id that lets every insertAll batch through, for a
+// batch already known to fit the backlog bound.
+const noGuard = math.MaxInt64
+
 // insertAll inserts a batch that fits the backlog bound in one statement,
 // one round trip to PostgreSQL for the lot, if the table's highest id is
 // at most top: the batch then fits the bound. It reports false, with no
@@ -238,7 +224,7 @@ func (q *Queue) insertAll(ctx context.Context, tx *sql.Tx, batch []*enqueueCall,
 	if err != nil {
 		return false, fmt.Errorf("enqueue: insert: %w", err)
 	}
-	if len(msgs) == 0 && top != math.MaxInt64 {
+	if len(msgs) == 0 && top != noGuard {
 		return false, nil
 	}
 	for _, m := range msgs {

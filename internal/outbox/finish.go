@@ -37,39 +37,38 @@ func (q *Queue) markSent(ctx context.Context, m Message) (bool, error) {
 	return c.ok, c.err
 }
 
-// commitSent records a batch of delivered messages in one transaction.
-func (q *Queue) commitSent(ctx context.Context, batch []*sentCall) {
-	err := q.writeSent(ctx, batch)
-	for _, c := range batch {
-		if err != nil {
-			c.ok, c.err = false, err
+func (c *sentCall) fail(err error) { c.ok, c.err = false, err }
+
+// writeSent records a batch of delivered messages in one transaction.
+func (q *Queue) writeSent(ctx context.Context, batch []*sentCall) error {
+	return q.inTx(ctx, "mark messages sent", func(tx *sql.Tx) error {
+		for _, c := range batch {
+			ok, err := q.finishIn(ctx, tx, "mark message sent", c.m, markSentSQL, c.at)
+			if err != nil {
+				return err
+			}
+			c.ok = ok
 		}
-		c.finish()
-	}
+		if err := q.settled(ctx, tx, sentMessages(batch)); err != nil {
+			return fmt.Errorf("mark messages sent: %w", err)
+		}
+		return nil
+	})
 }
 
-func (q *Queue) writeSent(ctx context.Context, batch []*sentCall) error {
+// inTx runs f in a transaction and commits it if f succeeds; op names the
+// work in errors.
+func (q *Queue) inTx(ctx context.Context, op string, f func(tx *sql.Tx) error) error {
 	tx, err := q.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("mark messages sent: begin: %w", err)
+		return fmt.Errorf("%s: begin: %w", op, err)
 	}
 	defer tx.Rollback()
-	for _, c := range batch {
-		res, err := tx.ExecContext(ctx, markSentSQL, q.opts.Session, c.m.ID, q.opts.Owner, c.m.Attempts, c.at)
-		if err != nil {
-			return fmt.Errorf("mark message sent %d: %w", c.m.ID, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("mark message sent %d: %w", c.m.ID, err)
-		}
-		c.ok = n == 1
-	}
-	if err := q.settled(ctx, tx, sentMessages(batch)); err != nil {
-		return fmt.Errorf("mark messages sent: %w", err)
+	if err := f(tx); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("mark messages sent: commit: %w", err)
+		return fmt.Errorf("%s: commit: %w", op, err)
 	}
 	return nil
 }
@@ -99,25 +98,23 @@ func (q *Queue) settled(ctx context.Context, tx *sql.Tx, msgs []Message) error {
 // markDead gives up on a message with reason.
 func (q *Queue) markDead(ctx context.Context, m Message, reason string) (bool, error) {
 	now := ms(q.now())
-	tx, err := q.db.BeginTx(ctx, nil)
-	if err != nil {
-		return false, fmt.Errorf("mark message dead %d: begin: %w", m.ID, err)
-	}
-	defer tx.Rollback()
-	ok, err := q.finishIn(ctx, tx, "mark message dead", m, `UPDATE blacksky_outbox
-		SET state = 'dead', last_error = $5, updated_at = $6, lease_owner = NULL, lease_until = NULL
-		WHERE `+ownedClaim, reason, now)
-	if err != nil || !ok {
-		return ok, err
-	}
-	m.State, m.LastError, m.UpdatedAt, m.LeaseOwner, m.LeaseUntil = Dead, reason, fromMS(now), "", time.Time{}
-	if err := q.settled(ctx, tx, []Message{m}); err != nil {
-		return false, fmt.Errorf("mark message dead %d: %w", m.ID, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("mark message dead %d: commit: %w", m.ID, err)
-	}
-	return true, nil
+	op := fmt.Sprintf("mark message dead %d", m.ID)
+	var ok bool
+	err := q.inTx(ctx, op, func(tx *sql.Tx) error {
+		var err error
+		ok, err = q.finishIn(ctx, tx, "mark message dead", m, `UPDATE blacksky_outbox
+			SET state = 'dead', last_error = $5, updated_at = $6, lease_owner = NULL, lease_until = NULL
+			WHERE `+ownedClaim, reason, now)
+		if err != nil || !ok {
+			return err
+		}
+		m.State, m.LastError, m.UpdatedAt, m.LeaseOwner, m.LeaseUntil = Dead, reason, fromMS(now), "", time.Time{}
+		if err := q.settled(ctx, tx, []Message{m}); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		return nil
+	})
+	return ok && err == nil, err
 }
 
 // reschedule makes a message pending again for another attempt at runAt.

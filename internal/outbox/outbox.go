@@ -225,8 +225,8 @@ func New(db *sql.DB, kind store.Kind, opts Options) *Queue {
 		wake: make(chan struct{}, 1),
 		sql:  newStatements(kind),
 	}
-	q.enqueues = newBatcher(q.commitEnqueues)
-	q.sends = newBatcher(q.commitSent)
+	q.enqueues = newBatcher(q.writeBatch)
+	q.sends = newBatcher(q.writeSent)
 	return q
 }
 

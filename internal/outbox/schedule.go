@@ -85,29 +85,27 @@ func (q *Queue) expire(ctx context.Context) error {
 // expireSome sends up to expireBatch expired messages to dead and says how many.
 func (q *Queue) expireSome(ctx context.Context) (int, error) {
 	now := q.now()
-	tx, err := q.db.BeginTx(ctx, nil)
+	var expired []Message
+	err := q.inTx(ctx, "expire old messages", func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE blacksky_outbox
+			SET state = 'dead', last_error = $3, updated_at = $4
+			WHERE state = 'pending' AND id IN (SELECT id FROM blacksky_outbox
+				WHERE session_id = $1 AND state = 'pending' AND queued_at <= $2 ORDER BY id LIMIT $5)
+			RETURNING `+columns,
+			q.opts.Session, ms(now.Add(-q.opts.TTL)), expiredReason(q.opts.TTL), ms(now), expireBatch)
+		if err == nil {
+			expired, err = scanAll(rows)
+		}
+		if err == nil {
+			err = q.settled(ctx, tx, expired)
+		}
+		if err != nil {
+			return fmt.Errorf("expire old messages: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("expire old messages: begin: %w", err)
-	}
-	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `UPDATE blacksky_outbox
-		SET state = 'dead', last_error = $3, updated_at = $4
-		WHERE state = 'pending' AND id IN (SELECT id FROM blacksky_outbox
-			WHERE session_id = $1 AND state = 'pending' AND queued_at <= $2 ORDER BY id LIMIT $5)
-		RETURNING `+columns,
-		q.opts.Session, ms(now.Add(-q.opts.TTL)), expiredReason(q.opts.TTL), ms(now), expireBatch)
-	if err != nil {
-		return 0, fmt.Errorf("expire old messages: %w", err)
-	}
-	expired, err := scanAll(rows)
-	if err != nil {
-		return 0, fmt.Errorf("expire old messages: %w", err)
-	}
-	if err := q.settled(ctx, tx, expired); err != nil {
-		return 0, fmt.Errorf("expire old messages: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("expire old messages: commit: %w", err)
+		return 0, err
 	}
 	if n := len(expired); n > 0 {
 		q.stats.dead(reasonExpired, n)
