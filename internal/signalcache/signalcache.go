@@ -224,22 +224,24 @@ func (s *sessions) GetManySessions(ctx context.Context, addrs []string) (map[str
 }
 
 func (s *sessions) PutSession(ctx context.Context, addr string, record []byte) error {
-	return s.PutManySessions(ctx, map[string][]byte{addr: record})
+	return s.put(map[string][]byte{addr: record}, func() error {
+		return s.SessionStore.PutSession(ctx, addr, record)
+	})
 }
 
 func (s *sessions) PutManySessions(ctx context.Context, records map[string][]byte) error {
+	return s.put(records, func() error {
+		return s.SessionStore.PutManySessions(ctx, records)
+	})
+}
+
+// put stores records with write, keeping the cache in step with it.
+func (s *sessions) put(records map[string][]byte, write func() error) error {
 	return s.c.update(func() {
 		for addr := range records {
 			s.c.sessions.Remove(addr)
 		}
-	}, func() error {
-		if len(records) == 1 {
-			for addr, rec := range records {
-				return s.SessionStore.PutSession(ctx, addr, rec)
-			}
-		}
-		return s.SessionStore.PutManySessions(ctx, records)
-	}, func() {
+	}, write, func() {
 		for addr, rec := range records {
 			s.c.sessions.Add(addr, rec)
 		}
