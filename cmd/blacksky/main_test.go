@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	thirdparty "github.com/blacksky-bot/blacksky/third_party"
 )
 
 // runCLI runs the CLI in-process with the given environment.
@@ -63,6 +65,13 @@ func TestVersion(t *testing.T) {
 	code, stdout, _ := runCLI(t, nil, "version")
 	if code != exitOK || !strings.HasPrefix(stdout, "blacksky ") || !strings.Contains(stdout, "go1.") {
 		t.Errorf("version: exit %d, %q", code, stdout)
+	}
+	// The test binary is built from the patched copy in third_party: the
+	// version says so and names every patch.
+	for _, p := range append(thirdparty.WhatsmeowPatches(), "whatsmeow v0.0.0-", "patched") {
+		if !strings.Contains(stdout, p) {
+			t.Errorf("version %q does not mention %q", stdout, p)
+		}
 	}
 }
 

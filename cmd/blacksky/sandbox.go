@@ -19,6 +19,7 @@ func sandboxCommand(ctx context.Context, env *environment, args []string) int {
 	phoneFlag := fs.String("phone", sandbox.DefaultPhoneNumber, "phone number of the simulated bot account")
 	contacts := fs.String("contacts", "", "comma-separated numbers of contacts to create at start")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	pnContacts := fs.Bool("phone-number-contacts", false, "contacts start without a LID, addressed by phone number as before WhatsApp moved to LIDs (POST /control/contacts/{number}/migrate moves one)")
 	if code := parseFlags(env, fs, args); code >= 0 {
 		return code
 	}
@@ -33,7 +34,7 @@ func sandboxCommand(ctx context.Context, env *environment, args []string) int {
 		return exitUsage
 	}
 	log := logging.New(env.stderr, "text", level).With("component", "sandbox")
-	srv, err := sandbox.New(sandbox.Options{Listen: *listen, DataDir: *dataDir, Logger: log, PhoneNumber: number})
+	srv, err := sandbox.New(sandbox.Options{Listen: *listen, DataDir: *dataDir, Logger: log, PhoneNumber: number, PhoneNumberContacts: *pnContacts})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "blacksky sandbox: %v\n", err)
 		return exitFailure

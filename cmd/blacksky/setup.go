@@ -11,6 +11,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/config"
 	"github.com/blacksky-bot/blacksky/internal/logging"
 	"github.com/blacksky-bot/blacksky/internal/store"
+	thirdparty "github.com/blacksky-bot/blacksky/third_party"
 )
 
 // loadConfig reads the environment, printing one line and returning false
@@ -53,12 +54,21 @@ func describeDatabase(cfg *config.Config) string {
 }
 
 // dependencyVersions names the Go and whatsmeow versions the binary was built with.
+// describeWhatsmeow names the whatsmeow version and, when the binary was
+// built from the patched copy in third_party, the patches it carries.
+func describeWhatsmeow(dep *debug.Module) string {
+	if dep.Replace == nil {
+		return "whatsmeow " + dep.Version
+	}
+	return fmt.Sprintf("whatsmeow %s patched (%s; see third_party/README.md)", dep.Version, strings.Join(thirdparty.WhatsmeowPatches(), ", "))
+}
+
 func dependencyVersions() string {
 	parts := []string{runtime.Version()}
 	if info, ok := debug.ReadBuildInfo(); ok {
 		for _, dep := range info.Deps {
 			if dep.Path == "go.mau.fi/whatsmeow" {
-				parts = append(parts, "whatsmeow "+dep.Version)
+				parts = append(parts, describeWhatsmeow(dep))
 			}
 		}
 	}

@@ -91,7 +91,7 @@ func TestRestoredSessionConnectsWithoutPairing(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	srv := testkit.Sandbox(t, sandbox.Options{ContactLIDs: true})
+	srv := testkit.Sandbox(t, sandbox.Options{})
 	alice, err := srv.AddContact("4915112345678")
 	if err != nil {
 		t.Fatal(err)

@@ -115,6 +115,8 @@ func pairDevice(t *testing.T, st *store.Store, sessionID, phone string) *wastore
 	must(dev.MsgSecrets.PutMessageSecret(ctx, group, contact, "3EB0ABC", randBytes(32)))
 	must(dev.PrivacyTokens.PutPrivacyTokens(ctx, wastore.PrivacyToken{User: contact, Token: randBytes(24), Timestamp: time.Unix(1764000000, 0)}))
 	must(dev.EventBuffer.PutBufferedEvent(ctx, [32]byte(randBytes(32)), randBytes(50), time.Unix(1764000000, 0)))
+	must(dev.EventBuffer.AddOutgoingEvent(ctx, contact, "3EB0DEF", "wa", randBytes(40)))
+	must(dev.NCTSalt.PutNCTSalt(ctx, randBytes(32)))
 	must(dev.LIDs.PutLIDMapping(ctx, types.NewJID("88880000", types.HiddenUserServer), contact))
 	return dev
 }

@@ -18,7 +18,7 @@ type tableSpec struct {
 	conflict string
 }
 
-// sessionTables lists whatsmeow's tables (schema v11 of the vendored
+// sessionTables lists whatsmeow's tables (schema v15 of the vendored
 // version) in foreign-key order: parents before children, so inserts go
 // forward and deletes go backward. A fixed list rather than discovery, so
 // the order and the device/shared split are reviewed, not guessed;
@@ -37,6 +37,12 @@ var sessionTables = []tableSpec{
 	{name: "whatsmeow_message_secrets", key: "our_jid"},
 	{name: "whatsmeow_privacy_tokens", key: "our_jid"},
 	{name: "whatsmeow_event_buffer", key: "our_jid"},
+	// Outgoing messages kept for retry receipts; empty while whatsmeow's
+	// UseRetryMessageStore is off (blacksky answers them from its queue).
+	{name: "whatsmeow_retry_buffer", key: "our_jid"},
+	// The salt of the cstoken whatsmeow sends to contacts it has no privacy
+	// token for (reach-out lock, error 463): part of the device's state.
+	{name: "whatsmeow_nct_salt", key: "our_jid"},
 	// The LID<->phone number map is global knowledge, not the device's
 	// secret, but Signal sessions with LID contacts are addressed through
 	// it, so a restore without it starts with needless lookups.

@@ -62,7 +62,7 @@ type SentMessage struct {
 type Contact struct {
 	s      *Server
 	number string
-	lid    string // LID user part, empty unless Options.ContactLIDs
+	lid    string // LID user part; empty while addressed by phone number (Options.PhoneNumberContacts)
 	dev    *store.Device
 
 	// cryptoMu serialises Signal operations, which are not safe concurrently.
@@ -87,12 +87,29 @@ func (ct *Contact) Number() string { return ct.number }
 // JID is the contact's phone-number JID.
 func (ct *Contact) JID() types.JID { return types.NewJID(ct.number, types.DefaultUserServer) }
 
-// LID is the contact's LID JID, empty unless Options.ContactLIDs is set.
+// LID is the contact's LID JID; empty while the contact is addressed by
+// phone number (Options.PhoneNumberContacts, before MigrateContact).
 func (ct *Contact) LID() types.JID {
+	ct.s.mu.Lock()
+	defer ct.s.mu.Unlock()
+	return ct.lidLocked()
+}
+
+// lidLocked is LID for callers holding s.mu.
+func (ct *Contact) lidLocked() types.JID {
 	if ct.lid == "" {
 		return types.EmptyJID
 	}
 	return types.NewJID(ct.lid, types.HiddenUserServer)
+}
+
+// Address is where the contact writes from and what the server calls it in
+// notifications: its LID once it has one, else its phone number.
+func (ct *Contact) Address() types.JID {
+	if lid := ct.LID(); !lid.IsEmpty() {
+		return lid
+	}
+	return ct.JID()
 }
 
 // lidUserFor derives a stable LID for a number so it needs no persistence.
@@ -129,10 +146,12 @@ func (ct *Contact) Sent() []SentMessage {
 
 // AddContact creates (or returns the existing) simulated user with this phone number.
 func (s *Server) AddContact(number string) (*Contact, error) {
-	return s.addContact(s.ctx, number, true)
+	return s.addContact(s.ctx, number, true, false)
 }
 
-func (s *Server) addContact(ctx context.Context, number string, persist bool) (*Contact, error) {
+// addContact creates a contact; it gets its LID at once unless the server
+// keeps phone-number addressing and the contact was not migrated.
+func (s *Server) addContact(ctx context.Context, number string, persist, migrated bool) (*Contact, error) {
 	number = strings.TrimPrefix(strings.TrimSpace(number), "+")
 	if !numberRE.MatchString(number) {
 		return nil, fmt.Errorf("add contact: %q is not an international phone number", number)
@@ -156,9 +175,8 @@ func (s *Server) addContact(ctx context.Context, number string, persist bool) (*
 		return ct, nil
 	}
 	ct := &Contact{s: s, number: number, dev: dev}
-	if s.opts.ContactLIDs {
-		ct.lid = lidUserFor(number)
-		s.lidUsers[ct.lid] = ct
+	if !s.opts.PhoneNumberContacts || migrated {
+		s.giveLIDLocked(ct)
 	}
 	s.contacts[number] = ct
 	if persist {
@@ -168,6 +186,12 @@ func (s *Server) addContact(ctx context.Context, number string, persist bool) (*
 	}
 	s.emitLocked(Event{Kind: EventContactAdded, JID: ct.JID().String()})
 	return ct, nil
+}
+
+// giveLIDLocked assigns the contact its LID; s.mu must be held.
+func (s *Server) giveLIDLocked(ct *Contact) {
+	ct.lid = lidUserFor(ct.number)
+	s.lidUsers[ct.lid] = ct
 }
 
 // PhoneInbox returns what the account's phone decrypted: the copies of everything
@@ -287,8 +311,8 @@ func (ct *Contact) Send(ctx context.Context, text string) (string, error) {
 		attrs := waBinary.Attrs{
 			"id": id, "from": ct.JID(), "type": "text", "t": strconv.FormatInt(now.Unix(), 10), "notify": "Contact " + ct.number,
 		}
-		if ct.lid != "" {
-			attrs["from"], attrs["sender_pn"] = ct.LID(), ct.JID()
+		if lid := ct.LID(); !lid.IsEmpty() {
+			attrs["from"], attrs["sender_pn"] = lid, ct.JID()
 		}
 		outs = append(outs, out{d, waBinary.Node{Tag: "message", Attrs: attrs, Content: []waBinary.Node{{Tag: "enc", Attrs: waBinary.Attrs{"v": "2", "type": encType}, Content: ciphertext}}}})
 	}
@@ -431,6 +455,10 @@ func (s *Server) handleBotMessage(c *conn, n *waBinary.Node) {
 		}
 		if ct == nil || t.jid.Device != 0 {
 			// Copies for other companion devices of the account are not simulated.
+			continue
+		}
+		if why := s.droppedByAddress(t.jid, ct); why != "" {
+			s.emit(Event{Kind: EventUndeliverable, ConnID: c.id, JID: t.jid.String(), Detail: id + ": " + why})
 			continue
 		}
 		if err := ct.receive(s.ctx, from, id, t.enc); err != nil {
@@ -604,10 +632,7 @@ func (ct *Contact) RequestRetry(ctx context.Context, id string) error {
 	skey := preKeyRec{ID: dev.SignedPreKey.KeyID, Pub: dev.SignedPreKey.Pub[:], Sig: dev.SignedPreKey.Signature[:]}
 	bundle := bundleNodes(dev.RegistrationID, dev.IdentityKey.Pub[:], skey, &preKeyRec{ID: otk.KeyID, Pub: otk.Pub[:]})
 	now := strconv.FormatInt(time.Now().Unix(), 10)
-	from := ct.JID()
-	if ct.lid != "" {
-		from = ct.LID()
-	}
+	from := ct.Address()
 	receipt := waBinary.Node{Tag: "receipt", Attrs: waBinary.Attrs{"id": id, "type": "retry", "from": from, "t": now}, Content: []waBinary.Node{
 		{Tag: "retry", Attrs: waBinary.Attrs{"count": "1", "id": id, "t": now, "v": "1"}},
 		bundle[0], // registration

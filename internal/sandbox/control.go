@@ -102,6 +102,8 @@ func infoOf(ct *Contact) contactInfo {
 //	GET    /control/phone/inbox               []InboxMessage the phone decrypted (copies of all bot sends)
 //	GET    /control/contacts                  [{"number","jid","lid"}]
 //	POST   /control/contacts                  {"number":"4915..."} -> 201
+//	GET    /control/contacts/{number}          {"number","jid","lid"} (lid empty while addressed by number)
+//	POST   /control/contacts/{number}/migrate  move to LID addressing -> {"number","jid","lid"}; 409 if it has its LID
 //	GET    /control/contacts/{number}/inbox    []InboxMessage (arrival order, duplicates kept)
 //	GET    /control/contacts/{number}/receipts []Receipt
 //	POST   /control/contacts/{number}/send     {"text":"..."} -> {"id":"..."}
@@ -180,6 +182,25 @@ func (s *Server) ControlHandler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusCreated, infoOf(ct))
+	})
+	mux.HandleFunc("GET /control/contacts/{number}", func(w http.ResponseWriter, r *http.Request) {
+		ct := s.Contact(r.PathValue("number"))
+		if ct == nil {
+			writeError(w, http.StatusNotFound, "unknown contact")
+			return
+		}
+		writeJSON(w, http.StatusOK, infoOf(ct))
+	})
+	mux.HandleFunc("POST /control/contacts/{number}/migrate", func(w http.ResponseWriter, r *http.Request) {
+		ct, err := s.MigrateContact(r.PathValue("number"))
+		switch {
+		case errors.Is(err, ErrAlreadyLID):
+			writeError(w, http.StatusConflict, err.Error())
+		case err != nil:
+			writeError(w, http.StatusBadRequest, err.Error())
+		default:
+			writeJSON(w, http.StatusOK, infoOf(ct))
+		}
 	})
 	mux.HandleFunc("GET /control/contacts/{number}/inbox", func(w http.ResponseWriter, r *http.Request) {
 		ct := s.Contact(r.PathValue("number"))

@@ -37,6 +37,9 @@ const (
 	EventDecryptFailed   EventKind = "decrypt_failed"      // a contact could not decrypt
 	EventDeviceLoggedOut EventKind = "device_logged_out"   // device unlinked
 	EventContactAdded    EventKind = "contact_added"
+	EventContactMigrated EventKind = "contact_migrated" // a contact moved to LID addressing (JID: its LID)
+	EventUserQueried     EventKind = "user_queried"     // a usync named the user (JID; Detail: the protocols asked)
+	EventUndeliverable   EventKind = "undeliverable"    // acked, delivered to nobody (Detail: ID and why)
 )
 
 // Event is one entry of the sandbox's observable history.

@@ -307,7 +307,13 @@ func (s *Server) removeCompanion(c *conn, n *waBinary.Node) {
 func (s *Server) usync(n *waBinary.Node) waBinary.Node {
 	query := n.GetChildByTag("usync", "query")
 	list := n.GetChildByTag("usync", "list")
+	var asked []string
+	for _, q := range query.GetChildren() {
+		asked = append(asked, q.Tag)
+	}
+	protocols := strings.Join(asked, " ")
 	var users []waBinary.Node
+	seen := map[types.JID]bool{}
 	for _, u := range list.GetChildren() {
 		if u.Tag != "user" {
 			continue
@@ -326,6 +332,13 @@ func (s *Server) usync(n *waBinary.Node) waBinary.Node {
 			jid = types.NewJID(number, types.DefaultUserServer)
 		}
 		jid = jid.ToNonAD()
+		if seen[jid] {
+			// One answer per user: whatsmeow lists a note-to-self recipient twice
+			// (send.go sendDM asks for the chat and its own account).
+			continue
+		}
+		seen[jid] = true
+		s.emit(Event{Kind: EventUserQueried, JID: jid.String(), Detail: protocols})
 		devices, known := s.userDevices(jid)
 		var parts []waBinary.Node
 		for _, q := range query.GetChildren() {
@@ -333,7 +346,12 @@ func (s *Server) usync(n *waBinary.Node) waBinary.Node {
 			case "devices":
 				var list []waBinary.Node
 				for _, d := range devices {
-					list = append(list, waBinary.Node{Tag: "device", Attrs: waBinary.Attrs{"id": strconv.Itoa(int(d))}})
+					attrs := waBinary.Attrs{"id": strconv.Itoa(int(d))}
+					if d != 0 {
+						// A companion's key index is the one the phone signed at pairing (ADVDeviceIdentity.KeyIndex).
+						attrs["key-index"] = strconv.Itoa(int(d))
+					}
+					list = append(list, waBinary.Node{Tag: "device", Attrs: attrs})
 				}
 				parts = append(parts, waBinary.Node{Tag: "devices", Content: []waBinary.Node{{Tag: "device-list", Content: list}}})
 			case "contact":
@@ -352,7 +370,7 @@ func (s *Server) usync(n *waBinary.Node) waBinary.Node {
 				}
 			}
 		}
-		users = append(users, waBinary.Node{Tag: "user", Attrs: waBinary.Attrs{"jid": jid}, Content: parts})
+		users = append(users, waBinary.Node{Tag: "user", Attrs: s.usyncUserAttrs(jid, query), Content: parts})
 	}
 	usyncAttrs := waBinary.Attrs{}
 	for k, v := range n.GetChildByTag("usync").Attrs {
@@ -362,6 +380,22 @@ func (s *Server) usync(n *waBinary.Node) waBinary.Node {
 		{Tag: "result"},
 		{Tag: "list", Content: users},
 	}})
+}
+
+// usyncUserAttrs names a user in a usync answer. A contact query in LID
+// addressing mode (whatsmeow user.go IsOnWhatsApp) is answered with the
+// user's LID as jid and the phone number as pn_jid; otherwise, and for a
+// number without a LID, the user is named as asked.
+func (s *Server) usyncUserAttrs(jid types.JID, query waBinary.Node) waBinary.Attrs {
+	attrs := waBinary.Attrs{"jid": jid}
+	c, ok := query.GetOptionalChildByTag("contact")
+	if mode, _ := c.Attrs["addressing_mode"].(string); !ok || mode != "lid" || jid.Server != types.DefaultUserServer {
+		return attrs
+	}
+	if lid, ok := s.lidFor(jid); ok {
+		attrs["jid"], attrs["pn_jid"] = lid, jid
+	}
+	return attrs
 }
 
 // userDevices lists the device ids of a user (PN or LID): the phone plus linked
@@ -392,7 +426,7 @@ func (s *Server) lidFor(jid types.JID) (types.JID, bool) {
 	case isAccount:
 		return types.NewJID(s.acct.LIDUser, types.HiddenUserServer), true
 	case ct != nil && ct.lid != "":
-		return ct.LID(), true
+		return ct.lidLocked(), true
 	}
 	return types.JID{}, false
 }

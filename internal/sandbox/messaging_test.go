@@ -47,8 +47,9 @@ func TestMessagesBothWays(t *testing.T) {
 		t.Fatalf("contact send: %v", err)
 	}
 	msg := waitEvent[*events.Message](t, ctx, b.rec, mark)
-	if msg.Info.ID != id || msg.Message.GetConversation() != "hi bot" || msg.Info.Sender.User != alice.Number() {
-		t.Fatalf("bot got %s %q from %s, want %s %q from %s", msg.Info.ID, msg.Message.GetConversation(), msg.Info.Sender, id, "hi bot", alice.JID())
+	// As WhatsApp does now, the contact writes from its LID, its number as the alternate address.
+	if msg.Info.ID != id || msg.Message.GetConversation() != "hi bot" || msg.Info.Sender.ToNonAD() != alice.LID() || msg.Info.SenderAlt.ToNonAD() != alice.JID() {
+		t.Fatalf("bot got %s %q from %s (alt %s), want %s %q from %s (alt %s)", msg.Info.ID, msg.Message.GetConversation(), msg.Info.Sender, msg.Info.SenderAlt, id, "hi bot", alice.LID(), alice.JID())
 	}
 	if err := s.WaitFor(ctx, func() bool {
 		for _, r := range alice.Receipts() {
@@ -72,7 +73,7 @@ func TestMessagesBothWays(t *testing.T) {
 	if err := s.WaitFor(ctx, func() bool { return len(s.PhoneInbox()) >= 1 }); err != nil {
 		t.Fatal(err)
 	}
-	if pc := s.PhoneInbox()[0]; pc.ID != resp.ID || pc.Text != "hello alice" || pc.To != alice.JID().String() {
+	if pc := s.PhoneInbox()[0]; pc.ID != resp.ID || pc.Text != "hello alice" || pc.To != alice.LID().String() {
 		t.Fatalf("phone copy = %+v", pc)
 	}
 
@@ -83,7 +84,7 @@ func TestMessagesBothWays(t *testing.T) {
 	}
 	if err := s.WaitFor(ctx, func() bool {
 		for _, m := range s.PhoneInbox() {
-			if m.ID == self.ID && m.Text == "note to self" && m.To == s.AccountJID().String() {
+			if m.ID == self.ID && m.Text == "note to self" && m.To == s.AccountLID().String() {
 				return true
 			}
 		}
@@ -223,7 +224,7 @@ func TestUserQueriesReadReceiptsAndLogout(t *testing.T) {
 
 func TestContactLIDAddressing(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, Options{ContactLIDs: true})
+	s := startServer(t, Options{})
 	b := pairQR(t, s)
 	ctx := testCtx(t, 30*time.Second)
 	erin, err := s.AddContact("390612345678")
@@ -266,9 +267,10 @@ func TestContactLIDAddressing(t *testing.T) {
 	}
 }
 
-// TestSendsFetchNoOwnPrekeys guards third_party/whatsmeow-own-device-prekeys.patch:
-// the bot never has a session with its own device, and unpatched whatsmeow
-// fetched (and so used up) one of its own prekeys on every send.
+// TestSendsFetchNoOwnPrekeys: the bot never has a session with its own
+// device, and whatsmeow before 2026-06 (3706a7d3; blacksky patched it until
+// then) fetched, and so used up, one of its own prekeys on every send.
+// Sends go by LID, so the bundles fetched are those of the LIDs.
 func TestSendsFetchNoOwnPrekeys(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, Options{})
@@ -295,7 +297,7 @@ func TestSendsFetchNoOwnPrekeys(t *testing.T) {
 		}
 	}
 	// One bundle each to start the sessions with the contact and the account's phone.
-	want := map[string]int{alice.JID().String(): 1, s.AccountJID().String(): 1}
+	want := map[string]int{alice.LID().String(): 1, s.AccountLID().String(): 1}
 	if !maps.Equal(fetched, want) {
 		t.Errorf("prekey bundles fetched while sending %d messages: %v, want %v (bot device %s)", sends, fetched, want, b.cli.Store.ID)
 	}

@@ -142,10 +142,15 @@ func (s *Server) login(c *conn, p *waWa6.ClientPayload, clientStatic []byte) {
 
 // ScanQR makes the simulated phone scan a QR string shown by the bot and link it.
 // It returns once the client has confirmed the pairing (before the 515 restart).
+//
+// Both payloads whatsmeow has shown are understood: the link current clients
+// show (https://wa.me/settings/linked_devices#ref,noise,identity,adv,platform;
+// whatsmeow pair.go makeQRData) and the bare four-part form of older ones
+// (ref,noise,identity,adv).
 func (s *Server) ScanQR(ctx context.Context, qr string) error {
-	parts := strings.Split(strings.TrimSpace(qr), ",")
-	if len(parts) != 4 {
-		return errors.New("scan qr: want 4 comma-separated parts")
+	parts, err := parseQR(qr)
+	if err != nil {
+		return err
 	}
 	noisePub, err1 := base64.StdEncoding.DecodeString(parts[1])
 	identityPub, err2 := base64.StdEncoding.DecodeString(parts[2])
@@ -166,6 +171,26 @@ func (s *Server) ScanQR(ctx context.Context, qr string) error {
 		return errors.New("scan qr: keys do not match the connection that showed this ref")
 	}
 	return s.completePairing(ctx, c, info, advSecret)
+}
+
+// qrLinkPrefix starts the QR payload of current WhatsApp Web clients.
+const qrLinkPrefix = "https://wa.me/settings/linked_devices#"
+
+// parseQR returns ref, noise key, identity key and ADV secret of a QR payload.
+func parseQR(qr string) ([]string, error) {
+	qr = strings.TrimSpace(qr)
+	want := 4
+	if rest, ok := strings.CutPrefix(qr, qrLinkPrefix); ok {
+		qr, want = rest, 5
+	}
+	parts := strings.Split(qr, ",")
+	if len(parts) != want {
+		return nil, fmt.Errorf("scan qr: want %q followed by ref,noise,identity,adv,platform, or the four-part ref,noise,identity,adv; got %d parts", qrLinkPrefix, len(parts))
+	}
+	if want == 5 && parts[4] == "" {
+		return nil, errors.New("scan qr: the link names no platform")
+	}
+	return parts[:4], nil
 }
 
 // completePairing plays the phone's part after it learned the ADV secret:
@@ -213,6 +238,8 @@ func (s *Server) completePairing(ctx context.Context, c *conn, info *pairInfo, a
 	const platform = "android"
 	resp, err := c.request(ctx, waBinary.Node{Tag: "iq", Attrs: waBinary.Attrs{
 		"from": types.ServerJID, "type": "set", "id": c.newID("pair-success"), "xmlns": "md",
+		// whatsmeow sets its server clock offset from it (pair.go handlePairSuccess).
+		"t": strconv.FormatInt(time.Now().Unix(), 10),
 	}, Content: []waBinary.Node{{Tag: "pair-success", Content: []waBinary.Node{
 		{Tag: "device-identity", Content: container},
 		{Tag: "platform", Attrs: waBinary.Attrs{"name": platform}},
@@ -222,7 +249,7 @@ func (s *Server) completePairing(ctx context.Context, c *conn, info *pairInfo, a
 		return fmt.Errorf("pair: wait for confirmation: %w", err)
 	}
 	if t, _ := resp.Attrs["type"].(string); t != "result" {
-		return fmt.Errorf("pair: client rejected pairing: %s", resp.XMLString())
+		return fmt.Errorf("pair: client rejected pairing: %s", resp.String())
 	}
 	if _, ok := resp.GetOptionalChildByTag("pair-device-sign"); !ok {
 		return errors.New("pair: confirmation without pair-device-sign")

@@ -107,11 +107,44 @@ func TestScanQRRejectsUnknownRef(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, Options{})
 	ctx := testCtx(t, 5*time.Second)
-	for _, qr := range []string{"", "a,b", "2@nope,AAAA,AAAA,AAAA", "x,!!,??,%%"} {
+	for _, qr := range []string{"", "a,b", "2@nope,AAAA,AAAA,AAAA", "x,!!,??,%%",
+		qrLinkPrefix + "2@nope,AAAA,AAAA,AAAA", qrLinkPrefix + "2@nope,AAAA,AAAA,AAAA,", "https://example.com/#2@nope,AAAA,AAAA,AAAA,9"} {
 		if err := s.ScanQR(ctx, qr); err == nil {
 			t.Errorf("ScanQR(%q) succeeded", qr)
 		}
 	}
+}
+
+// TestScanOldFourPartQR: a phone also links a client that shows the bare
+// four-part payload of older whatsmeow versions (ref,noise,identity,adv).
+func TestScanOldFourPartQR(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, Options{})
+	b := newBot(t, s, "")
+	ctx := testCtx(t, 20*time.Second)
+	qrs, err := b.cli.GetQRChannel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.cli.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	var code string
+	select {
+	case item := <-qrs:
+		code = item.Code
+	case <-ctx.Done():
+		t.Fatal("no QR code")
+	}
+	link, ok := strings.CutPrefix(code, qrLinkPrefix)
+	if !ok {
+		t.Fatalf("current whatsmeow shows %q, not a %s link", code, qrLinkPrefix)
+	}
+	parts := strings.Split(link, ",")
+	if err := s.ScanQR(ctx, strings.Join(parts[:4], ",")); err != nil {
+		t.Fatalf("scan four-part payload: %v", err)
+	}
+	waitEvent[*events.Connected](t, ctx, b.rec, 0)
 }
 
 func TestKeepAlivePingsAnswered(t *testing.T) {

@@ -39,10 +39,13 @@ type Options struct {
 	ImmediateClose bool
 	// CloseDelay overrides DefaultCloseDelay.
 	CloseDelay time.Duration
-	// ContactLIDs gives every contact a LID and makes contacts write to the bot
-	// from it (from=LID@lid, sender_pn=number), as current WhatsApp does; the bot
-	// then sees LID senders and chats. Off: contacts are addressed by phone number only.
-	ContactLIDs bool
+	// PhoneNumberContacts keeps the addressing of WhatsApp before its move to
+	// LIDs: new contacts have no LID, write from their phone number and are
+	// found only by it, until MigrateContact moves one to its LID. Off (the
+	// default, as WhatsApp is now): every contact has a LID, writes from it
+	// (from=LID@lid, sender_pn=number) and is answered with it in device and
+	// LID queries.
+	PhoneNumberContacts bool
 	// NoiseRootKey optionally fixes the 32-byte Curve25519 private key of the noise root
 	// (useful because whatsmeow.WACertPubKey is process-global).
 	NoiseRootKey []byte
@@ -249,6 +252,13 @@ func (s *Server) PhoneNumber() string { return s.opts.PhoneNumber }
 // AccountJID is the bot account's phone-number JID (without device).
 func (s *Server) AccountJID() types.JID {
 	return types.NewJID(s.opts.PhoneNumber, types.DefaultUserServer)
+}
+
+// AccountLID is the bot account's LID (no device).
+func (s *Server) AccountLID() types.JID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return types.NewJID(s.acct.LIDUser, types.HiddenUserServer)
 }
 
 // Trust returns what a client must trust to connect to this server.

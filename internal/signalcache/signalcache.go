@@ -15,6 +15,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"go.mau.fi/whatsmeow/store"
@@ -32,26 +33,41 @@ const (
 
 // Attach makes dev's identity, session and privacy-token stores read through
 // a cache. An unpaired dev gets the cache when pairing first saves it, which
-// is when whatsmeow creates its stores.
-func Attach(dev *store.Device) {
-	dev.Container = &container{DeviceContainer: dev.Container, dev: dev}
+// is when whatsmeow creates its stores. under, if not nil, decorates
+// whatsmeow's session store beneath the cache each time (the store package
+// writes a send's sessions in one statement through it).
+func Attach(dev *store.Device, under func(store.SessionStore) store.SessionStore) {
+	c := &container{DeviceContainer: dev.Container, dev: dev, under: under}
+	dev.Container = c
 	if dev.Initialized {
-		wrap(dev)
+		c.wrap()
 	}
 }
 
 // container notices when whatsmeow creates or deletes the device's stores.
 type container struct {
 	store.DeviceContainer
-	dev *store.Device
+	dev   *store.Device
+	under func(store.SessionStore) store.SessionStore
 }
 
 func (c *container) PutDevice(ctx context.Context, dev *store.Device) error {
 	err := c.DeviceContainer.PutDevice(ctx, dev)
 	if dev == c.dev && dev.Initialized {
-		wrap(dev)
+		c.wrap()
 	}
 	return err
+}
+
+// wrap decorates the device's stores, unless they are decorated already.
+func (c *container) wrap() {
+	if _, ok := c.dev.Sessions.(*sessions); ok {
+		return
+	}
+	if c.under != nil {
+		c.dev.Sessions = c.under(c.dev.Sessions)
+	}
+	wrap(c.dev)
 }
 
 func (c *container) DeleteDevice(ctx context.Context, dev *store.Device) error {
@@ -62,11 +78,8 @@ func (c *container) DeleteDevice(ctx context.Context, dev *store.Device) error {
 	return err
 }
 
-// wrap puts one new cache in front of dev's stores, unless it has one.
+// wrap puts one new cache in front of dev's stores.
 func wrap(dev *store.Device) {
-	if _, ok := dev.Sessions.(*sessions); ok {
-		return
-	}
 	c := newCache()
 	dev.Sessions = &sessions{SessionStore: dev.Sessions, c: c}
 	dev.Identities = &identities{IdentityStore: dev.Identities, c: c}
@@ -354,6 +367,17 @@ func (s *tokens) PutPrivacyTokens(ctx context.Context, toks ...store.PrivacyToke
 	return s.c.update(s.c.tokens.Purge, func() error {
 		return s.PrivacyTokenStore.PutPrivacyTokens(ctx, toks...)
 	}, nil)
+}
+
+// DeleteExpiredPrivacyTokens forgets every cached token: whatsmeow prunes
+// tokens older than a cutoff, and which cached ones those were is not known.
+func (s *tokens) DeleteExpiredPrivacyTokens(ctx context.Context, cutoff time.Time) (int64, error) {
+	var n int64
+	err := s.c.update(s.c.tokens.Purge, func() (err error) {
+		n, err = s.PrivacyTokenStore.DeleteExpiredPrivacyTokens(ctx, cutoff)
+		return err
+	}, nil)
+	return n, err
 }
 
 // lids forgets the cached privacy tokens when a LID mapping is written,

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
@@ -126,6 +127,17 @@ func (f *fakeDB) PutPrivacyTokens(_ context.Context, toks ...store.PrivacyToken)
 	return f.write()
 }
 
+func (f *fakeDB) DeleteExpiredPrivacyTokens(_ context.Context, cutoff time.Time) (int64, error) {
+	var n int64
+	for u, t := range f.tokens {
+		if t.Timestamp.Before(cutoff) {
+			delete(f.tokens, u)
+			n++
+		}
+	}
+	return n, f.write()
+}
+
 func (f *fakeDB) PutLIDMapping(context.Context, types.JID, types.JID) error { return f.write() }
 
 // DoDecryptionTxn rolls back the sessions when fn fails, like the SQL store.
@@ -157,7 +169,7 @@ func newDevice(f *fakeDB) *store.Device {
 	if err := f.PutDevice(context.Background(), dev); err != nil {
 		panic(err)
 	}
-	Attach(dev)
+	Attach(dev, nil)
 	return dev
 }
 
@@ -407,25 +419,58 @@ func TestPrivacyTokens(t *testing.T) {
 	}
 }
 
+// underStore marks the decorator Attach puts beneath the cache.
+type underStore struct{ store.SessionStore }
+
 func TestAttachUnpairedDevice(t *testing.T) {
 	db := newFakeDB()
 	dev := &store.Device{Container: db}
-	Attach(dev)
-	if dev.Sessions != nil {
+	unders := 0
+	Attach(dev, func(inner store.SessionStore) store.SessionStore {
+		unders++
+		return underStore{inner}
+	})
+	if dev.Sessions != nil || unders != 0 {
 		t.Fatal("an unpaired device has no stores to wrap yet")
 	}
 	// Pairing saves the device, and whatsmeow creates its stores then.
 	if err := dev.Save(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := dev.Sessions.(*sessions); !ok {
+	c, ok := dev.Sessions.(*sessions)
+	if !ok {
 		t.Fatalf("after pairing, Sessions is %T, want the cache", dev.Sessions)
+	}
+	if u, ok := c.SessionStore.(underStore); !ok || u.SessionStore != db {
+		t.Fatalf("beneath the cache is %T, want the decorator over the database", c.SessionStore)
 	}
 	inner := dev.Sessions
 	if err := dev.Save(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if dev.Sessions != inner {
-		t.Error("saving again put a second cache in front of the first")
+	if dev.Sessions != inner || unders != 1 {
+		t.Errorf("saving again wrapped the stores again (%d decorations)", unders)
+	}
+}
+
+// TestExpiredTokensLeaveTheCache: whatsmeow prunes old privacy tokens from
+// the database; a cached copy must not outlive the row.
+func TestExpiredTokensLeaveTheCache(t *testing.T) {
+	ctx := context.Background()
+	db := newFakeDB()
+	dev := newDevice(db)
+	alice := types.NewJID("4915112345678", types.DefaultUserServer)
+	if err := dev.PrivacyTokens.PutPrivacyTokens(ctx, store.PrivacyToken{User: alice, Token: []byte("t1"), Timestamp: time.Unix(100, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := dev.PrivacyTokens.GetPrivacyToken(ctx, alice); err != nil || tok == nil {
+		t.Fatalf("token before pruning: %v, %v", tok, err)
+	}
+	n, err := dev.PrivacyTokens.DeleteExpiredPrivacyTokens(ctx, time.Unix(200, 0))
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteExpiredPrivacyTokens = %d, %v; want 1 row", n, err)
+	}
+	if tok, err := dev.PrivacyTokens.GetPrivacyToken(ctx, alice); err != nil || tok != nil {
+		t.Fatalf("token after pruning = %+v, %v; want none", tok, err)
 	}
 }

@@ -27,7 +27,7 @@ func (s *Store) Device(ctx context.Context, sessionID string) (*wastore.Device, 
 	if err := s.container.LIDMap.FillCache(ctx); err != nil {
 		return nil, fmt.Errorf("load LID mappings: %w", err)
 	}
-	signalcache.Attach(dev)
+	signalcache.Attach(dev, withSessionWriter(s.wadb))
 	return dev, nil
 }
 

@@ -18,7 +18,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+	"go.mau.fi/util/dbutil"
 	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/store/sqlstore/upgrades"
 
 	"github.com/blacksky-bot/blacksky/internal/logging"
 	"github.com/blacksky-bot/blacksky/internal/sqlitedb"
@@ -51,6 +53,7 @@ type Store struct {
 	kind      Kind
 	sqlite    string
 	container *sqlstore.Container
+	wadb      *dbutil.Database // whatsmeow's handle on db
 	log       *slog.Logger
 }
 
@@ -77,7 +80,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.kind == SQLite {
 		dialect = "sqlite3"
 	}
-	s.container = sqlstore.NewWithDB(s.db, dialect, logging.WhatsApp(log).Sub("Store"))
+	// What sqlstore.NewWithDB does, keeping the handle for sessionWriter.
+	if s.wadb, err = dbutil.NewWithDB(s.db, dialect); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("open whatsmeow store: %w", err)
+	}
+	s.wadb.UpgradeTable = upgrades.Table
+	s.wadb.VersionTable = "whatsmeow_version"
+	s.container = sqlstore.NewWithWrappedDB(s.wadb, logging.WhatsApp(log).Sub("Store"))
 	return s, nil
 }
 

@@ -151,9 +151,10 @@ func TestSSLModeChoice(t *testing.T) {
 }
 
 // TestSignalSessionsReachTheDatabase writes Signal sessions the way a send
-// does (several at once, through the cache in front of whatsmeow's store,
-// third_party/whatsmeow-put-many-sessions.patch) and reads them back as the
-// next process would.
+// does (several at once, through the cache in front of whatsmeow's store and
+// sessionWriter beneath it) and reads them back as the next process would.
+// A write inside a transaction whatsmeow carries in ctx is part of it: a
+// rolled-back one leaves nothing.
 func TestSignalSessionsReachTheDatabase(t *testing.T) {
 	for kind, open := range backends(t) {
 		t.Run(string(kind), func(t *testing.T) {
@@ -194,6 +195,16 @@ func TestSignalSessionsReachTheDatabase(t *testing.T) {
 			got, err := next.Sessions.GetManySessions(ctx, []string{"4915112345678:0", "15550000001:0", "4915112345678:1"})
 			if err != nil {
 				t.Fatal(err)
+			}
+			rollback := errors.New("decryption failed")
+			err = s.wadb.DoTxn(ctx, nil, func(ctx context.Context) error {
+				if err := dev.Sessions.PutManySessions(ctx, map[string][]byte{"4915112345678:0": []byte("rolled back"), "4915112345678:1": []byte("rolled back")}); err != nil {
+					return err
+				}
+				return rollback
+			})
+			if !errors.Is(err, rollback) {
+				t.Fatalf("transaction: %v", err)
 			}
 			want := map[string]string{"4915112345678:0": "contact 3", "15550000001:0": "phone 2", "4915112345678:1": ""}
 			for addr, w := range want {

@@ -8,6 +8,7 @@ package whatsmeow
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -27,10 +28,15 @@ type QRChannelItem struct {
 	Code string
 	// The timeout after which the next code will be sent down the channel.
 	Timeout time.Duration
+
+	PasskeyRequest      *events.PairPasskeyRequest
+	PasskeyConfirmation *events.PairPasskeyConfirmation
 }
 
 const QRChannelEventCode = "code"
 const QRChannelEventError = "error"
+const QRChannelEventPasskeyRequest = "passkey-request"
+const QRChannelEventPasskeyResponse = "passkey-confirmation"
 
 // Possible final items in the QR channel. In addition to these, an `error` event may be emitted,
 // in which case the Error field will have the error that occurred during pairing.
@@ -54,17 +60,21 @@ type qrChannel struct {
 	log       waLog.Logger
 	ctx       context.Context
 	handlerID uint32
-	closed    uint32
+	closed    atomic.Bool
 	output    chan<- QRChannelItem
 	stopQRs   chan struct{}
+}
+
+func (qrc *qrChannel) close() bool {
+	return !qrc.closed.Swap(true)
 }
 
 func (qrc *qrChannel) emitQRs(codes []string) {
 	var nextCode string
 	for {
 		if len(codes) == 0 {
-			if atomic.CompareAndSwapUint32(&qrc.closed, 0, 1) {
-				qrc.log.Debugf("Ran out of QR codes, closing channel with status %s and disconnecting client", QRChannelTimeout)
+			if qrc.close() {
+				qrc.log.Debugf("Ran out of QR codes, closing channel with status %s and disconnecting client", QRChannelTimeout.Event)
 				qrc.output <- QRChannelTimeout
 				close(qrc.output)
 				go qrc.cli.RemoveEventHandler(qrc.handlerID)
@@ -73,7 +83,7 @@ func (qrc *qrChannel) emitQRs(codes []string) {
 				qrc.log.Debugf("Ran out of QR codes, but channel is already closed")
 			}
 			return
-		} else if atomic.LoadUint32(&qrc.closed) == 1 {
+		} else if qrc.closed.Load() {
 			qrc.log.Debugf("QR code channel is closed, exiting QR emitter")
 			return
 		}
@@ -87,7 +97,7 @@ func (qrc *qrChannel) emitQRs(codes []string) {
 		case qrc.output <- QRChannelItem{Code: nextCode, Timeout: timeout, Event: QRChannelEventCode}:
 		default:
 			qrc.log.Debugf("Output channel didn't accept code, exiting QR emitter")
-			if atomic.CompareAndSwapUint32(&qrc.closed, 0, 1) {
+			if qrc.close() {
 				close(qrc.output)
 				go qrc.cli.RemoveEventHandler(qrc.handlerID)
 				qrc.cli.Disconnect()
@@ -99,9 +109,12 @@ func (qrc *qrChannel) emitQRs(codes []string) {
 		case <-qrc.stopQRs:
 			qrc.log.Debugf("Got signal to stop QR emitter")
 			return
+		case <-qrc.cli.expectedDisconnect.GetChan():
+			qrc.log.Debugf("Client is expected to disconnect, stopping QR emitter")
+			return
 		case <-qrc.ctx.Done():
 			qrc.log.Debugf("Context is done, stopping QR emitter")
-			if atomic.CompareAndSwapUint32(&qrc.closed, 0, 1) {
+			if qrc.close() {
 				close(qrc.output)
 				go qrc.cli.RemoveEventHandler(qrc.handlerID)
 				qrc.cli.Disconnect()
@@ -110,8 +123,8 @@ func (qrc *qrChannel) emitQRs(codes []string) {
 	}
 }
 
-func (qrc *qrChannel) handleEvent(rawEvt interface{}) {
-	if atomic.LoadUint32(&qrc.closed) == 1 {
+func (qrc *qrChannel) handleEvent(rawEvt any) {
+	if qrc.closed.Load() {
 		qrc.log.Debugf("Dropping event of type %T, channel is closed", rawEvt)
 		return
 	}
@@ -124,6 +137,35 @@ func (qrc *qrChannel) handleEvent(rawEvt interface{}) {
 	case *events.QRScannedWithoutMultidevice:
 		qrc.log.Debugf("QR code scanned without multidevice enabled")
 		qrc.output <- QRChannelScannedWithoutMultidevice
+		return
+	case *events.PairPasskeyRequest:
+		qrc.output <- QRChannelItem{
+			Event:          QRChannelEventPasskeyRequest,
+			PasskeyRequest: evt,
+		}
+		return
+	case *events.PairPasskeyConfirmation:
+		if evt.SkipHandoffUX {
+			qrc.log.Debugf("Sending automatic passkey confirmation")
+			err := qrc.cli.SendPasskeyConfirmation(qrc.ctx)
+			if err != nil {
+				qrc.output <- QRChannelItem{
+					Event: QRChannelEventError,
+					Error: fmt.Errorf("failed to send passkey confirmation automatically: %w", err),
+				}
+			}
+		} else {
+			qrc.output <- QRChannelItem{
+				Event:               QRChannelEventPasskeyResponse,
+				PasskeyConfirmation: evt,
+			}
+		}
+		return
+	case *events.PairPasskeyError:
+		qrc.output <- QRChannelItem{
+			Event: QRChannelEventError,
+			Error: evt.Error,
+		}
 		return
 	case *events.ClientOutdated:
 		outputType = QRChannelClientOutdated
@@ -142,7 +184,7 @@ func (qrc *qrChannel) handleEvent(rawEvt interface{}) {
 		return
 	}
 	close(qrc.stopQRs)
-	if atomic.CompareAndSwapUint32(&qrc.closed, 0, 1) {
+	if qrc.close() {
 		qrc.log.Debugf("Closing channel with status %+v", outputType)
 		qrc.output <- outputType
 		close(qrc.output)

@@ -23,7 +23,7 @@ type FrameSocket struct {
 	parentCtx context.Context
 	cancelCtx context.Context
 	cancel    context.CancelFunc
-	conn      *websocket.Conn
+	conn      atomic.Pointer[websocket.Conn]
 	log       waLog.Logger
 	lock      sync.Mutex
 
@@ -36,7 +36,6 @@ type FrameSocket struct {
 
 	Header []byte
 
-	// closed is read by the read pump without the lock (blacksky patch).
 	closed atomic.Bool
 
 	incomingLength int
@@ -51,20 +50,23 @@ func NewFrameSocket(log waLog.Logger, client *http.Client) *FrameSocket {
 		Header: WAConnHeader,
 		Frames: make(chan []byte),
 
-		URL:         URL,
-		HTTPHeaders: http.Header{"Origin": {Origin}},
-		HTTPClient:  client,
+		URL: URL,
+		HTTPHeaders: http.Header{
+			"Origin":        {Origin},
+			"Cache-Control": {"no-cache"},
+			"Pragma":        {"no-cache"},
+		},
+		HTTPClient: client,
 	}
 }
 
 func (fs *FrameSocket) IsConnected() bool {
-	fs.lock.Lock()
-	defer fs.lock.Unlock()
-	return fs.conn != nil
+	return fs.conn.Load() != nil
 }
 
 // SetOnDisconnect replaces the disconnect handler under the lock that Close
-// reads it with (blacksky patch).
+// reads it with (blacksky patch: NoiseSocket wrote the field without it,
+// racing a Close from the read pump; tulir/whatsmeow#1085).
 func (fs *FrameSocket) SetOnDisconnect(f func(ctx context.Context, remote bool)) {
 	fs.lock.Lock()
 	fs.OnDisconnect = f
@@ -72,19 +74,15 @@ func (fs *FrameSocket) SetOnDisconnect(f func(ctx context.Context, remote bool))
 }
 
 func (fs *FrameSocket) Close(code websocket.StatusCode) {
-	// Take what Close needs under the lock, then close outside it, so that
-	// IsConnected and SendFrame never wait for a close handshake (blacksky patch).
 	fs.lock.Lock()
-	conn, cancel, onDisconnect := fs.conn, fs.cancel, fs.OnDisconnect
+	defer fs.lock.Unlock()
+
+	conn := fs.conn.Swap(nil)
 	if conn == nil {
-		fs.lock.Unlock()
 		return
 	}
-	fs.closed.Store(true)
-	fs.conn = nil
-	fs.cancel = nil
-	fs.lock.Unlock()
 
+	fs.closed.Store(true)
 	if code > 0 {
 		err := conn.Close(code, "")
 		if err != nil {
@@ -96,36 +94,34 @@ func (fs *FrameSocket) Close(code websocket.StatusCode) {
 			fs.log.Debugf("Error force closing websocket: %v", err)
 		}
 	}
-	cancel()
-	if onDisconnect != nil {
-		go onDisconnect(fs.parentCtx, code == 0)
+	fs.cancel()
+	fs.cancel = nil
+	if fs.OnDisconnect != nil {
+		go fs.OnDisconnect(fs.parentCtx, code == 0)
 	}
 }
 
 func (fs *FrameSocket) Connect(ctx context.Context) error {
 	fs.lock.Lock()
 	defer fs.lock.Unlock()
-	if fs.conn != nil {
+	if fs.conn.Load() != nil {
 		return ErrSocketAlreadyOpen
 	}
 	fs.parentCtx = ctx
 	fs.cancelCtx, fs.cancel = context.WithCancel(ctx)
 
 	fs.log.Debugf("Dialing %s", fs.URL)
-	conn, resp, err := websocket.Dial(ctx, fs.URL, &websocket.DialOptions{
-		HTTPClient: fs.HTTPClient,
-		HTTPHeader: fs.HTTPHeaders,
-	})
+	conn, resp, err := websocket.Dial(ctx, fs.URL, fs.makeDialOptions())
 	if err != nil {
 		if resp != nil {
 			err = ErrWithStatusCode{err, resp.StatusCode}
 		}
 		fs.cancel()
-		return fmt.Errorf("failed to dial whatsapp web websocket: %w", err)
+		return fmt.Errorf("%w: %w", ErrDialFailed, err)
 	}
 	conn.SetReadLimit(FrameMaxSize)
 
-	fs.conn = conn
+	fs.conn.Store(conn)
 
 	go fs.readPump(conn, ctx)
 	return nil
@@ -136,9 +132,7 @@ func (fs *FrameSocket) Context() context.Context {
 }
 
 func (fs *FrameSocket) SendFrame(data []byte) error {
-	fs.lock.Lock()
-	conn := fs.conn
-	fs.lock.Unlock()
+	conn := fs.conn.Load()
 	if conn == nil {
 		return ErrSocketClosed
 	}

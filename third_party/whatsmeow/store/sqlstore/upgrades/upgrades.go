@@ -12,11 +12,7 @@ import (
 	"go.mau.fi/util/dbutil"
 )
 
-var Table dbutil.UpgradeTable
-
 //go:embed *.sql
 var upgrades embed.FS
 
-func init() {
-	Table.RegisterFS(upgrades)
-}
+var Table = dbutil.BuildUpgradeTable().WithFS(upgrades).Finish()
