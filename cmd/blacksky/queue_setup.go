@@ -9,6 +9,7 @@ import (
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/config"
+	"github.com/blacksky-bot/blacksky/internal/contacts"
 	"github.com/blacksky-bot/blacksky/internal/outbox"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
@@ -43,7 +44,10 @@ func newQueue(cfg *config.Config, st *store.Store, wh *webhook.Client, log *slog
 // withQueue makes the connection deliver the queue: owner alerts become
 // queued messages, the queue runs while this process holds the account, and
 // every client answers retry receipts from the queue's sent messages.
-func withQueue(opts *supervisor.Options, q *outbox.Queue, owners []string, log *slog.Logger) func(context.Context, *supervisor.Supervisor) {
+//
+// dir answers whether a phone-number recipient has an account before it is
+// sent to (a number without one goes to dead, "not on WhatsApp").
+func withQueue(opts *supervisor.Options, q *outbox.Queue, dir *contacts.Directory, owners []string, log *slog.Logger) func(context.Context, *supervisor.Supervisor) {
 	opts.Alert = func(ctx context.Context, text string) {
 		for _, owner := range owners {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -68,7 +72,7 @@ func withQueue(opts *supervisor.Options, q *outbox.Queue, owners []string, log *
 		} else if n > 0 {
 			log.Warn("retrying messages a previous process was sending when it stopped", "count", n)
 		}
-		sender := &outbox.WhatsAppSender{Client: sup.Client}
+		sender := &outbox.WhatsAppSender{Client: sup.Client, Contacts: dir}
 		if err := q.Run(ctx, sender, outbox.SupervisorGate{Supervisor: sup}); err != nil {
 			log.Error("outbox stopped", "err", err)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/account"
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/config"
+	"github.com/blacksky-bot/blacksky/internal/contacts"
 	"github.com/blacksky-bot/blacksky/internal/httpapi"
 	"github.com/blacksky-bot/blacksky/internal/lease"
 	"github.com/blacksky-bot/blacksky/internal/memlimit"
@@ -94,7 +95,15 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 	var acct *account.Runner
 	b := newBot(cfg, st, q, wh, backups, &acct, started, log)
 	chainConfigure(&opts, b.Configure)
-	deliver := withQueue(&opts, q, cfg.Owners, log)
+	// Contacts are looked up through the client of whichever lease this
+	// process holds; a standby has none and answers from what it learnt.
+	dir := contacts.New(func() contacts.Client {
+		if sup := acct.Supervisor(); sup != nil {
+			return contacts.FromWhatsmeow(sup.Client)()
+		}
+		return nil
+	})
+	deliver := withQueue(&opts, q, dir, cfg.Owners, log)
 	acct = account.New(account.Options{
 		Store: st, SessionID: cfg.SessionID, Logger: log, Supervisor: opts,
 		Poll: cfg.LeaseInterval, Lease: lease.Options{Check: cfg.LeaseInterval},
@@ -115,7 +124,7 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 	})
 
 	srv := httpapi.NewServer(httpapi.New(httpapi.Options{
-		Conn: acct, DB: st, Outbox: q, Backups: backupStatus(cfg, backups), Database: string(st.Kind()), Metrics: m, Token: cfg.APIToken,
+		Conn: acct, DB: st, Outbox: q, Contacts: dir, Backups: backupStatus(cfg, backups), Database: string(st.Kind()), Metrics: m, Token: cfg.APIToken,
 		BotName: cfg.BotName, Session: cfg.SessionID, Version: version, Started: started, Logger: log,
 	}))
 	srvErr := make(chan error, 1)

@@ -211,8 +211,12 @@ func TestEndToEnd(t *testing.T) {
 	if !webhook.Verify("topsecret", in.body, in.header.Get("X-Blacksky-Signature")) {
 		t.Error("bad webhook signature")
 	}
-	if !strings.Contains(string(in.body), `"sender":"`+stranger.JID().String()+`"`) || !strings.Contains(string(in.body), `"id":"`+id+`"`) {
-		t.Errorf("webhook body %s", in.body)
+	// The contact writes from its LID, as WhatsApp does now: the payload has
+	// both addresses, and the chat is its number's.
+	for _, want := range []string{`"sender":"` + stranger.LID().String() + `"`, `"sender_alt":"` + stranger.JID().String() + `"`, `"chat":"` + stranger.JID().String() + `"`, `"id":"` + id + `"`} {
+		if !strings.Contains(string(in.body), want) {
+			t.Errorf("webhook body %s lacks %s", in.body, want)
+		}
 	}
 
 	// Each reply arrived once, and the notice once.

@@ -124,6 +124,35 @@ func TestFromEvent(t *testing.T) {
 	}
 }
 
+// TestLIDChatIsThePhoneNumberChat: WhatsApp addresses a contact's messages
+// by LID with its number beside them; the inbox keeps them in the chat of
+// the number, as the outbox does, and keeps both addresses of the sender.
+func TestLIDChatIsThePhoneNumberChat(t *testing.T) {
+	now := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	lid := types.NewJID("211111111111111", types.HiddenUserServer)
+	pn := types.NewJID("4915100000001", types.DefaultUserServer)
+	tests := []struct {
+		name string
+		src  types.MessageSource
+		chat string
+	}{
+		{"from a LID contact with its number", types.MessageSource{Chat: lid, Sender: lid, SenderAlt: pn}, pn.String()},
+		{"from our phone to a LID contact", types.MessageSource{Chat: lid, Sender: types.NewJID("15550000001", types.DefaultUserServer), IsFromMe: true, RecipientAlt: pn}, pn.String()},
+		{"from a LID whose number is not given", types.MessageSource{Chat: lid, Sender: lid}, lid.String()},
+		{"a group", types.MessageSource{Chat: types.NewJID("120363025246125486", types.GroupServer), Sender: lid, SenderAlt: pn, IsGroup: true}, "120363025246125486@g.us"},
+	}
+	for _, tt := range tests {
+		m, ok := fromEvent(&events.Message{Info: types.MessageInfo{MessageSource: tt.src, ID: "ID1", Timestamp: now},
+			Message: &waE2E.Message{Conversation: proto.String("hi")}}, now)
+		if !ok || m.Chat != tt.chat {
+			t.Errorf("%s: chat %q (ok %v), want %q", tt.name, m.Chat, ok, tt.chat)
+		}
+		if !tt.src.IsFromMe && (m.Sender != tt.src.Sender.String() || m.SenderAlt != tt.src.SenderAlt.ToNonAD().String() && !tt.src.SenderAlt.IsEmpty()) {
+			t.Errorf("%s: sender %q alt %q", tt.name, m.Sender, m.SenderAlt)
+		}
+	}
+}
+
 // When the message cannot be stored, HandleEvent reports failure, which
 // makes whatsmeow withhold WhatsApp's acknowledgement.
 func TestHandleEventReportsStoreFailure(t *testing.T) {

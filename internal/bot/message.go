@@ -60,7 +60,7 @@ func fromEvent(e *events.Message, now time.Time) (Message, bool) {
 		kind = "edit"
 	}
 	m := Message{
-		Chat:       info.Chat.ToNonAD().String(),
+		Chat:       phoneChat(info).String(),
 		MsgID:      clean(info.ID),
 		Sender:     info.Sender.ToNonAD().String(),
 		PushName:   clean(info.PushName),
@@ -78,6 +78,26 @@ func fromEvent(e *events.Message, now time.Time) (Message, bool) {
 		m.SentAt = now
 	}
 	return m, m.MsgID != ""
+}
+
+// phoneChat is the chat of a message, named by the contact's phone number
+// when WhatsApp addressed it by LID and gave the number beside it (sender_pn
+// for a message from the contact, the recipient's number for one our phone
+// sent): a contact is one chat, in the inbox as in the outbox, however its
+// messages are addressed and across its move to a LID.
+func phoneChat(info types.MessageInfo) types.JID {
+	chat := info.Chat.ToNonAD()
+	if chat.Server != types.HiddenUserServer {
+		return chat
+	}
+	alt := info.SenderAlt
+	if info.IsFromMe {
+		alt = info.RecipientAlt
+	}
+	if alt.Server == types.DefaultUserServer {
+		return alt.ToNonAD()
+	}
+	return chat
 }
 
 // content names the message's kind and extracts its text or caption.

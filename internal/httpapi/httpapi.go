@@ -46,6 +46,8 @@ type Options struct {
 	Outbox Outbox
 	// Backups, if set, describes the backups for /status.
 	Backups func(ctx context.Context) any
+	// Contacts answers GET /api/v1/contacts/{phone-or-lid}; nil makes it 503.
+	Contacts Contacts
 }
 
 // maxBody bounds request bodies; no endpoint but POST /api/v1/messages
@@ -68,6 +70,7 @@ func New(opts Options) http.Handler {
 	mux.Handle("/api/v1/pair", a.protect(only(http.MethodGet, a.pairJSON)))
 	mux.Handle("/api/v1/pair/code", a.protect(only(http.MethodPost, a.pairCode)))
 	a.registerMessages(mux)
+	a.registerContacts(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})

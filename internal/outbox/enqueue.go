@@ -51,6 +51,9 @@ func (q *Queue) Enqueue(ctx context.Context, req Request) (Message, bool, error)
 	if len(req.IdempotencyKey) > MaxIdempotencyKeyBytes || !utf8.ValidString(req.IdempotencyKey) || strings.ContainsRune(req.IdempotencyKey, 0) {
 		return Message{}, false, fmt.Errorf("%w: idempotency key must be valid UTF-8 of at most %d bytes", ErrInvalid, MaxIdempotencyKeyBytes)
 	}
+	if chat, err = q.phoneChat(ctx, chat); err != nil {
+		return Message{}, false, err
+	}
 	msg, created, err := q.insert(ctx, chat, req)
 	if err != nil {
 		if errors.Is(err, ErrBacklogFull) {
@@ -125,6 +128,27 @@ func normalizeChat(to string) (string, error) {
 		return "", fmt.Errorf("%w: recipient %q: cannot send to server %q", ErrInvalid, to, jid.Server)
 	}
 	return jid.String(), nil
+}
+
+// phoneChat names a LID chat by its phone number when whatsmeow's LID map
+// (whatsmeow_lid_map, in the same database) knows it, so that a contact is
+// one chat, one FIFO, whether a message names it by number or by LID, and
+// across its move from one to the other; whatsmeow sends to the LID either
+// way. Other chats are returned as they are.
+func (q *Queue) phoneChat(ctx context.Context, chat string) (string, error) {
+	lid, ok := strings.CutSuffix(chat, "@"+types.HiddenUserServer)
+	if !ok {
+		return chat, nil
+	}
+	var pn string
+	err := q.db.QueryRowContext(ctx, "SELECT pn FROM whatsmeow_lid_map WHERE lid = $1", lid).Scan(&pn)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return chat, nil
+	case err != nil:
+		return "", fmt.Errorf("enqueue: look up the phone number of %s: %w", chat, err)
+	}
+	return types.NewJID(pn, types.DefaultUserServer).String(), nil
 }
 
 func validateText(text string) error {

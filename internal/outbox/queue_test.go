@@ -62,6 +62,28 @@ func TestEnqueueGetRoundTrip(t *testing.T) {
 	})
 }
 
+// TestLIDRecipientIsItsPhoneNumberChat: a message to a contact's LID joins
+// the chat of its phone number when whatsmeow's LID map knows it, so the
+// contact's messages keep one order whichever address names it.
+func TestLIDRecipientIsItsPhoneNumberChat(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		q := e.queue(t, Options{})
+		unknown := mustEnqueue(t, q, "299999999999999@lid", "to an unmapped LID")
+		if unknown.To != "299999999999999@lid" {
+			t.Fatalf("unmapped LID recipient stored as %q", unknown.To)
+		}
+		if _, err := e.open(t).DB().ExecContext(ctx, "INSERT INTO whatsmeow_lid_map (lid, pn) VALUES ('211111111111111', '4915123456789')"); err != nil {
+			t.Fatal(err)
+		}
+		byNumber := mustEnqueue(t, q, "+4915123456789", "by number")
+		byLID := mustEnqueue(t, q, "211111111111111@lid", "by LID")
+		if byLID.To != byNumber.To || byNumber.To != "4915123456789@s.whatsapp.net" {
+			t.Fatalf("by number to %q, by LID to %q; want one chat 4915123456789@s.whatsapp.net", byNumber.To, byLID.To)
+		}
+	})
+}
+
 func TestEnqueueValidation(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		q := e.queue(t, Options{})

@@ -4,35 +4,32 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
-	"sync"
 	"time"
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/blacksky-bot/blacksky/internal/contacts"
 )
 
 // ErrNotOnWhatsApp is the permanent failure for a number with no WhatsApp account.
-var ErrNotOnWhatsApp = errors.New("recipient is not on WhatsApp")
+var ErrNotOnWhatsApp = errors.New("not on WhatsApp")
 
 // WhatsAppSender sends text messages through the current whatsmeow client.
 type WhatsAppSender struct {
 	// Client returns the client to send with; it may change after a logout
 	// and may be nil while there is none.
 	Client func() *whatsmeow.Client
-	// CheckRegistered asks WhatsApp whether a phone-number recipient has an
-	// account before the first send to it (answers are cached), so unknown
-	// numbers fail permanently instead of after every retry.
-	CheckRegistered bool
-
-	mu         sync.Mutex
-	registered map[string]bool // phone JID -> known to be on WhatsApp
+	// Contacts, if set, is asked whether a phone-number recipient has a
+	// WhatsApp account before a send to it, so a number without one goes
+	// to dead at once ("not on WhatsApp") instead of being sent. WhatsApp
+	// acks a message to such a number, so without the question it would be
+	// recorded sent. The directory answers known recipients without a round
+	// trip (internal/contacts).
+	Contacts *contacts.Directory
 }
-
-// registeredCacheSize bounds the CheckRegistered cache; it is cleared when full.
-const registeredCacheSize = 10000
 
 // Send sends msg.Text to msg.To with msg.WAID as its message ID and
 // classifies the failure: permanent ones are wrapped with Permanent.
@@ -45,39 +42,19 @@ func (s *WhatsAppSender) Send(ctx context.Context, msg Message) error {
 	if err != nil {
 		return Permanent(fmt.Errorf("parse recipient %q: %w", msg.To, err))
 	}
-	if s.CheckRegistered && to.Server == types.DefaultUserServer {
-		if err := s.checkRegistered(ctx, cli, to); err != nil {
-			return err
+	if s.Contacts != nil && to.Server == types.DefaultUserServer {
+		c, err := s.Contacts.Lookup(ctx, to)
+		if err != nil {
+			return Classify(err)
+		}
+		if !c.OnWhatsApp {
+			return Permanent(fmt.Errorf("%w: %s", ErrNotOnWhatsApp, to.User))
 		}
 	}
 	_, err = cli.SendMessage(ctx, to, TextMessage(msg.Text), whatsmeow.SendRequestExtra{ID: types.MessageID(msg.WAID)})
 	if err != nil {
 		return Classify(fmt.Errorf("send message %s to %s: %w", msg.WAID, to, err))
 	}
-	return nil
-}
-
-func (s *WhatsAppSender) checkRegistered(ctx context.Context, cli *whatsmeow.Client, to types.JID) error {
-	key := to.String()
-	s.mu.Lock()
-	known := s.registered[key]
-	s.mu.Unlock()
-	if known {
-		return nil
-	}
-	resp, err := cli.IsOnWhatsApp(ctx, []string{"+" + to.User})
-	if err != nil {
-		return Classify(fmt.Errorf("check whether %s is on WhatsApp: %w", to, err))
-	}
-	if len(resp) == 0 || !resp[0].IsIn {
-		return Permanent(fmt.Errorf("%w: %s", ErrNotOnWhatsApp, to.User))
-	}
-	s.mu.Lock()
-	if s.registered == nil || len(s.registered) >= registeredCacheSize {
-		s.registered = make(map[string]bool)
-	}
-	s.registered[key] = true
-	s.mu.Unlock()
 	return nil
 }
 
@@ -106,11 +83,9 @@ func Classify(err error) error {
 		errors.Is(err, ErrNotOnWhatsApp):
 		return Permanent(err)
 	}
-	// whatsmeow reports a phone number without an account this way, with
-	// no sentinel error to match.
-	if strings.Contains(err.Error(), "no LID found for") {
-		return Permanent(fmt.Errorf("%w: %w", ErrNotOnWhatsApp, err))
-	}
+	// whatsmeow's "no LID found for ... from server" is not matched here:
+	// WhatsApp gave an account no LID, which a later attempt may find; a
+	// number without an account is told apart by asking (Contacts).
 	return err
 }
 

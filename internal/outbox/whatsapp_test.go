@@ -24,7 +24,8 @@ func TestClassify(t *testing.T) {
 		{whatsmeow.ErrRecipientADJID, true},
 		{whatsmeow.ErrPhoneNumberTooShort, true},
 		{whatsmeow.ErrBroadcastListUnsupported, true},
-		{errors.New("no LID found for 49151@s.whatsapp.net from server"), true},
+		// An account WhatsApp gave no LID (yet): a later attempt may find it.
+		{errors.New("no LID found for 49151@s.whatsapp.net from server"), false},
 		{Permanent(errors.New("anything")), true},
 	}
 	for _, tt := range tests {

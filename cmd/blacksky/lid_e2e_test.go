@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// botURL is the bot's HTTP API.
+func botURL(bot *process) string { return fmt.Sprintf("http://127.0.0.1:%d", bot.port) }
+
+// postMessage queues a message through the bot's API and returns it.
+func postMessage(t *testing.T, bot *process, to, text string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if code := control(t, botURL(bot), "POST", "/api/v1/messages", map[string]string{"to": to, "text": text}, &m); code != http.StatusAccepted {
+		t.Fatalf("POST /api/v1/messages to %s: %d %v", to, code, m)
+	}
+	return m
+}
+
+func getMessage(t *testing.T, bot *process, id any) map[string]any {
+	t.Helper()
+	var m map[string]any
+	control(t, botURL(bot), "GET", fmt.Sprintf("/api/v1/messages/%v", id), nil, &m)
+	return m
+}
+
+// A contact is one chat whether a message names it by number, by phone JID
+// or by LID (WhatsApp's second user ID, which current whatsmeow sends every
+// direct message to): the messages arrive once, in order, and the contacts
+// endpoint shows both addresses.
+func TestRecipientsByNumberAndLID(t *testing.T) {
+	for name, dbURL := range stores() {
+		t.Run(name, func(t *testing.T) {
+			contact := "15550000002"
+			sb := startSandbox(t, contact)
+			bot := start(t, botEnv(t, sb, dbURL(t)))
+			pairThroughControlAPI(t, sb, bot)
+			var ct struct{ LID string }
+			control(t, sb.url, "GET", "/control/contacts/"+contact, nil, &ct)
+			if !strings.HasSuffix(ct.LID, "@lid") {
+				t.Fatalf("sandbox contact has LID %q", ct.LID)
+			}
+
+			first := postMessage(t, bot, contact, "1 by number")
+			waitFor(t, "the first message", func() bool { return len(inbox(t, sb, contact)) == 1 }, bot, sb.process)
+			byLID := postMessage(t, bot, ct.LID, "2 by LID")
+			postMessage(t, bot, contact+"@s.whatsapp.net", "3 by phone JID")
+			if byLID["to"] != first["to"] {
+				t.Errorf("by LID the chat is %v, by number %v: one contact, two chats", byLID["to"], first["to"])
+			}
+			want := map[string][]string{contact: {"1 by number", "2 by LID", "3 by phone JID"}}
+			checkExactlyOnceInOrder(t, waitDelivered(t, sb, []string{contact}, want, bot), []string{contact}, want)
+
+			var got map[string]any
+			for _, path := range []string{contact, ct.LID} {
+				if code := control(t, botURL(bot), "GET", "/api/v1/contacts/"+path, nil, &got); code != http.StatusOK {
+					t.Fatalf("GET /api/v1/contacts/%s: %d %v", path, code, got)
+				}
+				if got["phone"] != contact || got["lid"] != ct.LID || got["on_whatsapp"] != true {
+					t.Errorf("GET /api/v1/contacts/%s = %v; want phone %s, lid %s, on WhatsApp", path, got, contact, ct.LID)
+				}
+			}
+			if code := control(t, botURL(bot), "GET", "/api/v1/contacts/not-a-number", nil, &got); code != http.StatusBadRequest || got["error"] == "" {
+				t.Errorf("GET /api/v1/contacts/not-a-number: %d %v; want 400 with a reason", code, got)
+			}
+		})
+	}
+}
+
+// A number without a WhatsApp account: WhatsApp would ack a message to it
+// and deliver nothing. The bot asks once whether the number has an account,
+// and every message to it goes to dead, "not on WhatsApp", after one attempt.
+func TestMessagesToANumberWithoutWhatsAppAreDead(t *testing.T) {
+	for name, dbURL := range stores() {
+		t.Run(name, func(t *testing.T) {
+			sb := startSandbox(t, "15550000002")
+			bot := start(t, botEnv(t, sb, dbURL(t)))
+			pairThroughControlAPI(t, sb, bot)
+			const nobody = "15559990001"
+			var ids []any
+			for i := range 3 {
+				ids = append(ids, postMessage(t, bot, nobody, fmt.Sprintf("hello %d", i))["id"])
+			}
+			for _, id := range ids {
+				var m map[string]any
+				waitFor(t, "the message to be dead", func() bool {
+					m = getMessage(t, bot, id)
+					return m["state"] == "dead"
+				}, bot)
+				if m["attempts"] != float64(1) || !strings.Contains(fmt.Sprint(m["last_error"]), "not on WhatsApp") {
+					t.Errorf("message %v: %d attempts, last error %q; want 1 attempt, \"not on WhatsApp\"", id, m["attempts"], m["last_error"])
+				}
+			}
+			var events []struct {
+				Kind, JID, Detail string
+			}
+			control(t, sb.url, "GET", "/control/events", nil, &events)
+			asked := 0
+			for _, e := range events {
+				if e.Kind == "user_queried" && e.JID == nobody+"@s.whatsapp.net" {
+					asked++
+				}
+			}
+			if asked != 1 {
+				t.Errorf("WhatsApp was asked about %s %d times for 3 messages; want once", nobody, asked)
+			}
+			if n := len(inbox(t, sb, "15550000002")); n != 0 {
+				t.Errorf("%d messages reached another contact", n)
+			}
+		})
+	}
+}
