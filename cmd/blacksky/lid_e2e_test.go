@@ -113,3 +113,82 @@ func TestMessagesToANumberWithoutWhatsAppAreDead(t *testing.T) {
 		})
 	}
 }
+
+// A contact addressed by phone number (as every contact was before WhatsApp
+// moved users to LIDs) writes to the bot; WhatsApp then moves it to its LID
+// in the middle of the conversation. Current whatsmeow sends direct
+// messages only by LID, so what the bot queued for the contact before the
+// move (its reply to the contact's .ping, two notifications) waits, retried
+// and never recorded sent, and arrives after it, in order, followed by what
+// is queued later and the reply to a .ping from the LID: one chat across
+// both addresses, with its idempotency keys.
+func TestConversationAcrossALIDMigration(t *testing.T) {
+	for name, dbURL := range stores() {
+		t.Run(name, func(t *testing.T) {
+			contact := "15550000002"
+			sb := startSandboxWith(t, []string{"--phone-number-contacts"}, contact)
+			env := botEnv(t, sb, dbURL(t))
+			env["NOTIFY_MAX_ATTEMPTS"] = "1000"
+			bot := start(t, env)
+			pairThroughControlAPI(t, sb, bot)
+			ping := func(from string) {
+				t.Helper()
+				if code := control(t, sb.url, "POST", "/control/contacts/"+contact+"/send", map[string]string{"text": ".ping"}, nil); code != http.StatusOK {
+					t.Fatalf(".ping from the %s: %d", from, code)
+				}
+			}
+			ping("number")
+			var pong map[string]any
+			waitFor(t, "the pong queued", func() bool {
+				var list struct{ Messages []map[string]any }
+				control(t, botURL(bot), "GET", "/api/v1/messages?to="+contact, nil, &list)
+				if len(list.Messages) == 1 {
+					pong = list.Messages[0]
+				}
+				return pong != nil
+			}, bot)
+			var first map[string]any
+			for i := range 2 {
+				var m map[string]any
+				body := map[string]string{"to": contact, "text": fmt.Sprintf("queued %d", i), "idempotency_key": fmt.Sprintf("k%d", i)}
+				if code := control(t, botURL(bot), "POST", "/api/v1/messages", body, &m); code != http.StatusAccepted {
+					t.Fatalf("enqueue: %d %v", code, m)
+				}
+				if i == 0 {
+					first = m
+				}
+			}
+			// Without a LID nothing can go: the chat's first message is retried, not sent.
+			waitFor(t, "a failed attempt", func() bool {
+				m := getMessage(t, bot, pong["id"])
+				return m["attempts"].(float64) >= 1 && m["state"] == "pending"
+			}, bot)
+			if n := len(inbox(t, sb, contact)); n != 0 {
+				t.Fatalf("%d messages reached a contact without a LID", n)
+			}
+
+			var migrated struct{ LID string }
+			if code := control(t, sb.url, "POST", "/control/contacts/"+contact+"/migrate", nil, &migrated); code != http.StatusOK || migrated.LID == "" {
+				t.Fatalf("migrate: %d %+v", code, migrated)
+			}
+			// The idempotency key still names the message queued before the move.
+			var again map[string]any
+			control(t, botURL(bot), "POST", "/api/v1/messages", map[string]string{"to": migrated.LID, "text": "queued 0", "idempotency_key": "k0"}, &again)
+			if again["id"] != first["id"] || again["created"] != false {
+				t.Errorf("the idempotency key after the move gave %v; want message %v again", again, first["id"])
+			}
+			waitFor(t, "what was queued before the move", func() bool { return len(inbox(t, sb, contact)) >= 3 }, bot, sb.process)
+			postMessage(t, bot, migrated.LID, "after the move")
+			ping("LID")
+			var texts []string
+			waitFor(t, "every message at the contact", func() bool {
+				texts = readInboxes(t, sb, []string{contact}).texts[contact]
+				return len(texts) >= 5
+			}, bot, sb.process)
+			isPong := func(s string) bool { return strings.Contains(s, "Pong") }
+			if len(texts) != 5 || !isPong(texts[0]) || texts[1] != "queued 0" || texts[2] != "queued 1" || texts[3] != "after the move" || !isPong(texts[4]) {
+				t.Errorf("the contact received %q; want the pong, queued 0, queued 1, after the move, the pong, once each", texts)
+			}
+		})
+	}
+}

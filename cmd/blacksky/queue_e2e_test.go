@@ -21,9 +21,15 @@ type sandboxProc struct {
 
 func startSandbox(t *testing.T, contacts ...string) sandboxProc {
 	t.Helper()
+	return startSandboxWith(t, nil, contacts...)
+}
+
+// startSandboxWith is startSandbox with more flags for 'blacksky sandbox'.
+func startSandboxWith(t *testing.T, flags []string, contacts ...string) sandboxProc {
+	t.Helper()
 	port := freePort(t)
-	p := start(t, map[string]string{"PORT": "1"}, "sandbox", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
-		"--contacts", strings.Join(contacts, ","))
+	args := append([]string{"sandbox", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--contacts", strings.Join(contacts, ",")}, flags...)
+	p := start(t, map[string]string{"PORT": "1"}, args...)
 	sb := sandboxProc{p, fmt.Sprintf("http://127.0.0.1:%d", port)}
 	waitFor(t, "sandbox control API", func() bool {
 		return control(t, sb.url, "GET", "/control/trust", nil, nil) == http.StatusOK
