@@ -51,7 +51,7 @@ func TestShortChaosRun(t *testing.T) {
 			var out bytes.Buffer
 			rep.print(&out)
 			t.Logf("seed %d\n%s", cfg.seed, out.String())
-			if !rep.OK() || rep.Sent == 0 || rep.Delivered+rep.Dead != rep.Sent {
+			if !rep.OK() || rep.Sent == 0 || rep.Delivered+rep.Dead+rep.NotOnWhatsApp != rep.Sent || rep.NotOnWhatsApp == 0 || rep.Migrations == 0 {
 				t.Errorf("sent %d, delivered %d, dead %d, lost %d, duplicated %d, out of order %d\n%s",
 					rep.Sent, rep.Delivered, rep.Dead, rep.Lost, rep.Duplicated, rep.OutOfOrder, log.String())
 			}

@@ -26,7 +26,8 @@ type harness struct {
 	dir      string
 	sb       *sandbox
 	bots     []*bot
-	contacts []string
+	contacts []string // every contact with an inbox, movers included
+	addr     addressing
 
 	mu            sync.Mutex
 	leader        int // index of the bot that leads, -1 when none is known
@@ -74,6 +75,9 @@ func chaosRun(ctx context.Context, cfg config, stderr io.Writer) (rep *Report, e
 		return nil, err
 	}
 	defer h.sb.kill()
+	if err := h.setUpAddressing(ctx); err != nil {
+		return nil, err
+	}
 	return h.run(ctx, bin, dbURL)
 }
 
@@ -103,6 +107,9 @@ func (h *harness) run(ctx context.Context, bin, dbURL string) (*Report, error) {
 	if err := h.pair(ctx, h.bots[0]); err != nil {
 		return nil, err
 	}
+	if err := h.learnContacts(ctx, h.bots[0]); err != nil {
+		return nil, err
+	}
 	startBot(h.bots[1])
 	h.log.Info("paired; chaos starts", "store", h.cfg.store, "duration", h.cfg.duration, "contacts", len(h.contacts),
 		"rate_per_s", h.cfg.rate, "seed", h.cfg.seed)
@@ -119,6 +126,8 @@ func (h *harness) botVars(dbURL string) map[string]string {
 		"NOTIFY_RETRY_MAX_DELAY": "1s", "NOTIFY_SEND_TIMEOUT": "2s", "LEASE_INTERVAL": "200ms",
 		"SESSION_ENCRYPTION_KEY": "chaos-run-key-" + randomHex(8), "SHUTDOWN_TIMEOUT": "10s",
 		"KEEPALIVE_MAX_FAIL": "10s", "LOG_LEVEL": "info",
+		// Messages to a contact without a LID wait for its migration, retried.
+		"NOTIFY_MAX_ATTEMPTS": "1000",
 	}
 	if dbURL != "" {
 		v["DATABASE_URL"] = dbURL
@@ -145,6 +154,10 @@ func (h *harness) phases(ctx context.Context) (*Report, error) {
 	stopSending := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { s.run(ctx, stopSending) })
+	var moved int
+	// Within 5 minutes at most: the movers' first messages retry about once
+	// a second meanwhile, and NOTIFY_MAX_ATTEMPTS is at most 1000.
+	wg.Go(func() { moved = h.migrate(chaosCtx, min(h.cfg.duration/2, 5*time.Minute)) })
 	c := newChaos(h)
 	c.run(chaosCtx, until)
 	chaosTook := time.Since(started)
@@ -165,6 +178,7 @@ func (h *harness) phases(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	rep.Migrations = moved
 	rep.Elapsed = dur(time.Since(started))
 	rep.ChaosFor = dur(chaosTook)
 	rep.Drain = dur(drained)

@@ -2,10 +2,14 @@
 // WhatsApp sandbox for a set time while breaking everything it can: it sends
 // messages to many contacts through the HTTP API, injects every sandbox
 // fault, kills the bot with SIGKILL and SIGTERM, fails over between two bot
-// processes on one database and, when asked, restarts PostgreSQL. At the end
-// it reads every contact's inbox and reports what was sent, delivered, lost,
-// duplicated, reordered and dead. It exits 1 when anything was lost,
-// duplicated or reordered, 2 on bad flags, 0 otherwise.
+// processes on one database and, when asked, restarts PostgreSQL. Contacts
+// are addressed as WhatsApp does now: most have a LID and some of their
+// messages go to it, a few start addressed by number and are moved to their
+// LID mid-run, and a few numbers have no WhatsApp account (addressing.go).
+// At the end it reads every contact's inbox and reports what was sent,
+// delivered, lost, duplicated, reordered and dead. It exits 1 when anything
+// was lost, duplicated or reordered, or a message to a number without
+// WhatsApp ended other than dead, 2 on bad flags, 0 otherwise.
 //
 //	go run ./cmd/blacksky-chaos --duration 2m [--store sqlite|postgres] [--postgres-url URL]
 //	    [--contacts 20] [--rate 20/s] [--seed N] [--restart-postgres] [--json FILE]

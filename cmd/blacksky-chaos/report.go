@@ -28,6 +28,11 @@ type Report struct {
 	Duplicated  int            `json:"duplicated"`
 	OutOfOrder  int            `json:"out_of_order"`
 	Dead        int            `json:"dead"`
+	// NotOnWhatsApp counts messages to numbers without an account that
+	// ended dead for that reason, as they must; WrongFate those that did not.
+	NotOnWhatsApp int `json:"not_on_whatsapp"`
+	WrongFate     int `json:"wrong_fate"`
+	Migrations    int `json:"migrations"` // contacts moved to their LID during the run
 	DeadReasons map[string]int `json:"dead_reasons,omitempty"`
 	Resends     int            `json:"resends"`            // the same message ID received again: shown once by WhatsApp
 	Unconfirmed int            `json:"unconfirmed"`        // POSTs never answered before the end: not counted as sent
@@ -47,8 +52,11 @@ type Report struct {
 	LogDir          string         `json:"log_dir,omitempty"`
 }
 
-// OK reports whether nothing was lost, duplicated or reordered.
-func (r *Report) OK() bool { return r.Lost == 0 && r.Duplicated == 0 && r.OutOfOrder == 0 }
+// OK reports whether nothing was lost, duplicated or reordered, and no
+// message to a number without WhatsApp was anything but dead.
+func (r *Report) OK() bool {
+	return r.Lost == 0 && r.Duplicated == 0 && r.OutOfOrder == 0 && r.WrongFate == 0
+}
 
 // dur is a duration written as text in JSON.
 type dur time.Duration
@@ -172,13 +180,19 @@ func (h *harness) check(ctx context.Context, s *sender, c *chaos) (*Report, erro
 	s.mu.Unlock()
 	r.Actions, r.ActionErrors = c.summary()
 
-	msgs := s.accepted()
-	r.Sent = len(msgs)
+	var msgs, toNobody []sentMsg
+	for _, m := range s.accepted() {
+		if h.isNobody(m.Contact) {
+			toNobody = append(toNobody, m)
+		} else {
+			msgs = append(msgs, m)
+		}
+	}
+	r.Sent = len(msgs) + len(toNobody)
+	h.checkNobody(ctx, r, toNobody)
 	byText := map[string]sentMsg{}
-	perContact := map[string][]sentMsg{}
 	for _, m := range msgs {
 		byText[m.Text] = m
-		perContact[m.Contact] = append(perContact[m.Contact], m)
 	}
 	var waits []wait
 	arrived := map[string]bool{} // by message ID
@@ -307,6 +321,9 @@ func (r *Report) print(w io.Writer) {
 		{"duplicated", r.Duplicated, "one text under two message IDs"},
 		{"out-of-order", r.OutOfOrder, "first arrivals not in enqueue order, per contact"},
 		{"dead", r.Dead, "given up by the queue, with a reason"},
+		{"not on WhatsApp", r.NotOnWhatsApp, "to numbers without an account: dead, as they must be"},
+		{"wrong fate", r.WrongFate, "to numbers without an account, and not dead for it"},
+		{"migrations", r.Migrations, "contacts moved from their number to their LID mid-run"},
 		{"resends", r.Resends, "same message ID again (WhatsApp shows it once)"},
 		{"post retries", r.PostRetries, "POSTs repeated with the same idempotency key"},
 		{"unconfirmed", r.Unconfirmed, "POSTs unanswered at the end (not counted as sent)"},

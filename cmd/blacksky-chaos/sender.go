@@ -58,7 +58,7 @@ func (s *sender) run(ctx context.Context, stop <-chan struct{}) {
 		}
 		cancel()
 	}()
-	for _, c := range s.h.contacts {
+	for _, c := range append(append([]string(nil), s.h.contacts...), s.h.addr.nobody...) {
 		wg.Go(func() { s.contact(finish, c, tokens) })
 	}
 	wg.Wait()
@@ -96,7 +96,8 @@ func (s *sender) contact(ctx context.Context, number string, tokens <-chan struc
 		}
 		text := fmt.Sprintf("chaos %s to %s #%05d", s.runID, number, seq)
 		key := fmt.Sprintf("chaos-%s-%s-%d", s.runID, number, seq)
-		m, err := s.post(ctx, number, text, key)
+		m, err := s.post(ctx, s.h.recipient(number, seq), text, key)
+		m.Contact = number
 		s.mu.Lock()
 		switch {
 		case err == nil:

@@ -145,13 +145,28 @@ func (ct *Contact) Sent() []SentMessage {
 }
 
 // AddContact creates (or returns the existing) simulated user with this phone number.
+// It has a LID unless Options.PhoneNumberContacts is set.
 func (s *Server) AddContact(number string) (*Contact, error) {
-	return s.addContact(s.ctx, number, true, false)
+	return s.addContact(s.ctx, number, true, "")
 }
 
-// addContact creates a contact; it gets its LID at once unless the server
-// keeps phone-number addressing and the contact was not migrated.
-func (s *Server) addContact(ctx context.Context, number string, persist, migrated bool) (*Contact, error) {
+// AddPhoneNumberContact creates (or returns the existing) simulated user
+// addressed by phone number only, as users were before WhatsApp moved them
+// to LIDs, whatever Options.PhoneNumberContacts says; MigrateContact gives
+// it its LID.
+func (s *Server) AddPhoneNumberContact(number string) (*Contact, error) {
+	return s.addContact(s.ctx, number, true, addressingPN)
+}
+
+// How a contact is addressed, as persisted.
+const (
+	addressingLID = "lid"
+	addressingPN  = "pn"
+)
+
+// addContact creates a contact, addressed as addressing says ("" for the
+// server's default).
+func (s *Server) addContact(ctx context.Context, number string, persist bool, addressing string) (*Contact, error) {
 	number = strings.TrimPrefix(strings.TrimSpace(number), "+")
 	if !numberRE.MatchString(number) {
 		return nil, fmt.Errorf("add contact: %q is not an international phone number", number)
@@ -175,7 +190,7 @@ func (s *Server) addContact(ctx context.Context, number string, persist, migrate
 		return ct, nil
 	}
 	ct := &Contact{s: s, number: number, dev: dev}
-	if !s.opts.PhoneNumberContacts || migrated {
+	if addressing == "" && !s.opts.PhoneNumberContacts || addressing == addressingLID {
 		s.giveLIDLocked(ct)
 	}
 	s.contacts[number] = ct

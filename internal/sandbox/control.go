@@ -32,6 +32,8 @@ type codeRequest struct {
 
 type contactRequest struct {
 	Number string `json:"number"`
+	// PhoneNumberOnly creates the contact without a LID (see AddPhoneNumberContact).
+	PhoneNumberOnly bool `json:"phone_number_only,omitempty"`
 }
 
 // idText is the body of a contact's action: the text to send, or the message to ask for again.
@@ -101,7 +103,7 @@ func infoOf(ct *Contact) contactInfo {
 //	POST   /control/phone/code                {"code":"ABCD-EFGH"}
 //	GET    /control/phone/inbox               []InboxMessage the phone decrypted (copies of all bot sends)
 //	GET    /control/contacts                  [{"number","jid","lid"}]
-//	POST   /control/contacts                  {"number":"4915..."} -> 201
+//	POST   /control/contacts                  {"number":"4915...","phone_number_only":false} -> 201
 //	GET    /control/contacts/{number}          {"number","jid","lid"} (lid empty while addressed by number)
 //	POST   /control/contacts/{number}/migrate  move to LID addressing -> {"number","jid","lid"}; 409 if it has its LID
 //	GET    /control/contacts/{number}/inbox    []InboxMessage (arrival order, duplicates kept)
@@ -176,7 +178,11 @@ func (s *Server) ControlHandler() http.Handler {
 		if !readJSON(w, r, &req) {
 			return
 		}
-		ct, err := s.AddContact(req.Number)
+		add := s.AddContact
+		if req.PhoneNumberOnly {
+			add = s.AddPhoneNumberContact
+		}
+		ct, err := add(req.Number)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return

@@ -23,7 +23,7 @@ import (
 var ErrAlreadyLID = errors.New("the contact is LID-addressed already")
 
 // MigrateContact moves a contact that is addressed by phone number
-// (Options.PhoneNumberContacts) to its LID in the middle of a conversation,
+// (Options.PhoneNumberContacts, AddPhoneNumberContact) to its LID in the middle of a conversation,
 // as WhatsApp did for every user: from now on it writes from its LID with
 // its number as sender_pn, device and LID queries answer the LID, and
 // messages to its number are acked and dropped. The bot's connected devices

@@ -70,3 +70,43 @@ func TestSessionSurvivesSandboxRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestContactAddressingSurvivesRestart: whether a contact has its LID is
+// kept with the contact, in either addressing mode of the server.
+func TestContactAddressingSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s1 := startServer(t, Options{DataDir: dir})
+	withLID, err := s1.AddContact("4915112340001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"4915112340002", "4915112340003"} {
+		if _, err := s1.AddPhoneNumberContact(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	migrated, err := s1.MigrateContact("4915112340003")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, pn := range []bool{false, true} {
+		s2 := startServer(t, Options{DataDir: dir, PhoneNumberContacts: pn})
+		got := map[string]string{}
+		for _, n := range s2.Contacts() {
+			got[n] = s2.Contact(n).LID().String()
+		}
+		want := map[string]string{"4915112340001": withLID.LID().String(), "4915112340002": "", "4915112340003": migrated.LID().String()}
+		for n, l := range want {
+			if got[n] != l {
+				t.Errorf("PhoneNumberContacts=%v: contact %s has LID %q after a restart, want %q", pn, n, got[n], l)
+			}
+		}
+		if err := s2.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

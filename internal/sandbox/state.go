@@ -57,9 +57,9 @@ type persisted struct {
 	NoiseRootPriv []byte   `json:"noise_root_priv"`
 	Account       *account `json:"account"`
 	Contacts      []string `json:"contacts"`
-	// Migrated lists the contacts moved to LID addressing by MigrateContact
-	// (only meaningful with Options.PhoneNumberContacts).
-	Migrated []string `json:"migrated,omitempty"`
+	// Addressing is "lid" or "pn" per contact; a contact not listed is
+	// addressed as Options.PhoneNumberContacts says.
+	Addressing map[string]string `json:"addressing,omitempty"`
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
@@ -127,12 +127,8 @@ func (s *Server) load(dir string) error {
 		return fmt.Errorf("load phone: %w", err)
 	}
 	s.phone = &Contact{s: s, number: s.opts.PhoneNumber, dev: phoneDev}
-	migrated := make(map[string]bool, len(st.Migrated))
-	for _, number := range st.Migrated {
-		migrated[number] = true
-	}
 	for _, number := range st.Contacts {
-		if _, err := s.addContact(s.ctx, number, false, migrated[number]); err != nil {
+		if _, err := s.addContact(s.ctx, number, false, st.Addressing[number]); err != nil {
 			return fmt.Errorf("load contact %s: %w", number, err)
 		}
 	}
@@ -152,10 +148,12 @@ func (s *Server) saveLocked() error {
 		NoiseRootPriv: s.keys.noiseRoot.Priv[:],
 		Account:       s.acct,
 	}
+	st.Addressing = map[string]string{}
 	for number, ct := range s.contacts {
 		st.Contacts = append(st.Contacts, number)
-		if s.opts.PhoneNumberContacts && ct.lid != "" {
-			st.Migrated = append(st.Migrated, number)
+		st.Addressing[number] = addressingPN
+		if ct.lid != "" {
+			st.Addressing[number] = addressingLID
 		}
 	}
 	raw, err := json.MarshalIndent(&st, "", "  ")
