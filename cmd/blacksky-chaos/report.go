@@ -22,27 +22,27 @@ type Report struct {
 	Elapsed  dur    `json:"elapsed"`
 	Drain    dur    `json:"drain"` // from the end of the chaos until the backlog was settled
 
-	Sent        int            `json:"sent"` // accepted by the API
-	Delivered   int            `json:"delivered"`
-	Lost        int            `json:"lost"`
-	Duplicated  int            `json:"duplicated"`
-	OutOfOrder  int            `json:"out_of_order"`
-	Dead        int            `json:"dead"`
+	Sent       int `json:"sent"` // accepted by the API
+	Delivered  int `json:"delivered"`
+	Lost       int `json:"lost"`
+	Duplicated int `json:"duplicated"`
+	OutOfOrder int `json:"out_of_order"`
+	Dead       int `json:"dead"`
 	// NotOnWhatsApp counts messages to numbers without an account that
 	// ended dead for that reason, as they must; WrongFate those that did not.
-	NotOnWhatsApp int `json:"not_on_whatsapp"`
-	WrongFate     int `json:"wrong_fate"`
-	Migrations    int `json:"migrations"` // contacts moved to their LID during the run
-	DeadReasons map[string]int `json:"dead_reasons,omitempty"`
-	Resends     int            `json:"resends"`            // the same message ID received again: shown once by WhatsApp
-	Unconfirmed int            `json:"unconfirmed"`        // POSTs never answered before the end: not counted as sent
-	Rejected    int            `json:"rejected"`           // POSTs refused with a 4xx
-	Strangers   int            `json:"strangers"`          // inbox messages that are no accepted message
-	PostRetries int            `json:"post_retries"`       // POSTs repeated with the same idempotency key
-	LongestWait dur            `json:"longest_wait"`       // max(first arrival - enqueue)
-	P99Wait     dur            `json:"p99_wait"`           // 99th percentile of the same
-	Slowest     []string       `json:"slowest,omitempty"`  // the messages that waited longest, with when they were queued
-	Problems    []string       `json:"problems,omitempty"` // examples of what went wrong, bounded
+	NotOnWhatsApp int            `json:"not_on_whatsapp"`
+	WrongFate     int            `json:"wrong_fate"`
+	Migrations    int            `json:"migrations"` // contacts moved to their LID during the run
+	DeadReasons   map[string]int `json:"dead_reasons,omitempty"`
+	Resends       int            `json:"resends"`            // the same message ID received again: shown once by WhatsApp
+	Unconfirmed   int            `json:"unconfirmed"`        // POSTs never answered before the end: not counted as sent
+	Rejected      int            `json:"rejected"`           // POSTs refused with a 4xx
+	Strangers     int            `json:"strangers"`          // inbox messages that are no accepted message
+	PostRetries   int            `json:"post_retries"`       // POSTs repeated with the same idempotency key
+	LongestWait   dur            `json:"longest_wait"`       // max(first arrival - enqueue)
+	P99Wait       dur            `json:"p99_wait"`           // 99th percentile of the same
+	Slowest       []string       `json:"slowest,omitempty"`  // the messages that waited longest, with when they were queued
+	Problems      []string       `json:"problems,omitempty"` // examples of what went wrong, bounded
 
 	Actions         map[string]int `json:"actions"`
 	ActionErrors    []string       `json:"action_errors,omitempty"`
