@@ -20,5 +20,15 @@
 // starting with a TLS handshake byte is WhatsApp traffic, anything else is
 // the control API (see ControlHandler for the endpoints).
 //
+// Addressing is WhatsApp's since its move to LIDs (lid.go): contacts have a
+// LID and write from it with their number as sender_pn, usync answers name
+// them by it, and a contact addressed by number (Options.PhoneNumberContacts,
+// AddPhoneNumberContact) can be moved to its LID mid-conversation
+// (MigrateContact), after which messages addressed to its number are acked
+// and delivered to nobody, as WhatsApp does. At login the client gets what
+// whatsmeow and WhatsApp Web clients ask for (login.go: key digest, props,
+// privacy settings and tokens, blocklist, app state with the push name, edge
+// routing, and the end-of-backlog marker after offline delivery).
+//
 // Tests synchronise with WaitFor/WaitEvent on the event history instead of sleeping.
 package sandbox

@@ -11,35 +11,41 @@ type EventKind string
 
 // Event kinds recorded by the sandbox.
 const (
-	EventConnOpened      EventKind = "conn_opened"         // websocket accepted
-	EventConnClosed      EventKind = "conn_closed"         // connection ended (Detail: why)
-	EventRefused         EventKind = "refused"             // connection refused by refuse/down
-	EventPairRefs        EventKind = "pair_refs"           // QR refs sent to an unpaired client
-	EventPairCodeRequest EventKind = "pair_code_requested" // client asked for a phone code
-	EventPaired          EventKind = "paired"              // device linked (before the 515)
-	EventLogin           EventKind = "login"               // <success> sent
-	EventLoginRejected   EventKind = "login_rejected"      // <failure> sent at login
-	EventPing            EventKind = "ping"                // keep-alive answered
-	EventPingDropped     EventKind = "ping_dropped"        // keep-alive black-holed
-	EventPreKeysUploaded EventKind = "prekeys_uploaded"    // Detail: number of keys
-	EventPreKeyFetched   EventKind = "prekey_fetched"      // a client fetched the bundle of JID
-	EventUnknownIQ       EventKind = "unknown_iq"          // answered with an error
-	EventMessageFromBot  EventKind = "message_from_bot"    // Detail: message ID
-	EventAckWithheld     EventKind = "ack_withheld"        // Detail: message ID
-	EventMessageToBot    EventKind = "message_to_bot"      // a contact sent (Detail: ID)
-	EventDelivered       EventKind = "delivered_to_bot"    // written to a bot connection
-	EventReceipt         EventKind = "receipt"             // the bot sent a receipt
-	EventRetryRequested  EventKind = "retry_requested"     // a contact asked the bot to resend (Detail: ID)
-	EventClientAck       EventKind = "client_ack"          // the bot acked a node (Detail: class id)
-	EventStreamError     EventKind = "stream_error"        // Detail: code/conflict
-	EventFailure         EventKind = "failure"             // Detail: reason
-	EventFault           EventKind = "fault"               // injected or cleared
-	EventDecryptFailed   EventKind = "decrypt_failed"      // a contact could not decrypt
-	EventDeviceLoggedOut EventKind = "device_logged_out"   // device unlinked
-	EventContactAdded    EventKind = "contact_added"
-	EventContactMigrated EventKind = "contact_migrated" // a contact moved to LID addressing (JID: its LID)
-	EventUserQueried     EventKind = "user_queried"     // a usync named the user (JID; Detail: the protocols asked)
-	EventUndeliverable   EventKind = "undeliverable"    // acked, delivered to nobody (Detail: ID and why)
+	EventConnOpened         EventKind = "conn_opened"         // websocket accepted
+	EventConnClosed         EventKind = "conn_closed"         // connection ended (Detail: why)
+	EventRefused            EventKind = "refused"             // connection refused by refuse/down
+	EventPairRefs           EventKind = "pair_refs"           // QR refs sent to an unpaired client
+	EventPairCodeRequest    EventKind = "pair_code_requested" // client asked for a phone code
+	EventPaired             EventKind = "paired"              // device linked (before the 515)
+	EventLogin              EventKind = "login"               // <success> sent
+	EventLoginRejected      EventKind = "login_rejected"      // <failure> sent at login
+	EventPing               EventKind = "ping"                // keep-alive answered
+	EventPingDropped        EventKind = "ping_dropped"        // keep-alive black-holed
+	EventPreKeysUploaded    EventKind = "prekeys_uploaded"    // Detail: number of keys
+	EventPreKeyFetched      EventKind = "prekey_fetched"      // a client fetched the bundle of JID
+	EventUnknownIQ          EventKind = "unknown_iq"          // answered with an error
+	EventMessageFromBot     EventKind = "message_from_bot"    // Detail: message ID
+	EventAckWithheld        EventKind = "ack_withheld"        // Detail: message ID
+	EventMessageToBot       EventKind = "message_to_bot"      // a contact sent (Detail: ID)
+	EventDelivered          EventKind = "delivered_to_bot"    // written to a bot connection
+	EventReceipt            EventKind = "receipt"             // the bot sent a receipt
+	EventRetryRequested     EventKind = "retry_requested"     // a contact asked the bot to resend (Detail: ID)
+	EventClientAck          EventKind = "client_ack"          // the bot acked a node (Detail: class id)
+	EventStreamError        EventKind = "stream_error"        // Detail: code/conflict
+	EventFailure            EventKind = "failure"             // Detail: reason
+	EventFault              EventKind = "fault"               // injected or cleared
+	EventDecryptFailed      EventKind = "decrypt_failed"      // a contact could not decrypt
+	EventDeviceLoggedOut    EventKind = "device_logged_out"   // device unlinked
+	EventContactAdded       EventKind = "contact_added"
+	EventContactMigrated    EventKind = "contact_migrated"     // a contact moved to LID addressing (JID: its LID)
+	EventUserQueried        EventKind = "user_queried"         // a usync named the user (JID; Detail: the protocols asked)
+	EventOfflineDelivered   EventKind = "offline_delivered"    // end of backlog sent (Detail: count)
+	EventAppStateKeyShared  EventKind = "app_state_key_shared" // the phone sent its app state key (Detail: message ID)
+	EventAppStatePatch      EventKind = "app_state_patch"      // app state changed (Detail: "collection vN")
+	EventPrivacyTokenIssued EventKind = "privacy_token_issued" // the bot issued a trusted-contact token (JID: recipient)
+	EventEdgeRoutingSent    EventKind = "edge_routing_sent"    // routing info handed out (Detail: base64)
+	EventEdgeRouted         EventKind = "edge_routed"          // a client connected with routing info (Detail: what it said)
+	EventUndeliverable      EventKind = "undeliverable"        // acked, delivered to nobody (Detail: ID and why)
 )
 
 // Event is one entry of the sandbox's observable history.

@@ -231,6 +231,9 @@ func pairQRWith(t testing.TB, s *Server, configure func(*whatsmeow.Client)) *bot
 	}
 	waitEvent[*events.PairSuccess](t, ctx, b.rec, 0)
 	waitEvent[*events.Connected](t, ctx, b.rec, 0)
+	// The first login brings the phone's app state key share (appstate.go), itself an
+	// events.Message: once it is acknowledged, a test's later mark cannot catch it.
+	waitNothingPending(t, ctx, s)
 	return b
 }
 

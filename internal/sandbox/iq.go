@@ -88,6 +88,10 @@ func (s *Server) handleIQ(c *conn, n *waBinary.Node) {
 	case xmlns == "md" && first == "remove-companion-device":
 		s.removeCompanion(c, n)
 	default:
+		if resp, ok := s.accountIQ(c, n, xmlns, typ, first); ok { // login.go
+			c.sendLogged(resp)
+			return
+		}
 		s.unknownIQ(c, n, xmlns, typ, first)
 	}
 }

@@ -137,7 +137,8 @@ func (s *Server) login(c *conn, p *waWa6.ClientPayload, clientStatic []byte) {
 		"creation":     strconv.FormatInt(rec.LinkedAt.Unix(), 10),
 		"location":     "sandbox",
 	}})
-	s.flushPending(c, devID)
+	s.sendEdgeRouting(c)       // edgerouting.go
+	s.deliverOffline(c, devID) // login.go: flushPending, then the end-of-backlog marker
 }
 
 // ScanQR makes the simulated phone scan a QR string shown by the bot and link it.

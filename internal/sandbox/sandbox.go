@@ -89,7 +89,9 @@ type Server struct {
 	acct       *account
 	// phone is the account's primary device: its Signal identity signs linked
 	// devices and it decrypts the copies the bot sends to its own account.
-	phone    *Contact
+	phone *Contact
+	// settings are the account's privacy settings, blocklist and app state (login.go).
+	settings *accountExtras
 	contacts map[string]*Contact
 	lidUsers map[string]*Contact // contacts by LID user
 	refs     map[string]*conn
@@ -141,6 +143,7 @@ func New(opts Options) (*Server, error) {
 		s.cleanupFiles()
 		return nil, err
 	}
+	s.settings = s.loadExtras()
 	return s, nil
 }
 

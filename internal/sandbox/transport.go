@@ -19,6 +19,7 @@ var errBadHeader = errors.New("connection header is not WA\\x06\\x03")
 // frameReader reassembles client frames from websocket messages: the
 // client may split a frame over several messages or pack several frames in one.
 type frameReader struct {
+	edge       edgePrefix // optional edge routing prefix before the header (edgerouting.go)
 	headerSeen bool
 	buf        []byte
 }
@@ -27,6 +28,11 @@ type frameReader struct {
 func (r *frameReader) feed(msg []byte) ([][]byte, error) {
 	r.buf = append(r.buf, msg...)
 	if !r.headerSeen {
+		rest, ok, err := r.edge.strip(r.buf)
+		if !ok {
+			return nil, err
+		}
+		r.buf = rest
 		if len(r.buf) < len(waHeader) {
 			if !bytes.HasPrefix(waHeader, r.buf) {
 				return nil, errBadHeader
