@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"go.mau.fi/whatsmeow/proto/waAdv"
+	wastore "go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/blacksky-bot/blacksky/internal/testdb"
@@ -211,6 +212,59 @@ func TestSignalSessionsReachTheDatabase(t *testing.T) {
 				if string(got[addr]) != w {
 					t.Errorf("session %s after reopening = %q, want %q", addr, got[addr], w)
 				}
+			}
+		})
+	}
+}
+
+// TestDeletedDeviceForgetsItsSession is a logout as whatsmeow does it now
+// (store.Device.Delete marks the device deleted and swaps its stores for
+// ones that refuse every call): nothing cached in front of the old stores
+// answers any more, the rows are gone, and the account's next device is a
+// new, unpaired one.
+func TestDeletedDeviceForgetsItsSession(t *testing.T) {
+	for kind, open := range backends(t) {
+		t.Run(string(kind), func(t *testing.T) {
+			ctx := context.Background()
+			s := open(t)
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			dev, err := s.Device(ctx, "default")
+			if err != nil {
+				t.Fatal(err)
+			}
+			jid := types.NewADJID("15550000001", 0, 7)
+			dev.ID = &jid
+			dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{1}, AccountSignature: make([]byte, 64), AccountSignatureKey: make([]byte, 32), DeviceSignature: make([]byte, 64)}
+			if err := dev.Save(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.BindAccount(ctx, "default", jid); err != nil {
+				t.Fatal(err)
+			}
+			if err := dev.Sessions.PutManySessions(ctx, map[string][]byte{"4915112345678:0": []byte("s")}); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := dev.Sessions.GetSession(ctx, "4915112345678:0"); err != nil || string(got) != "s" {
+				t.Fatalf("session before the logout: %q, %v", got, err)
+			}
+			if err := dev.Delete(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := dev.Sessions.GetSession(ctx, "4915112345678:0"); !errors.Is(err, wastore.ErrDeviceDeleted) {
+				t.Fatalf("session read after the logout: %v, want ErrDeviceDeleted", err)
+			}
+			var rows int
+			if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM whatsmeow_sessions WHERE our_jid = $1", jid.String()).Scan(&rows); err != nil || rows != 0 {
+				t.Fatalf("%d session rows left after the logout (%v)", rows, err)
+			}
+			next, err := open(t).Device(ctx, "default")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next.ID != nil {
+				t.Errorf("after the logout the account's device is %s, want a new, unpaired one", next.ID)
 			}
 		})
 	}
