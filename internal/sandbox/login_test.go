@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -411,22 +410,13 @@ func TestPushNameSurvivesSandboxRestart(t *testing.T) {
 	}
 }
 
-// nodeLog keeps whatsmeow's log lines; its "Recv" lines are the nodes the client received.
-type nodeLog struct {
-	mu      sync.Mutex
-	lines   []string
-	changed chan struct{}
-}
+// nodeLog keeps whatsmeow's log lines, in a recorder; its "Recv" lines are
+// the nodes the client received.
+type nodeLog struct{ rec *recorder }
 
-func newNodeLog() *nodeLog { return &nodeLog{changed: make(chan struct{})} }
+func newNodeLog() *nodeLog { return &nodeLog{rec: newRecorder()} }
 
-func (l *nodeLog) add(msg string, args ...any) {
-	l.mu.Lock()
-	l.lines = append(l.lines, fmt.Sprintf(msg, args...))
-	close(l.changed)
-	l.changed = make(chan struct{})
-	l.mu.Unlock()
-}
+func (l *nodeLog) add(msg string, args ...any) { l.rec.handle(fmt.Sprintf(msg, args...)) }
 
 func (l *nodeLog) Warnf(msg string, args ...any)  { l.add(msg, args...) }
 func (l *nodeLog) Errorf(msg string, args ...any) { l.add(msg, args...) }
@@ -436,22 +426,15 @@ func (l *nodeLog) Sub(string) waLog.Logger        { return l }
 
 // find waits for a line matching re and returns its submatches.
 func (l *nodeLog) find(ctx context.Context, re *regexp.Regexp) ([]string, error) {
-	for {
-		l.mu.Lock()
-		ch := l.changed
-		for _, line := range l.lines {
-			if m := re.FindStringSubmatch(line); m != nil {
-				l.mu.Unlock()
-				return m, nil
-			}
-		}
-		l.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("no log line matching %s: %w", re, ctx.Err())
-		}
+	var m []string
+	_, err := l.rec.wait(ctx, 0, func(e any) bool {
+		m = re.FindStringSubmatch(e.(string))
+		return m != nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("no log line matching %s: %w", re, err)
 	}
+	return m, nil
 }
 
 // newLoggedBot is newBot with a client whose log is kept.

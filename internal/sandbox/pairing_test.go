@@ -47,6 +47,13 @@ func TestPairByQRThenLoginWithNewClient(t *testing.T) {
 // connectForCode connects a fresh client and waits for its first QR, as PairPhone requires.
 func connectForCode(t *testing.T, s *Server) (*botClient, context.Context) {
 	t.Helper()
+	b, ctx, _ := connectForQR(t, s)
+	return b, ctx
+}
+
+// connectForQR connects a fresh client and returns the first QR code it shows.
+func connectForQR(t *testing.T, s *Server) (*botClient, context.Context, string) {
+	t.Helper()
 	b := newBot(t, s, "")
 	ctx := testCtx(t, 30*time.Second)
 	qrs, err := b.cli.GetQRChannel(ctx)
@@ -57,11 +64,12 @@ func connectForCode(t *testing.T, s *Server) (*botClient, context.Context) {
 		t.Fatal(err)
 	}
 	select {
-	case <-qrs:
+	case item := <-qrs:
+		return b, ctx, item.Code
 	case <-ctx.Done():
 		t.Fatal("no QR event")
 	}
-	return b, ctx
+	return nil, nil, ""
 }
 
 func TestPairByPhoneCode(t *testing.T) {
@@ -120,22 +128,7 @@ func TestScanQRRejectsUnknownRef(t *testing.T) {
 func TestScanOldFourPartQR(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, Options{})
-	b := newBot(t, s, "")
-	ctx := testCtx(t, 20*time.Second)
-	qrs, err := b.cli.GetQRChannel(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.cli.Connect(); err != nil {
-		t.Fatal(err)
-	}
-	var code string
-	select {
-	case item := <-qrs:
-		code = item.Code
-	case <-ctx.Done():
-		t.Fatal("no QR code")
-	}
+	b, ctx, code := connectForQR(t, s)
 	link, ok := strings.CutPrefix(code, qrLinkPrefix)
 	if !ok {
 		t.Fatalf("current whatsmeow shows %q, not a %s link", code, qrLinkPrefix)

@@ -1,7 +1,8 @@
 // Package signalcache keeps what whatsmeow reads from its store on every send
-// (the Signal sessions and identity keys of the chat's devices, and the
-// contact's privacy token) in memory, in front of whatsmeow's SQL store, and
-// skips identity writes that would store the key already stored.
+// (the Signal sessions and identity keys of the chat's devices, the
+// contact's privacy token and the account's NCT salt) in memory, in front of
+// whatsmeow's SQL store, and skips identity writes that would store the key
+// already stored.
 //
 // Every write still goes to the database first and enters the cache only once
 // it succeeded, so a crash loses nothing the store would have kept. A read is
@@ -12,6 +13,7 @@
 package signalcache
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"sync"
@@ -86,6 +88,7 @@ func wrap(dev *store.Device) {
 	dev.PrivacyTokens = &tokens{PrivacyTokenStore: dev.PrivacyTokens, c: c}
 	dev.LIDs = &lids{LIDStore: dev.LIDs, c: c}
 	dev.EventBuffer = &eventBuffer{EventBuffer: dev.EventBuffer, c: c}
+	dev.NCTSalt = &nctSalt{NCTSaltStore: dev.NCTSalt, c: c}
 }
 
 // cache holds the values last read from or written to the database.
@@ -103,6 +106,7 @@ type cache struct {
 	identities *simplelru.LRU[string, [32]byte]
 	tokens     *simplelru.LRU[types.JID, *store.PrivacyToken] // nil: no token stored
 	migrated   map[string]bool                                // phone-number users moved to their LID
+	salt       *[]byte                                        // the NCT salt; nil: not read yet
 }
 
 func newCache() *cache {
@@ -163,6 +167,7 @@ func (c *cache) purge() {
 	c.identities.Purge()
 	c.tokens.Purge()
 	clear(c.migrated)
+	c.salt = nil
 }
 
 // dropDevices removes the sessions and identities of every device of the
@@ -396,6 +401,45 @@ func (s *lids) PutLIDMapping(ctx context.Context, lid, pn types.JID) error {
 func (s *lids) PutManyLIDMappings(ctx context.Context, mappings []store.LIDMapping) error {
 	return s.c.update(s.c.tokens.Purge, func() error {
 		return s.LIDStore.PutManyLIDMappings(ctx, mappings)
+	}, nil)
+}
+
+// nctSalt caches the account's NCT salt: whatsmeow reads it for every
+// message it sends without a privacy token (cstoken.go generateCsToken, the
+// cstoken against the reach-out lock), which was a database round trip
+// inside the send lock per message.
+type nctSalt struct {
+	store.NCTSaltStore
+	c *cache
+}
+
+func (s *nctSalt) GetNCTSalt(ctx context.Context) ([]byte, error) {
+	s.c.mu.Lock()
+	e, cached := s.c.epoch, s.c.salt
+	s.c.mu.Unlock()
+	if cached != nil {
+		return *cached, nil
+	}
+	salt, err := s.NCTSaltStore.GetNCTSalt(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.c.fill(e, func() { s.c.salt = &salt })
+	return salt, nil
+}
+
+func (s *nctSalt) PutNCTSalt(ctx context.Context, salt []byte) error {
+	return s.c.update(func() { s.c.salt = nil }, func() error {
+		return s.NCTSaltStore.PutNCTSalt(ctx, salt)
+	}, func() {
+		cp := bytes.Clone(salt)
+		s.c.salt = &cp
+	})
+}
+
+func (s *nctSalt) DeleteNCTSalt(ctx context.Context) error {
+	return s.c.update(func() { s.c.salt = nil }, func() error {
+		return s.NCTSaltStore.DeleteNCTSalt(ctx)
 	}, nil)
 }
 

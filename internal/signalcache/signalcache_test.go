@@ -22,11 +22,13 @@ type fakeDB struct {
 	store.PrivacyTokenStore
 	store.LIDStore
 	store.EventBuffer
+	store.NCTSaltStore
 	store.DeviceContainer
 
 	sessions   map[string][]byte
 	identities map[string][32]byte
 	tokens     map[types.JID]store.PrivacyToken
+	salt       []byte
 	reads      int
 	writes     int
 	failWrites error
@@ -138,6 +140,21 @@ func (f *fakeDB) DeleteExpiredPrivacyTokens(_ context.Context, cutoff time.Time)
 	return n, f.write()
 }
 
+func (f *fakeDB) GetNCTSalt(context.Context) ([]byte, error) {
+	f.reads++
+	return f.salt, nil
+}
+
+func (f *fakeDB) PutNCTSalt(_ context.Context, salt []byte) error {
+	f.salt = salt
+	return f.write()
+}
+
+func (f *fakeDB) DeleteNCTSalt(context.Context) error {
+	f.salt = nil
+	return f.write()
+}
+
 func (f *fakeDB) PutLIDMapping(context.Context, types.JID, types.JID) error { return f.write() }
 
 // DoDecryptionTxn rolls back the sessions when fn fails, like the SQL store.
@@ -152,7 +169,7 @@ func (f *fakeDB) DoDecryptionTxn(ctx context.Context, fn func(context.Context) e
 
 func (f *fakeDB) PutDevice(_ context.Context, dev *store.Device) error {
 	if !dev.Initialized {
-		dev.Sessions, dev.Identities, dev.PrivacyTokens, dev.LIDs, dev.EventBuffer = f, f, f, f, f
+		dev.Sessions, dev.Identities, dev.PrivacyTokens, dev.LIDs, dev.EventBuffer, dev.NCTSalt = f, f, f, f, f, f
 		dev.Initialized = true
 	}
 	return nil
@@ -472,5 +489,33 @@ func TestExpiredTokensLeaveTheCache(t *testing.T) {
 	}
 	if tok, err := dev.PrivacyTokens.GetPrivacyToken(ctx, alice); err != nil || tok != nil {
 		t.Fatalf("token after pruning = %+v, %v; want none", tok, err)
+	}
+}
+
+// TestNCTSaltReadOnce: whatsmeow reads the salt for every send without a
+// privacy token; the database is asked once, and again only after a change.
+func TestNCTSaltReadOnce(t *testing.T) {
+	ctx := context.Background()
+	db := newFakeDB()
+	dev := newDevice(db)
+	for range 3 {
+		if salt, err := dev.NCTSalt.GetNCTSalt(ctx); err != nil || salt != nil {
+			t.Fatalf("salt before any = %q, %v", salt, err)
+		}
+	}
+	if db.reads != 1 {
+		t.Fatalf("3 reads of an absent salt reached the database %d times, want 1", db.reads)
+	}
+	if err := dev.NCTSalt.PutNCTSalt(ctx, []byte("s1")); err != nil {
+		t.Fatal(err)
+	}
+	if salt, _ := dev.NCTSalt.GetNCTSalt(ctx); string(salt) != "s1" || db.reads != 1 {
+		t.Fatalf("after a put: %q with %d reads, want s1 from the cache", salt, db.reads)
+	}
+	if err := dev.NCTSalt.DeleteNCTSalt(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if salt, _ := dev.NCTSalt.GetNCTSalt(ctx); salt != nil || db.reads != 2 {
+		t.Fatalf("after a delete: %q with %d reads, want none, read again", salt, db.reads)
 	}
 }

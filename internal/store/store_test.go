@@ -156,28 +156,36 @@ func TestSSLModeChoice(t *testing.T) {
 // sessionWriter beneath it) and reads them back as the next process would.
 // A write inside a transaction whatsmeow carries in ctx is part of it: a
 // rolled-back one leaves nothing.
+// pairedStore migrates a store and pairs its default account the way
+// pairing does: the device gets its JID, is saved and bound to the account.
+func pairedStore(t *testing.T, open func(*testing.T) *Store) (*Store, *wastore.Device, types.JID) {
+	t.Helper()
+	ctx := context.Background()
+	s := open(t)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dev, err := s.Device(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jid := types.NewADJID("15550000001", 0, 7)
+	dev.ID = &jid
+	dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{1}, AccountSignature: make([]byte, 64), AccountSignatureKey: make([]byte, 32), DeviceSignature: make([]byte, 64)}
+	if err := dev.Save(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.BindAccount(ctx, "default", jid); err != nil {
+		t.Fatal(err)
+	}
+	return s, dev, jid
+}
+
 func TestSignalSessionsReachTheDatabase(t *testing.T) {
 	for kind, open := range backends(t) {
 		t.Run(string(kind), func(t *testing.T) {
 			ctx := context.Background()
-			s := open(t)
-			if err := s.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
-			dev, err := s.Device(ctx, "default")
-			if err != nil {
-				t.Fatal(err)
-			}
-			// What pairing does: the device gets its JID and is saved.
-			jid := types.NewADJID("15550000001", 0, 7)
-			dev.ID = &jid
-			dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{1}, AccountSignature: make([]byte, 64), AccountSignatureKey: make([]byte, 32), DeviceSignature: make([]byte, 64)}
-			if err := dev.Save(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.BindAccount(ctx, "default", jid); err != nil {
-				t.Fatal(err)
-			}
+			s, dev, _ := pairedStore(t, open)
 			writes := []map[string][]byte{
 				{"4915112345678:0": []byte("contact 1"), "15550000001:0": []byte("phone 1")},
 				{"4915112345678:0": []byte("contact 2"), "15550000001:0": []byte("phone 2")},
@@ -226,23 +234,7 @@ func TestDeletedDeviceForgetsItsSession(t *testing.T) {
 	for kind, open := range backends(t) {
 		t.Run(string(kind), func(t *testing.T) {
 			ctx := context.Background()
-			s := open(t)
-			if err := s.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
-			dev, err := s.Device(ctx, "default")
-			if err != nil {
-				t.Fatal(err)
-			}
-			jid := types.NewADJID("15550000001", 0, 7)
-			dev.ID = &jid
-			dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{1}, AccountSignature: make([]byte, 64), AccountSignatureKey: make([]byte, 32), DeviceSignature: make([]byte, 64)}
-			if err := dev.Save(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.BindAccount(ctx, "default", jid); err != nil {
-				t.Fatal(err)
-			}
+			s, dev, jid := pairedStore(t, open)
 			if err := dev.Sessions.PutManySessions(ctx, map[string][]byte{"4915112345678:0": []byte("s")}); err != nil {
 				t.Fatal(err)
 			}
