@@ -360,6 +360,11 @@ func (p *parser) sessionID(name, def string) string {
 }
 
 func (p *parser) token(name string) string {
+	if raw, _ := p.env(name); raw != "" && strings.TrimSpace(raw) == "" {
+		// Unset would mean "no token": loopback only, without a word.
+		p.fail(name, "(only spaces)", "is only spaces; set a real token or unset it", "3f9c...(64 hex characters)")
+		return ""
+	}
 	v, ok := p.get(name)
 	if !ok {
 		return ""

@@ -213,6 +213,7 @@ func TestInvalidValues(t *testing.T) {
 		{"SESSION_ID", strings.Repeat("a", 65)},
 		{"SESSION_ID", "bot/../../etc"},
 		{"API_TOKEN", "short"},
+		{"API_TOKEN", "                    "}, // would be no token at all, without a word
 		{"LOG_LEVEL", "verbose"},
 		{"LOG_FORMAT", "yaml"},
 		{"MAX_MEMORY_MB", "-1"},

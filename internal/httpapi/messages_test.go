@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/blacksky-bot/blacksky/internal/httpapi"
 	"github.com/blacksky-bot/blacksky/internal/metrics"
@@ -197,6 +199,17 @@ func TestPostMessage(t *testing.T) {
 		{"device JID", `{"to":"4915123456789:12@s.whatsapp.net","text":"hi"}`, 400, "", "", "device"},
 		{"unknown server", `{"to":"4915123456789@example.com","text":"hi"}`, 400, "", "", "server"},
 		{"idempotency key too long", `{"to":"4915123456789","text":"hi","idempotency_key":"` + strings.Repeat("k", 256) + `"}`, 400, "", "", "idempotency key"},
+		// What encoding/json would repair is refused, naming the field (issue 13, case 10).
+		{"surrogate pair", `{"to":"4915123456789","text":"\ud83d\udc4b"}`, 202, chat, "👋", ""},
+		{"escaped backslash before u", `{"to":"4915123456789","text":"a\\ud800"}`, 202, chat, `a\ud800`, ""},
+		{"invalid UTF-8 in text", "{\"to\":\"4915123456789\",\"text\":\"a\xffb\"}", 400, "", "", `field "text": not valid UTF-8`},
+		{"lone high surrogate", `{"to":"4915123456789","text":"a\ud800b"}`, 400, "", "", `field "text": a lone surrogate`},
+		{"lone low surrogate", `{"to":"4915123456789","text":"\udc00"}`, 400, "", "", `field "text": a lone surrogate`},
+		{"high surrogate at the end", `{"to":"4915123456789","text":"\ud83d"}`, 400, "", "", "lone surrogate"},
+		{"invalid UTF-8 in to", "{\"to\":\"49151\xc3\",\"text\":\"hi\"}", 400, "", "", `field "to"`},
+		{"duplicate field", `{"to":"4915123456789","text":"first","text":"second"}`, 400, "", "", `field "text" appears twice`},
+		{"field in capitals", `{"to":"4915123456789","Text":"hi"}`, 400, "", "", `"Text": field names are case-sensitive`},
+		{"JID with trailing text", `{"to":"4915123456789@s.whatsapp.net@anything","text":"hi"}`, 400, "", "", "remove what follows"},
 		{"oversized body", `{"to":"4915123456789","text":"` + strings.Repeat("a", 1<<20) + `"}`, 413, "", "", "larger than"},
 		{"oversized padding", `{"to":"4915123456789","text":"a"}` + strings.Repeat(" ", 1<<20), 413, "", "", "larger than"},
 	}
@@ -843,6 +856,11 @@ func FuzzPostMessage(f *testing.F) {
 			wa, _ := m["wa_id"].(string)
 			if id <= 0 || wa == "" || m["created"] != (w.Code == http.StatusAccepted) {
 				t.Fatalf("body %q: %d with %v", body, w.Code, m)
+			}
+			// Accepted means stored as sent: nothing was replaced by U+FFFD.
+			if text, _ := m["text"].(string); w.Code == http.StatusAccepted && strings.ContainsRune(text, utf8.RuneError) &&
+				!bytes.Contains(body, []byte("\uFFFD")) && !bytes.Contains(bytes.ToLower(body), []byte(`\ufffd`)) {
+				t.Fatalf("body %q was repaired into text %q", body, text)
 			}
 		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
 			if s, _ := m["error"].(string); s == "" {

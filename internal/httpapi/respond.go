@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,20 +28,11 @@ func writeError(w http.ResponseWriter, status int, reason string) {
 
 // decodeJSON reads exactly one JSON object with only known fields into v,
 // writing a 4xx and returning false when the body is not that.
+//
+// What encoding/json would repair is refused too (strictjson.go): text that
+// is not UTF-8, lone surrogates, repeated fields, field names in another case.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("more than one JSON value in body")
-	} else if err == nil {
-		_, extra := dec.Token()
-		if errors.As(extra, new(*http.MaxBytesError)) {
-			err = extra // padding after the object still counts against the limit
-		} else if extra != io.EOF {
-			err = errors.New("unexpected data after the JSON object")
-		}
-	}
+	err := decodeStrict(r.Body, v)
 	if err == nil {
 		return true
 	}
@@ -49,9 +41,33 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit))
 		return false
 	}
-	if errors.Is(err, io.EOF) {
-		err = errors.New("empty body; send a JSON object")
-	}
 	writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
 	return false
+}
+
+// decodeStrict reads all of body and decodes exactly one JSON object of
+// known fields from it into v.
+func decodeStrict(body io.Reader, v any) error {
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return errors.New("empty body; send a JSON object")
+	}
+	if err := checkStrictJSON(raw, v); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("more than one JSON value in body")
+	}
+	if _, extra := dec.Token(); extra != io.EOF {
+		return errors.New("unexpected data after the JSON object")
+	}
+	return nil
 }

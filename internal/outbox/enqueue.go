@@ -112,6 +112,11 @@ func normalizeChat(to string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: recipient %q: %v", ErrInvalid, to, err)
 	}
+	if jid.Device == 0 && jid.RawAgent == 0 && jid.String() != to {
+		// ParseJID reads "x@s.whatsapp.net@anything" as x@s.whatsapp.net:
+		// refuse what it would have to drop.
+		return "", fmt.Errorf("%w: recipient %q is not a JID as WhatsApp writes it (%s); remove what follows", ErrInvalid, to, jid)
+	}
 	if jid.User == "" {
 		return "", fmt.Errorf("%w: recipient %q has no user part", ErrInvalid, to)
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -156,6 +157,21 @@ func (c *Client) attempt(ctx context.Context, d due) error {
 	return nil
 }
 
+// MaskURL shows scheme and host of a URL and hides the rest, where a
+// webhook's secret usually is (https://hooks.slack.com/services/T/B/secret,
+// ...?token=...); user info is hidden too.
+func MaskURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(URL hidden)"
+	}
+	masked := u.Scheme + "://" + u.Host
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
+		masked += "/(rest hidden)"
+	}
+	return masked
+}
+
 // post sends one attempt: nil means the endpoint answered 2xx in time.
 func (c *Client) post(ctx context.Context, d due, attempt int) error {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
@@ -174,6 +190,12 @@ func (c *Client) post(ctx context.Context, d due, attempt int) error {
 	req.Header.Set("X-Blacksky-Signature", Signature(c.opts.Secret, body))
 	resp, err := c.http.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			// Hooks of Slack, Discord or n8n carry their secret in the path
+			// or query: an error that is logged and stored names the host only.
+			ue.URL = MaskURL(ue.URL)
+		}
 		return fmt.Errorf("post: %w", err)
 	}
 	defer resp.Body.Close()
@@ -183,7 +205,7 @@ func (c *Client) post(ctx context.Context, d due, attempt int) error {
 		return nil
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		return fmt.Errorf("HTTP %d: redirect to %q not followed (only the webhook's own host)", resp.StatusCode, resp.Header.Get("Location"))
+		return fmt.Errorf("HTTP %d: redirect to %q not followed (only the webhook's own host)", resp.StatusCode, MaskURL(resp.Header.Get("Location")))
 	}
 	return fmt.Errorf("HTTP %d: %s", resp.StatusCode, printable(truncate(string(head), 200)))
 }

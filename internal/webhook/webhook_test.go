@@ -1,11 +1,14 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -321,5 +324,68 @@ func TestSignature(t *testing.T) {
 	}
 	if !Verify(secret, body, sig) || Verify("other", body, sig) || Verify(secret, []byte(`{"a":2}`), sig) {
 		t.Error("Verify accepts a wrong signature or refuses the right one")
+	}
+}
+
+// TestSecretInURLIsNeverShown: hooks of Slack, Discord and n8n carry their
+// secret in the URL; a failed delivery names the host only, in last_error
+// and in the log (issue 13, case 10).
+func TestSecretInURLIsNeverShown(t *testing.T) {
+	st := openStore(t, store.SQLite)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: every attempt fails to connect
+	const token = "T0000/B0000/XXXXsecretXXXX"
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	c := newClient(t, st, "http://"+addr+"/services/"+token+"?sig=qsecret", func(o *Options) {
+		o.MaxAttempts = 2
+		o.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
+	})
+	id, err := c.Enqueue(context.Background(), "test", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, c)
+	e := waitState(t, c, id, Dead)
+	mu.Lock()
+	logged := logs.String()
+	mu.Unlock()
+	for _, secret := range []string{"XXXXsecretXXXX", "qsecret"} {
+		if strings.Contains(e.LastError, secret) || strings.Contains(logged, secret) {
+			t.Errorf("the URL's secret %q is shown: last_error %q, log:\n%s", secret, e.LastError, logged)
+		}
+	}
+	if !strings.Contains(e.LastError, addr) {
+		t.Errorf("last_error %q does not name the host %s", e.LastError, addr)
+	}
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func TestMaskURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://hooks.slack.com/services/T/B/secret": "https://hooks.slack.com/(rest hidden)",
+		"https://example.org":                         "https://example.org",
+		"https://example.org/":                        "https://example.org",
+		"https://n8n.example.org/webhook?token=abc":   "https://n8n.example.org/(rest hidden)",
+		"https://user:pw@example.org":                 "https://example.org/(rest hidden)",
+		"not a url":                                   "(URL hidden)",
+	} {
+		if got := MaskURL(in); got != want {
+			t.Errorf("MaskURL(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
