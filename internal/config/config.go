@@ -369,8 +369,8 @@ func (p *parser) token(name string) string {
 	if !ok {
 		return ""
 	}
-	if len(v) < 16 {
-		p.fail(name, strings.Repeat("*", len(v)), "must be at least 16 characters (generate one with: openssl rand -hex 32)", "3f9c...(64 hex characters)")
+	if n := utf8.RuneCountInString(v); n < 16 {
+		p.fail(name, strings.Repeat("*", n), "must be at least 16 characters (generate one with: openssl rand -hex 32)", "3f9c...(64 hex characters)")
 		return ""
 	}
 	return v
@@ -382,8 +382,9 @@ func (p *parser) secret(name string, min int, example string) string {
 	if !ok {
 		return ""
 	}
-	if len(v) < min {
-		p.fail(name, strings.Repeat("*", len(v)), fmt.Sprintf("must be at least %d characters", min), example)
+	// Characters, not bytes, as internal/backup counts a passphrase.
+	if n := utf8.RuneCountInString(v); n < min {
+		p.fail(name, strings.Repeat("*", n), fmt.Sprintf("must be at least %d characters", min), example)
 		return ""
 	}
 	return v

@@ -236,6 +236,7 @@ func TestInvalidValues(t *testing.T) {
 		{"RECONNECT_MAX_RETRIES", "forever"},
 		{"REPLACED_BACKOFF", "5s"}, // shorter invites a replace ping-pong
 		{"SESSION_ENCRYPTION_KEY", "short"},
+		{"SESSION_ENCRYPTION_KEY", strings.Repeat("é", 8)}, // 16 bytes, 8 characters: backups count characters
 		{"WEBHOOK_URL", "ftp://example.org/x"},
 		{"WEBHOOK_SECRET", "tiny"},
 		{"BACKUP_KEEP", "0"},
