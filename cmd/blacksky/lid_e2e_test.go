@@ -51,6 +51,9 @@ func TestRecipientsByNumberAndLID(t *testing.T) {
 			if byLID["to"] != first["to"] {
 				t.Errorf("by LID the chat is %v, by number %v: one contact, two chats", byLID["to"], first["to"])
 			}
+			if got := getMessage(t, bot, first["id"]); got["to"] != contact+"@s.whatsapp.net" || got["to_lid"] != ct.LID {
+				t.Errorf("GET /api/v1/messages/%v: to %v, to_lid %v; want both addresses", first["id"], got["to"], got["to_lid"])
+			}
 			want := map[string][]string{contact: {"1 by number", "2 by LID", "3 by phone JID"}}
 			checkExactlyOnceInOrder(t, waitDelivered(t, sb, []string{contact}, want, bot), []string{contact}, want)
 

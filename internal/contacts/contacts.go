@@ -101,7 +101,8 @@ func New(client func() Client) *Directory {
 	return &Directory{client: client, now: time.Now, cache: cache}
 }
 
-// ErrNoClient is returned when a lookup needs WhatsApp and there is no client.
+// ErrNoClient is returned when a lookup needs WhatsApp and there is no
+// client, or it is not connected.
 var ErrNoClient = errors.New("not connected to WhatsApp")
 
 // Lookup returns what is known of jid, a phone-number or LID JID (device
@@ -146,6 +147,9 @@ func (d *Directory) lookupPhone(ctx context.Context, cli Client, pn types.JID) (
 	d.asked++
 	d.mu.Unlock()
 	resp, err := cli.IsOnWhatsApp(ctx, []string{"+" + pn.User})
+	if errors.Is(err, whatsmeow.ErrNotConnected) || errors.Is(err, whatsmeow.ErrIQDisconnected) {
+		err = fmt.Errorf("%w: %w", ErrNoClient, err)
+	}
 	if err != nil {
 		return Contact{}, fmt.Errorf("ask WhatsApp whether %s has an account: %w", pn.User, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/types"
 )
 
@@ -108,6 +109,10 @@ func TestLookupFailures(t *testing.T) {
 	}
 	if _, err := d.Lookup(ctx, types.NewJID("120363000000000001", types.GroupServer)); !errors.Is(err, ErrNotUser) {
 		t.Errorf("group JID: %v, want ErrNotUser", err)
+	}
+	f.fail = whatsmeow.ErrNotConnected
+	if _, err := d.Lookup(ctx, pn("4915100000005")); !errors.Is(err, ErrNoClient) {
+		t.Errorf("while not connected: %v, want ErrNoClient", err)
 	}
 	none := New(func() Client { return nil })
 	if _, err := none.Lookup(ctx, pn("4915100000001")); !errors.Is(err, ErrNoClient) {

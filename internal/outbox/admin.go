@@ -18,7 +18,11 @@ func (q *Queue) Get(ctx context.Context, id int64) (Message, error) {
 	if err != nil {
 		return Message{}, fmt.Errorf("get message %d: %w", id, err)
 	}
-	return m, nil
+	one := []Message{m}
+	if err := withLIDs(ctx, q.db, one); err != nil {
+		return Message{}, fmt.Errorf("get message %d: %w", id, err)
+	}
+	return one[0], nil
 }
 
 // Filter selects messages for List.
@@ -59,6 +63,9 @@ func (q *Queue) List(ctx context.Context, f Filter) ([]Message, error) {
 		return nil, fmt.Errorf("list messages: %w", err)
 	}
 	msgs, err := scanAll(rows)
+	if err == nil {
+		err = withLIDs(ctx, q.db, msgs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list messages: %w", err)
 	}

@@ -92,6 +92,9 @@ func (q *Queue) settled(ctx context.Context, tx *sql.Tx, msgs []Message) error {
 	if q.opts.Settled == nil || len(msgs) == 0 {
 		return nil
 	}
+	if err := withLIDs(ctx, tx, msgs); err != nil {
+		return err
+	}
 	return q.opts.Settled(ctx, tx, msgs)
 }
 

@@ -63,8 +63,12 @@ var (
 
 // Message is one outgoing message as stored.
 type Message struct {
-	ID             int64     `json:"id"`
-	To             string    `json:"to"` // the chat JID
+	ID int64  `json:"id"`
+	To string `json:"to"` // the chat JID
+	// ToLID is the LID of a phone-number chat, when whatsmeow's LID map
+	// knows it (WhatsApp delivers direct messages to the LID); filled on
+	// reads, never stored with the message.
+	ToLID          string    `json:"to_lid,omitempty"`
 	Text           string    `json:"text"`
 	WAID           string    `json:"wa_id"` // the WhatsApp message ID every attempt reuses
 	IdempotencyKey string    `json:"idempotency_key,omitempty"`

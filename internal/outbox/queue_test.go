@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"regexp"
@@ -64,11 +65,19 @@ func TestEnqueueGetRoundTrip(t *testing.T) {
 
 // TestLIDRecipientIsItsPhoneNumberChat: a message to a contact's LID joins
 // the chat of its phone number when whatsmeow's LID map knows it, so the
-// contact's messages keep one order whichever address names it.
+// contact's messages keep one order whichever address names it; reads and
+// Settled show the LID beside the number.
 func TestLIDRecipientIsItsPhoneNumberChat(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		q := e.queue(t, Options{})
+		var mu sync.Mutex
+		var settled []Message
+		q := e.queue(t, Options{Settled: func(_ context.Context, _ *sql.Tx, msgs []Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			settled = append(settled, msgs...)
+			return nil
+		}})
 		unknown := mustEnqueue(t, q, "299999999999999@lid", "to an unmapped LID")
 		if unknown.To != "299999999999999@lid" {
 			t.Fatalf("unmapped LID recipient stored as %q", unknown.To)
@@ -80,6 +89,23 @@ func TestLIDRecipientIsItsPhoneNumberChat(t *testing.T) {
 		byLID := mustEnqueue(t, q, "211111111111111@lid", "by LID")
 		if byLID.To != byNumber.To || byNumber.To != "4915123456789@s.whatsapp.net" {
 			t.Fatalf("by number to %q, by LID to %q; want one chat 4915123456789@s.whatsapp.net", byNumber.To, byLID.To)
+		}
+		const lid = "211111111111111@lid"
+		if got, err := q.Get(ctx, byLID.ID); err != nil || got.ToLID != lid {
+			t.Fatalf("Get: to_lid %q, %v; want %s", got.ToLID, err, lid)
+		}
+		list, err := q.List(ctx, Filter{})
+		if err != nil || len(list) != 3 || list[0].ToLID != lid || list[1].ToLID != lid || list[2].ToLID != "" {
+			t.Fatalf("List: %+v, %v; want the LID beside the number, none for the unmapped LID", list, err)
+		}
+		run(t, q, &recorder{}, NewSwitchGate(true))
+		waitState(t, q, byLID.ID, Sent)
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range settled {
+			if m.To == byNumber.To && m.ToLID != lid {
+				t.Errorf("Settled got %+v without the LID", m)
+			}
 		}
 	})
 }

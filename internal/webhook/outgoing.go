@@ -14,6 +14,7 @@ import (
 type OutgoingStatus struct {
 	OutboxID       int64     `json:"outbox_id"`
 	To             string    `json:"to"`
+	ToLID          string    `json:"to_lid,omitempty"` // the LID of a phone-number chat, when known
 	WAID           string    `json:"wa_id"`
 	State          string    `json:"state"`
 	Attempts       int       `json:"attempts"`
@@ -42,7 +43,7 @@ func (c *Client) OutboxSettled(ctx context.Context, tx *sql.Tx, msgs []outbox.Me
 		}
 		id := "out_" + strconv.FormatInt(m.ID, 10) + "_" + string(m.State) + "_" + strconv.FormatInt(at.UnixMilli(), 10)
 		status := OutgoingStatus{
-			OutboxID: m.ID, To: m.To, WAID: m.WAID, State: string(m.State), Attempts: m.Attempts,
+			OutboxID: m.ID, To: m.To, ToLID: m.ToLID, WAID: m.WAID, State: string(m.State), Attempts: m.Attempts,
 			Error: m.LastError, IdempotencyKey: m.IdempotencyKey, Time: at,
 		}
 		if err := c.EnqueueID(ctx, tx, id, kind, status); err != nil {
