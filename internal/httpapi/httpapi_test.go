@@ -108,6 +108,7 @@ func bearer(tok string) reqOpt {
 	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
 }
 func header(k, v string) reqOpt { return func(r *http.Request) { r.Header.Set(k, v) } }
+func host(h string) reqOpt      { return func(r *http.Request) { r.Host = h } }
 
 var loopback = fromAddr("127.0.0.1:1234")
 
@@ -117,7 +118,10 @@ func (f *fixture) do(method, path, body string, opts ...reqOpt) *httptest.Respon
 		rd = strings.NewReader(body)
 	}
 	r := httptest.NewRequest(method, path, rd)
-	if body != "" {
+	// As a script on this machine sends them: to 127.0.0.1, JSON whenever
+	// the request may change something. Options override both.
+	r.Host = "127.0.0.1:8080"
+	if body != "" || (method != http.MethodGet && method != http.MethodHead) {
 		r.Header.Set("Content-Type", "application/json")
 	}
 	for _, o := range opts {
@@ -398,6 +402,60 @@ func TestAuthWithoutToken(t *testing.T) {
 	}
 }
 
+// TestBrowserPagesCannotDriveTheAPI: a page the operator has open can make
+// the browser send requests to the bot (issue 13, case 8): a form POST
+// (text/plain, no CORS preflight), an <img> with cached basic-auth
+// credentials, or, through DNS rebinding, any request to a name that
+// resolves to 127.0.0.1. None gets through; scripts and a click on a link do.
+func TestBrowserPagesCannotDriveTheAPI(t *testing.T) {
+	post := `{"phone":"4915123456789"}`
+	basic := func(r *http.Request) { r.SetBasicAuth("", token) }
+	tests := []struct {
+		name   string
+		tok    string
+		method string
+		path   string
+		body   string
+		opts   []reqOpt
+		want   int
+	}{
+		{"form POST without a token", "", http.MethodPost, "/api/v1/pair/code", post, []reqOpt{loopback, header("Content-Type", "text/plain")}, 415},
+		{"POST without a content type", "", http.MethodPost, "/api/v1/pair/code", post, []reqOpt{loopback, header("Content-Type", "")}, 415},
+		{"cross-site JSON POST", "", http.MethodPost, "/api/v1/pair/code", post, []reqOpt{loopback, header("Origin", "https://evil.example")}, 403},
+		{"cross-site fetch, Sec-Fetch-Site", "", http.MethodGet, "/api/v1/pair", "", []reqOpt{loopback, header("Sec-Fetch-Site", "cross-site"), header("Sec-Fetch-Mode", "cors")}, 403},
+		{"Origin null", "", http.MethodPost, "/api/v1/pair/code", post, []reqOpt{loopback, header("Origin", "null")}, 403},
+		{"DNS rebinding: Host of another name", "", http.MethodGet, "/api/v1/pair", "", []reqOpt{loopback, host("evil.example")}, 403},
+		{"DNS rebinding: QR image", "", http.MethodGet, "/pair/qr.png", "", []reqOpt{loopback, host("evil.example:8080")}, 403},
+		{"basic-auth form POST with a token", token, http.MethodPost, "/api/v1/pair/code", post, []reqOpt{basic, header("Content-Type", "text/plain")}, 415},
+		{"basic-auth cross-site POST with a token", token, http.MethodPost, "/api/v1/pair/code", post, []reqOpt{basic, header("Origin", "https://evil.example")}, 403},
+		{"cross-site <img> with cached credentials", token, http.MethodGet, "/pair/qr.png", "", []reqOpt{basic, header("Sec-Fetch-Site", "cross-site"), header("Sec-Fetch-Mode", "no-cors")}, 403},
+
+		{"script on this machine", "", http.MethodPost, "/api/v1/pair/code", post, []reqOpt{loopback}, 200},
+		{"localhost by name", "", http.MethodGet, "/api/v1/pair", "", []reqOpt{loopback, host("localhost:8080")}, 200},
+		{"IPv6 loopback Host", "", http.MethodGet, "/api/v1/pair", "", []reqOpt{fromAddr("[::1]:1234"), host("[::1]:8080")}, 200},
+		{"same-origin page", "", http.MethodPost, "/api/v1/pair/code", post, []reqOpt{loopback, header("Origin", "http://127.0.0.1:8080"), header("Sec-Fetch-Site", "same-origin")}, 200},
+		{"a link clicked on another site", token, http.MethodGet, "/pair", "", []reqOpt{basic, header("Sec-Fetch-Site", "cross-site"), header("Sec-Fetch-Mode", "navigate")}, 200},
+		{"bearer-token script without a content type", token, http.MethodPost, "/api/v1/pair/code", post, []reqOpt{bearer(token), header("Content-Type", "")}, 200},
+		{"any Host with a token", token, http.MethodGet, "/api/v1/pair", "", []reqOpt{bearer(token), host("bot.herokuapp.com")}, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.tok)
+			w := f.do(tt.method, tt.path, tt.body, tt.opts...)
+			if tt.want == 200 {
+				if w.Code != 200 {
+					t.Fatalf("status %d, want 200; body %q", w.Code, w.Body.String())
+				}
+				return
+			}
+			wantError(t, w, tt.want)
+			if n := len(f.conn.phones); n != 0 {
+				t.Errorf("the refused request asked for a pairing code (%d times)", n)
+			}
+		})
+	}
+}
+
 // The unprotected endpoints stay reachable from anywhere without a token.
 func TestOpenEndpointsNeedNoToken(t *testing.T) {
 	f := newFixture(t, token)
@@ -583,10 +641,7 @@ func FuzzPairCodeBody(f *testing.F) {
 	}
 	fx := newFixture(f, "")
 	f.Fuzz(func(t *testing.T, body []byte) {
-		r := httptest.NewRequest(http.MethodPost, "/api/v1/pair/code", bytes.NewReader(body))
-		r.RemoteAddr = "127.0.0.1:1234"
-		w := httptest.NewRecorder()
-		fx.h.ServeHTTP(w, r)
+		w := fx.do(http.MethodPost, "/api/v1/pair/code", string(body), loopback)
 		if w.Code >= 500 {
 			t.Fatalf("body %q: status %d: %s", body, w.Code, w.Body)
 		}
