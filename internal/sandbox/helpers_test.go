@@ -167,6 +167,16 @@ func openContainer(t testing.TB, path string) *sqlstore.Container {
 // newBot builds a real whatsmeow client on a sqlite store at dbPath (new when empty).
 func newBot(t testing.TB, s *Server, dbPath string) *botClient {
 	t.Helper()
+	var clientLog waLog.Logger
+	if os.Getenv("SANDBOX_TEST_CLIENT_LOG") != "" {
+		clientLog = waLog.Stdout(t.Name(), "WARN", false)
+	}
+	return newBotWithLog(t, s, dbPath, clientLog)
+}
+
+// newBotWithLog is newBot with the client's logger.
+func newBotWithLog(t testing.TB, s *Server, dbPath string, clientLog waLog.Logger) *botClient {
+	t.Helper()
 	if dbPath == "" {
 		dbPath = filepath.Join(t.TempDir(), "bot.db")
 	}
@@ -174,10 +184,6 @@ func newBot(t testing.TB, s *Server, dbPath string) *botClient {
 	dev, err := container.GetFirstDevice(context.Background())
 	if err != nil {
 		t.Fatalf("get device: %v", err)
-	}
-	var clientLog waLog.Logger
-	if os.Getenv("SANDBOX_TEST_CLIENT_LOG") != "" {
-		clientLog = waLog.Stdout(t.Name(), "WARN", false)
 	}
 	cli := whatsmeow.NewClient(dev, clientLog)
 	if err := s.Trust().Apply(cli); err != nil {

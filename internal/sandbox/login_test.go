@@ -440,25 +440,8 @@ func (l *nodeLog) find(ctx context.Context, re *regexp.Regexp) ([]string, error)
 // newLoggedBot is newBot with a client whose log is kept.
 func newLoggedBot(t *testing.T, s *Server, dbPath string) (*botClient, *nodeLog) {
 	t.Helper()
-	container := openContainer(t, dbPath)
-	dev, err := container.GetFirstDevice(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := newNodeLog()
-	cli := whatsmeow.NewClient(dev, log)
-	if err := s.Trust().Apply(cli); err != nil {
-		t.Fatal(err)
-	}
-	rec := newRecorder()
-	cli.AddEventHandler(rec.handle)
-	b := &botClient{cli: cli, rec: rec, container: container, dbPath: dbPath}
-	t.Cleanup(func() {
-		if !b.serverClosed.Load() {
-			cli.Disconnect()
-		}
-	})
-	return b, log
+	return newBotWithLog(t, s, dbPath, log), log
 }
 
 var routingInfoRE = regexp.MustCompile(`<edge_routing><routing_info>([0-9a-f]+)</routing_info></edge_routing>`)
