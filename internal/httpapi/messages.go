@@ -39,6 +39,10 @@ const (
 	backlogRetryAfter = "30"
 	// defaultListLimit is the page size of GET /api/v1/messages without limit.
 	defaultListLimit = 100
+	// listPreview is how many characters of each text a list shows (the
+	// whole text is at /api/v1/messages/{id}): a page of 1,000 messages is
+	// then at most about 1 MiB of text, however long the texts are.
+	listPreview = 256
 )
 
 // messagesPath is the collection every message endpoint hangs off.
@@ -315,7 +319,7 @@ func (a *api) listMessages(w http.ResponseWriter, r *http.Request) {
 	}
 	// One more than asked for tells whether an older page exists.
 	fetch := min(int(limit)+1, outbox.MaxListLimit)
-	msgs, err := a.Outbox.List(r.Context(), outbox.Filter{State: state, To: q.Get("to"), BeforeID: before, Limit: fetch})
+	msgs, err := a.Outbox.List(r.Context(), outbox.Filter{State: state, To: q.Get("to"), BeforeID: before, Limit: fetch, Preview: listPreview})
 	if err != nil {
 		a.queueError(w, r, err)
 		return

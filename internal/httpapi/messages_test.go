@@ -875,3 +875,48 @@ func FuzzPostMessage(f *testing.F) {
 		}
 	})
 }
+
+// TestMessageListIsBoundedInBytes: a page of long texts answers with a
+// preview of each (the whole text is one GET away), without HTML escaping:
+// 40 texts of 64 KiB of "<" were 15 MiB in one response buffer before
+// (issue 13, case 7; 1,000 of them took a bot past 1 GiB).
+func TestMessageListIsBoundedInBytes(t *testing.T) {
+	f := newMsgFixture(t, outbox.Options{MaxPending: 1000})
+	long := strings.Repeat("<", outbox.MaxTextBytes)
+	var ids []int64
+	for range 40 {
+		m, _, err := f.q.Enqueue(context.Background(), outbox.Request{To: number, Text: long})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	short := f.post(t, number, "short <b>")
+	w := f.do(http.MethodGet, "/api/v1/messages?limit=1000", "", loopback)
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d: %.200s", w.Code, w.Body.String())
+	}
+	if n := w.Body.Len(); n > 64<<10 {
+		t.Errorf("a page of 41 messages is %d bytes; want a preview of each, under 64 KiB", n)
+	}
+	if strings.Contains(w.Body.String(), `\u003c`) {
+		t.Error("the response escapes < as for HTML")
+	}
+	var page struct {
+		Messages []outbox.Message `json:"messages"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &page); err != nil || len(page.Messages) != 41 {
+		t.Fatalf("page: %d messages, %v", len(page.Messages), err)
+	}
+	for _, m := range page.Messages {
+		switch {
+		case m.ID == short && (m.Text != "short <b>" || m.TextTruncated):
+			t.Errorf("short text listed as %q (truncated %v)", m.Text, m.TextTruncated)
+		case m.ID != short && (!m.TextTruncated || m.Text != long[:256]):
+			t.Errorf("long text %d listed with %d bytes (truncated %v); want its first 256 characters", m.ID, len(m.Text), m.TextTruncated)
+		}
+	}
+	if got := f.get(t, ids[0]); got.Text != long || got.TextTruncated {
+		t.Errorf("GET by id gave %d bytes (truncated %v); want the whole text", len(got.Text), got.TextTruncated)
+	}
+}

@@ -31,6 +31,10 @@ type Filter struct {
 	To       string // a chat JID; empty for every chat
 	BeforeID int64  // only ids below this, for paging; 0 for the newest
 	Limit    int    // default 100, at most MaxListLimit
+	// Preview, when above 0, cuts each text to that many characters, read
+	// so from the database, and marks the cut ones TextTruncated: a page of
+	// long texts costs a bounded amount of memory (Get has the whole text).
+	Preview int
 }
 
 // MaxListLimit is the most messages one List call returns.
@@ -56,15 +60,25 @@ func (q *Queue) List(ctx context.Context, f Filter) ([]Message, error) {
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	rows, err := q.db.QueryContext(ctx, "SELECT "+columns+` FROM blacksky_outbox
+	cols, args := columns, []any{q.opts.Session, string(f.State), chat, before, f.Limit}
+	if f.Preview > 0 {
+		// One character more than shown tells a cut text from one that fits.
+		cols, args = previewColumns(6), append(args, f.Preview+1)
+	}
+	rows, err := q.db.QueryContext(ctx, "SELECT "+cols+` FROM blacksky_outbox
 		WHERE session_id = $1 AND ($2 = '' OR state = $2) AND ($3 = '' OR chat = $3) AND id < $4
-		ORDER BY id DESC LIMIT $5`, q.opts.Session, string(f.State), chat, before, f.Limit)
+		ORDER BY id DESC LIMIT $5`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list messages: %w", err)
 	}
 	msgs, err := scanAll(rows)
 	if err == nil {
 		err = withLIDs(ctx, q.db, msgs)
+	}
+	if f.Preview > 0 {
+		for i := range msgs {
+			msgs[i].cutText(f.Preview)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list messages: %w", err)
@@ -227,4 +241,15 @@ func (q *Queue) ReclaimAll(ctx context.Context) (int64, error) {
 		q.signal()
 	}
 	return n, nil
+}
+
+// cutText keeps the first n characters of the text and says it was cut.
+func (m *Message) cutText(n int) {
+	for i := range m.Text {
+		if n == 0 {
+			m.Text, m.TextTruncated = m.Text[:i], true
+			return
+		}
+		n--
+	}
 }

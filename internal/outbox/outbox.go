@@ -68,8 +68,10 @@ type Message struct {
 	// ToLID is the LID of a phone-number chat, when whatsmeow's LID map
 	// knows it (WhatsApp delivers direct messages to the LID); filled on
 	// reads, never stored with the message.
-	ToLID          string    `json:"to_lid,omitempty"`
-	Text           string    `json:"text"`
+	ToLID string `json:"to_lid,omitempty"`
+	Text  string `json:"text"`
+	// TextTruncated marks a text cut to a preview by List (Filter.Preview).
+	TextTruncated  bool      `json:"text_truncated,omitempty"`
 	WAID           string    `json:"wa_id"` // the WhatsApp message ID every attempt reuses
 	IdempotencyKey string    `json:"idempotency_key,omitempty"`
 	State          State     `json:"state"`

@@ -439,3 +439,32 @@ func TestConcurrentEnqueues(t *testing.T) {
 		}
 	})
 }
+
+// TestListPreview: a list with a preview reads each text only up to that
+// many characters, cut on a character, and marks what it cut.
+func TestListPreview(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		q := e.queue(t, Options{})
+		texts := []string{strings.Repeat("é", 10), strings.Repeat("é", 11), "😀" + strings.Repeat("a", 20), "ok"}
+		for _, text := range texts {
+			mustEnqueue(t, q, chatJID(1), text)
+		}
+		list, err := q.List(ctx, Filter{Preview: 10})
+		if err != nil || len(list) != len(texts) {
+			t.Fatalf("List = %d, %v", len(list), err)
+		}
+		want := []struct {
+			text string
+			cut  bool
+		}{{"ok", false}, {"😀" + strings.Repeat("a", 9), true}, {strings.Repeat("é", 10), true}, {strings.Repeat("é", 10), false}}
+		for i, w := range want {
+			if list[i].Text != w.text || list[i].TextTruncated != w.cut {
+				t.Errorf("message %d: %q (cut %v), want %q (cut %v)", i, list[i].Text, list[i].TextTruncated, w.text, w.cut)
+			}
+		}
+		if full, _ := q.List(ctx, Filter{}); full[2].Text != texts[1] || full[2].TextTruncated {
+			t.Errorf("without a preview: %q (cut %v)", full[2].Text, full[2].TextTruncated)
+		}
+	})
+}

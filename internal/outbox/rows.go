@@ -2,12 +2,20 @@ package outbox
 
 import (
 	"database/sql"
+	"fmt"
+	"strings"
 	"time"
 )
 
 // columns is the select list scanRow reads, in its order.
 const columns = `id, chat, text, wa_id, idempotency_key, state, attempts, last_error,
 	created_at, queued_at, run_at, updated_at, sent_at, lease_owner, lease_until`
+
+// previewColumns is columns with the text read only up to the count of
+// characters in parameter $n (substr counts characters on both engines).
+func previewColumns(n int) string {
+	return strings.Replace(columns, "text,", fmt.Sprintf("substr(text, 1, $%d),", n), 1)
+}
 
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
