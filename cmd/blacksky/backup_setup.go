@@ -105,7 +105,11 @@ func backupStatus(cfg *config.Config, m *backup.Manager) func(context.Context) a
 			return map[string]any{"enabled": false, "reason": "SESSION_ENCRYPTION_KEY is not set: no backups are written (never in plaintext)"}
 		}
 		out := map[string]any{"enabled": true, "interval": cfg.BackupInterval.String(), "keep": cfg.BackupKeep, "dir": cfg.BackupDir}
-		if list, err := m.List(ctx); err == nil && len(list) > 0 {
+		list, err := m.List(ctx)
+		switch {
+		case err != nil:
+			out["error"] = "cannot list backups now: " + err.Error()
+		case len(list) > 0:
 			out["newest"] = map[string]any{"where": list[0].String(), "created_at": list[0].CreatedAt}
 		}
 		return out

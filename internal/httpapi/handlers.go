@@ -90,10 +90,17 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// statusDBBudget bounds what /status asks the database: it must answer
+// within about a second whatever the database does (a black-holed
+// connection would otherwise hold it until the client gives up).
+const statusDBBudget = time.Second
+
 func (a *api) backups(ctx context.Context) any {
 	if a.Backups == nil {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, statusDBBudget)
+	defer cancel()
 	return a.Backups(ctx)
 }
 

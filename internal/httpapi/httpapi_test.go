@@ -663,3 +663,32 @@ func FuzzPairCodeBody(f *testing.F) {
 		}
 	})
 }
+
+// TestStatusAnswersWhateverTheDatabaseDoes: /status asks the database for
+// the backups, and a database that never answers (a black-holed
+// connection) held it until the client gave up (issue 13, case 6). The
+// question now has a deadline of its own.
+func TestStatusAnswersWhateverTheDatabaseDoes(t *testing.T) {
+	var deadline time.Time
+	h := httpapi.New(httpapi.Options{Conn: &fakeConn{}, DB: &fakeDB{}, Metrics: metrics.New(),
+		Backups: func(ctx context.Context) any {
+			deadline, _ = ctx.Deadline()
+			<-ctx.Done() // the database never answers
+			return map[string]any{"error": ctx.Err().Error()}
+		}})
+	f := &fixture{h: h}
+	done := make(chan *httptest.ResponseRecorder, 1)
+	start := time.Now()
+	go func() { done <- f.do(http.MethodGet, "/status", "") }()
+	select {
+	case w := <-done:
+		if w.Code != http.StatusOK {
+			t.Fatalf("status %d", w.Code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("/status did not answer while the database hung")
+	}
+	if deadline.IsZero() || deadline.Sub(start) > 2*time.Second {
+		t.Errorf("the backups question had deadline %v (asked at %v); want about a second", deadline, start)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/store"
 )
 
 // Outbox is the view of the outgoing message queue the messages API needs;
@@ -39,6 +40,9 @@ const (
 	backlogRetryAfter = "30"
 	// defaultListLimit is the page size of GET /api/v1/messages without limit.
 	defaultListLimit = 100
+	// databaseRetryAfter is the Retry-After, in seconds, of a 503 for a
+	// database that does not answer: about what PostgreSQL takes to restart.
+	databaseRetryAfter = "5"
 	// listPreview is how many characters of each text a list shows (the
 	// whole text is at /api/v1/messages/{id}): a page of 1,000 messages is
 	// then at most about 1 MiB of text, however long the texts are.
@@ -128,6 +132,12 @@ func (a *api) queueError(w http.ResponseWriter, r *http.Request, err error) {
 	case r.Context().Err() != nil:
 		// The client went away; nobody reads this answer.
 		writeError(w, http.StatusServiceUnavailable, "request canceled: "+err.Error())
+	case store.IsUnavailable(err):
+		// Down, restarting or full: nothing was stored, and trying again
+		// later may work (issue 13, case 6).
+		a.Logger.Warn("outbox request: database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", databaseRetryAfter)
+		writeError(w, http.StatusServiceUnavailable, "database unavailable, try again later: "+err.Error())
 	default:
 		a.Logger.Error("outbox request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "queue: "+err.Error())

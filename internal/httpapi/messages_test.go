@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/blacksky-bot/blacksky/internal/httpapi"
 	"github.com/blacksky-bot/blacksky/internal/metrics"
@@ -767,7 +770,10 @@ func TestMessagesQueueErrors(t *testing.T) {
 		{fmt.Errorf("get message 7: %w", outbox.ErrNotFound), 404},
 		{fmt.Errorf("retry message 7: %w: only dead", outbox.ErrWrongState), 409},
 		{fmt.Errorf("%w: 10 waiting", outbox.ErrBacklogFull), 503},
-		{errors.New("database is locked"), 500},
+		// A database that is down or restarting is a "not now" (issue 13, case 6).
+		{fmt.Errorf("enqueue: %w", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}), 503},
+		{fmt.Errorf("enqueue: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}), 503},
+		{errors.New("a statement the database refused"), 500},
 	}
 	for _, tt := range tests {
 		for _, ep := range msgEndpoints {
