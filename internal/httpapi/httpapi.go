@@ -48,6 +48,8 @@ type Options struct {
 	Backups func(ctx context.Context) any
 	// Contacts answers GET /api/v1/contacts/{phone-or-lid}; nil makes it 503.
 	Contacts Contacts
+	// RequestTimeout bounds each request; default DefaultRequestTimeout.
+	RequestTimeout time.Duration
 }
 
 // maxBody bounds request bodies; no endpoint but POST /api/v1/messages
@@ -74,7 +76,26 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
-	return limitBody(mux)
+	return limitBody(withDeadline(mux, opts.RequestTimeout))
+}
+
+// DefaultRequestTimeout is how long a request may take in the server; it
+// stays below NewServer's WriteTimeout so that a client gets an answer (a
+// 503 with Retry-After) instead of a closed connection.
+const DefaultRequestTimeout = 10 * time.Second
+
+// withDeadline gives every request a deadline its database calls honour:
+// a database that does not answer (a black-holed connection) ends in a 503
+// within it, not in a request nobody answers (issue 13, case 6).
+func withDeadline(h http.Handler, d time.Duration) http.Handler {
+	if d <= 0 {
+		d = DefaultRequestTimeout
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // NewServer wraps h with timeouts that keep slow or idle clients from

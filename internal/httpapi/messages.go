@@ -129,15 +129,15 @@ func (a *api) queueError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, outbox.ErrBacklogFull):
 		w.Header().Set("Retry-After", backlogRetryAfter)
 		writeError(w, http.StatusServiceUnavailable, err.Error())
-	case r.Context().Err() != nil:
-		// The client went away; nobody reads this answer.
-		writeError(w, http.StatusServiceUnavailable, "request canceled: "+err.Error())
 	case store.IsUnavailable(err):
-		// Down, restarting or full: nothing was stored, and trying again
-		// later may work (issue 13, case 6).
+		// Down, restarting, full, or no answer within the request's
+		// deadline: trying again later may work (issue 13, case 6).
 		a.Logger.Warn("outbox request: database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", databaseRetryAfter)
 		writeError(w, http.StatusServiceUnavailable, "database unavailable, try again later: "+err.Error())
+	case r.Context().Err() != nil:
+		// The client went away; nobody reads this answer.
+		writeError(w, http.StatusServiceUnavailable, "request canceled: "+err.Error())
 	default:
 		a.Logger.Error("outbox request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "queue: "+err.Error())

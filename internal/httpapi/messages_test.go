@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -924,5 +925,33 @@ func TestMessageListIsBoundedInBytes(t *testing.T) {
 	}
 	if got := f.get(t, ids[0]); got.Text != long || got.TextTruncated {
 		t.Errorf("GET by id gave %d bytes (truncated %v); want the whole text", len(got.Text), got.TextTruncated)
+	}
+}
+
+// hangingOutbox is a queue whose database never answers: every call waits
+// for its context.
+type hangingOutbox struct{ fakeOutbox }
+
+func (o *hangingOutbox) Enqueue(ctx context.Context, _ outbox.Request) (outbox.Message, bool, error) {
+	<-ctx.Done()
+	return outbox.Message{}, false, fmt.Errorf("enqueue: %w", ctx.Err())
+}
+
+// TestRequestsAnswerWhenTheDatabaseHangs: a POST whose database never
+// answers got no answer at all (issue 13, case 6); every request now has
+// a deadline in the server, and this one ends in a 503 with Retry-After.
+func TestRequestsAnswerWhenTheDatabaseHangs(t *testing.T) {
+	f := &fixture{h: httpapi.New(httpapi.Options{Conn: &fakeConn{}, DB: &fakeDB{}, Metrics: metrics.New(),
+		Outbox: &hangingOutbox{}, RequestTimeout: 100 * time.Millisecond})}
+	done := make(chan *httptest.ResponseRecorder, 1)
+	go func() { done <- f.do(http.MethodPost, "/api/v1/messages", `{"to":"4915123456789","text":"hi"}`, loopback) }()
+	select {
+	case w := <-done:
+		wantError(t, w, http.StatusServiceUnavailable)
+		if w.Header().Get("Retry-After") == "" {
+			t.Error("503 without Retry-After")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the POST got no answer while the database hung")
 	}
 }
