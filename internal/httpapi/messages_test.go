@@ -944,7 +944,9 @@ func TestRequestsAnswerWhenTheDatabaseHangs(t *testing.T) {
 	f := &fixture{h: httpapi.New(httpapi.Options{Conn: &fakeConn{}, DB: &fakeDB{}, Metrics: metrics.New(),
 		Outbox: &hangingOutbox{}, RequestTimeout: 100 * time.Millisecond})}
 	done := make(chan *httptest.ResponseRecorder, 1)
-	go func() { done <- f.do(http.MethodPost, "/api/v1/messages", `{"to":"4915123456789","text":"hi"}`, loopback) }()
+	go func() {
+		done <- f.do(http.MethodPost, "/api/v1/messages", `{"to":"4915123456789","text":"hi"}`, loopback)
+	}()
 	select {
 	case w := <-done:
 		wantError(t, w, http.StatusServiceUnavailable)
