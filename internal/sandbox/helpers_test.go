@@ -240,6 +240,8 @@ func pairQRWith(t testing.TB, s *Server, configure func(*whatsmeow.Client)) *bot
 	// The first login brings the phone's app state key share (appstate.go), itself an
 	// events.Message: once it is acknowledged, a test's later mark cannot catch it.
 	waitNothingPending(t, ctx, s)
+	// And the fetch of app state it starts: a test's fault must not hit its queries.
+	waitAppStateSynced(t, ctx, b)
 	return b
 }
 

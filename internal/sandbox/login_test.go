@@ -46,7 +46,7 @@ func TestLoginQueriesAnswered(t *testing.T) {
 	if err := s.WaitFor(ctx, func() bool { return s.CountEvents(EventPreKeysUploaded, 0) > 0 }); err != nil {
 		t.Fatal(err)
 	}
-	waitCriticalBlock(t, ctx, b)
+	waitAppStateSynced(t, ctx, b)
 	if n := s.CountEvents(EventUnknownIQ, 0); n != 0 {
 		t.Fatalf("login drew %d refused queries: %s", n, unknownIQs(s))
 	}
@@ -208,14 +208,22 @@ func checkPrivacyTokens(t *testing.T, ctx context.Context, b *botClient) {
 	}
 }
 
-func waitCriticalBlock(t *testing.T, ctx context.Context, b *botClient) {
+// waitAppStateSynced waits until the client has fetched every app state
+// collection, which it does after the phone's key share at its first login:
+// until then it has queries in flight, and a disconnect meanwhile makes
+// whatsmeow wait for the connection in two goroutines at once, which the race
+// detector reports inside go.mau.fi/util (exsync.Event.GetChan writes a field
+// under a read lock).
+func waitAppStateSynced(t testing.TB, ctx context.Context, b *botClient) {
 	t.Helper()
-	_, err := b.rec.wait(ctx, 0, func(e any) bool {
-		done, ok := e.(*events.AppStateSyncComplete)
-		return ok && done.Name == appstate.WAPatchCriticalBlock
-	})
-	if err != nil {
-		t.Fatalf("no sync of critical_block: %v (got %s)", err, describe(b.rec.since(0)))
+	for _, name := range appstate.AllPatchNames {
+		_, err := b.rec.wait(ctx, 0, func(e any) bool {
+			done, ok := e.(*events.AppStateSyncComplete)
+			return ok && done.Name == name
+		})
+		if err != nil {
+			t.Fatalf("no sync of %s: %v (got %s)", name, err, describe(b.rec.since(0)))
+		}
 	}
 }
 
@@ -306,7 +314,7 @@ func TestPushNameLearnedAtLogin(t *testing.T) {
 	s := startServer(t, Options{})
 	b := pairQR(t, s)
 	ctx := testCtx(t, 30*time.Second)
-	waitCriticalBlock(t, ctx, b)
+	waitAppStateSynced(t, ctx, b)
 	if got := b.cli.Store.PushName; got != DefaultPushName {
 		t.Fatalf("push name after login %q, want %q", got, DefaultPushName)
 	}
@@ -342,8 +350,8 @@ func TestAccountChangesReachOtherDevices(t *testing.T) {
 	b1 := pairQR(t, s)
 	b2 := pairQR(t, s)
 	ctx := testCtx(t, 30*time.Second)
-	waitCriticalBlock(t, ctx, b1)
-	waitCriticalBlock(t, ctx, b2)
+	waitAppStateSynced(t, ctx, b1)
+	waitAppStateSynced(t, ctx, b2)
 
 	mark := b2.rec.mark()
 	if _, err := b1.cli.SetPrivacySetting(ctx, types.PrivacySettingTypeReadReceipts, types.PrivacySettingNone); err != nil {
@@ -383,7 +391,7 @@ func TestPushNameSurvivesSandboxRestart(t *testing.T) {
 	addr := s1.Addr()
 	b := pairQR(t, s1)
 	ctx := testCtx(t, 40*time.Second)
-	waitCriticalBlock(t, ctx, b)
+	waitAppStateSynced(t, ctx, b)
 	if err := s1.SetPushName(ctx, "Before restart"); err != nil {
 		t.Fatal(err)
 	}
