@@ -70,14 +70,16 @@ type Client struct {
 	socketLock sync.RWMutex
 	socketWait chan struct{}
 
-	isLoggedIn            atomic.Bool
-	paired                atomic.Bool
-	expectedDisconnect    *exsync.Event
-	forceAutoReconnect    atomic.Bool
-	EnableAutoReconnect   bool
-	InitialAutoReconnect  bool
-	LastSuccessfulConnect time.Time
-	AutoReconnectErrors   int
+	isLoggedIn         atomic.Bool
+	paired             atomic.Bool
+	expectedDisconnect *exsync.Event
+	// expectedDisconnectLock serialises expectedDisconnect.GetChan (blacksky patch).
+	expectedDisconnectLock sync.Mutex
+	forceAutoReconnect     atomic.Bool
+	EnableAutoReconnect    bool
+	InitialAutoReconnect   bool
+	LastSuccessfulConnect  time.Time
+	AutoReconnectErrors    int
 	// AutoReconnectHook is called when auto-reconnection fails. If the function returns false,
 	// the client will not attempt to reconnect. The number of retries can be read from AutoReconnectErrors.
 	AutoReconnectHook func(error) bool
@@ -483,7 +485,7 @@ func (cli *Client) WaitForConnection(timeout time.Duration) bool {
 		case <-ch:
 		case <-timeoutChan:
 			return false
-		case <-cli.expectedDisconnect.GetChan():
+		case <-cli.expectedDisconnectChan():
 			return false
 		}
 		cli.socketLock.RLock()
@@ -620,6 +622,16 @@ func (cli *Client) isExpectedDisconnect() bool {
 	return cli.expectedDisconnect.IsSet()
 }
 
+// expectedDisconnectChan is expectedDisconnect.GetChan under a lock
+// (blacksky patch): GetChan sets a field under a read lock (go.mau.fi/util
+// exsync), so two goroutines waiting at once race, which they do when a
+// connection drops while a query waits for a reconnect.
+func (cli *Client) expectedDisconnectChan() exsync.EventChan {
+	cli.expectedDisconnectLock.Lock()
+	defer cli.expectedDisconnectLock.Unlock()
+	return cli.expectedDisconnect.GetChan()
+}
+
 func (cli *Client) autoReconnect(ctx context.Context) {
 	if !cli.EnableAutoReconnect || cli.Store.ID == nil {
 		return
@@ -628,12 +640,14 @@ func (cli *Client) autoReconnect(ctx context.Context) {
 		autoReconnectDelay := time.Duration(cli.AutoReconnectErrors) * 2 * time.Second
 		cli.Log.Debugf("Automatically reconnecting after %v", autoReconnectDelay)
 		cli.AutoReconnectErrors++
-		if cli.expectedDisconnect.WaitTimeoutCtx(ctx, autoReconnectDelay) == nil {
+		select {
+		case <-cli.expectedDisconnectChan():
 			cli.Log.Debugf("Cancelling automatic reconnect due to expected disconnect")
 			return
-		} else if ctx.Err() != nil {
+		case <-ctx.Done():
 			cli.Log.Debugf("Cancelling automatic reconnect due to context cancellation")
 			return
+		case <-time.After(autoReconnectDelay):
 		}
 		err := cli.connect(ctx)
 		if errors.Is(err, ErrAlreadyConnected) {

@@ -109,7 +109,7 @@ func (qrc *qrChannel) emitQRs(codes []string) {
 		case <-qrc.stopQRs:
 			qrc.log.Debugf("Got signal to stop QR emitter")
 			return
-		case <-qrc.cli.expectedDisconnect.GetChan():
+		case <-qrc.cli.expectedDisconnectChan():
 			qrc.log.Debugf("Client is expected to disconnect, stopping QR emitter")
 			return
 		case <-qrc.ctx.Done():
