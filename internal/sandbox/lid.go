@@ -67,11 +67,8 @@ func (s *Server) MigrateContact(number string) (*Contact, error) {
 // no one, or "" when it is delivered: a LID-addressed contact gets nothing
 // sent to its phone number.
 func (s *Server) droppedByAddress(jid types.JID, ct *Contact) string {
-	if ct == nil || ct == s.phone || jid.Server != types.DefaultUserServer {
-		return ""
-	}
-	if ct.LID().IsEmpty() {
-		return ""
+	if ct == nil || jid.Server != types.DefaultUserServer || ct.LID().IsEmpty() {
+		return "" // the account's phone has no LID of its own here
 	}
 	return "addressed to the phone number of a LID-addressed contact"
 }
