@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/blacksky-bot/blacksky/internal/contacts"
+	"github.com/blacksky-bot/blacksky/internal/sendcheck"
 )
 
 // ErrNotOnWhatsApp is the permanent failure for a number with no WhatsApp account.
@@ -51,7 +52,14 @@ func (s *WhatsAppSender) Send(ctx context.Context, msg Message) error {
 			return Permanent(fmt.Errorf("%w: %s", ErrNotOnWhatsApp, to.User))
 		}
 	}
+	ctx, check := sendcheck.Watch(ctx)
 	_, err = cli.SendMessage(ctx, to, TextMessage(msg.Text), whatsmeow.SendRequestExtra{ID: types.MessageID(msg.WAID)})
+	if err == nil {
+		// WhatsApp acked it, but whatsmeow may have left a device out
+		// (internal/sendcheck): then the message is not sent, and the next
+		// attempt goes to every device under the same ID.
+		err = check.Err()
+	}
 	if err != nil {
 		return Classify(fmt.Errorf("send message %s to %s: %w", msg.WAID, to, err))
 	}

@@ -35,11 +35,13 @@ const (
 
 // Attach makes dev's identity, session and privacy-token stores read through
 // a cache. An unpaired dev gets the cache when pairing first saves it, which
-// is when whatsmeow creates its stores. under, if not nil, decorates
-// whatsmeow's session store beneath the cache each time (the store package
-// writes a send's sessions in one statement through it).
-func Attach(dev *store.Device, under func(store.SessionStore) store.SessionStore) {
-	c := &container{DeviceContainer: dev.Container, dev: dev, under: under}
+// is when whatsmeow creates its stores. Each time, under, if not nil,
+// decorates whatsmeow's session store beneath the cache (the store package
+// writes a send's sessions in one statement through it), and over, if not
+// nil, decorates the session store above it, where it sees every call
+// whatsmeow makes (internal/sendcheck).
+func Attach(dev *store.Device, under, over func(store.SessionStore) store.SessionStore) {
+	c := &container{DeviceContainer: dev.Container, dev: dev, under: under, over: over}
 	dev.Container = c
 	if dev.Initialized {
 		c.wrap()
@@ -49,8 +51,9 @@ func Attach(dev *store.Device, under func(store.SessionStore) store.SessionStore
 // container notices when whatsmeow creates or deletes the device's stores.
 type container struct {
 	store.DeviceContainer
-	dev   *store.Device
-	under func(store.SessionStore) store.SessionStore
+	dev         *store.Device
+	under, over func(store.SessionStore) store.SessionStore
+	cache       *cache // the cache of the stores wrapped last; nil before
 }
 
 func (c *container) PutDevice(ctx context.Context, dev *store.Device) error {
@@ -63,25 +66,28 @@ func (c *container) PutDevice(ctx context.Context, dev *store.Device) error {
 
 // wrap decorates the device's stores, unless they are decorated already.
 func (c *container) wrap() {
-	if _, ok := c.dev.Sessions.(*sessions); ok {
+	if c.cache != nil && c.cache.owns(c.dev) {
 		return
 	}
 	if c.under != nil {
 		c.dev.Sessions = c.under(c.dev.Sessions)
 	}
-	wrap(c.dev)
+	c.cache = wrap(c.dev)
+	if c.over != nil {
+		c.dev.Sessions = c.over(c.dev.Sessions)
+	}
 }
 
 func (c *container) DeleteDevice(ctx context.Context, dev *store.Device) error {
 	err := c.DeviceContainer.DeleteDevice(ctx, dev)
-	if s, ok := dev.Sessions.(*sessions); ok {
-		s.c.purge()
+	if dev == c.dev && c.cache != nil {
+		c.cache.purge()
 	}
 	return err
 }
 
 // wrap puts one new cache in front of dev's stores.
-func wrap(dev *store.Device) {
+func wrap(dev *store.Device) *cache {
 	c := newCache()
 	dev.Sessions = &sessions{SessionStore: dev.Sessions, c: c}
 	dev.Identities = &identities{IdentityStore: dev.Identities, c: c}
@@ -89,6 +95,14 @@ func wrap(dev *store.Device) {
 	dev.LIDs = &lids{LIDStore: dev.LIDs, c: c}
 	dev.EventBuffer = &eventBuffer{EventBuffer: dev.EventBuffer, c: c}
 	dev.NCTSalt = &nctSalt{NCTSaltStore: dev.NCTSalt, c: c}
+	return c
+}
+
+// owns tells whether dev's stores are still the ones c was put in front of
+// (whatsmeow replaces them all when it initializes a device again).
+func (c *cache) owns(dev *store.Device) bool {
+	id, ok := dev.Identities.(*identities)
+	return ok && id.c == c
 }
 
 // cache holds the values last read from or written to the database.

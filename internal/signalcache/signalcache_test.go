@@ -186,7 +186,7 @@ func newDevice(f *fakeDB) *store.Device {
 	if err := f.PutDevice(context.Background(), dev); err != nil {
 		panic(err)
 	}
-	Attach(dev, nil)
+	Attach(dev, nil, nil)
 	return dev
 }
 
@@ -439,24 +439,33 @@ func TestPrivacyTokens(t *testing.T) {
 // underStore marks the decorator Attach puts beneath the cache.
 type underStore struct{ store.SessionStore }
 
+type overStore struct{ store.SessionStore }
+
 func TestAttachUnpairedDevice(t *testing.T) {
 	db := newFakeDB()
 	dev := &store.Device{Container: db}
-	unders := 0
+	unders, overs := 0, 0
 	Attach(dev, func(inner store.SessionStore) store.SessionStore {
 		unders++
 		return underStore{inner}
+	}, func(inner store.SessionStore) store.SessionStore {
+		overs++
+		return overStore{inner}
 	})
-	if dev.Sessions != nil || unders != 0 {
+	if dev.Sessions != nil || unders != 0 || overs != 0 {
 		t.Fatal("an unpaired device has no stores to wrap yet")
 	}
 	// Pairing saves the device, and whatsmeow creates its stores then.
 	if err := dev.Save(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	c, ok := dev.Sessions.(*sessions)
+	o, ok := dev.Sessions.(overStore)
 	if !ok {
-		t.Fatalf("after pairing, Sessions is %T, want the cache", dev.Sessions)
+		t.Fatalf("after pairing, Sessions is %T, want the decorator over the cache", dev.Sessions)
+	}
+	c, ok := o.SessionStore.(*sessions)
+	if !ok {
+		t.Fatalf("beneath the outer decorator is %T, want the cache", o.SessionStore)
 	}
 	if u, ok := c.SessionStore.(underStore); !ok || u.SessionStore != db {
 		t.Fatalf("beneath the cache is %T, want the decorator over the database", c.SessionStore)
@@ -465,8 +474,8 @@ func TestAttachUnpairedDevice(t *testing.T) {
 	if err := dev.Save(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if dev.Sessions != inner || unders != 1 {
-		t.Errorf("saving again wrapped the stores again (%d decorations)", unders)
+	if dev.Sessions != inner || unders != 1 || overs != 1 {
+		t.Errorf("saving again wrapped the stores again (%d decorations beneath, %d above)", unders, overs)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	wastore "go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 
+	"github.com/blacksky-bot/blacksky/internal/sendcheck"
 	"github.com/blacksky-bot/blacksky/internal/signalcache"
 )
 
@@ -27,7 +28,7 @@ func (s *Store) Device(ctx context.Context, sessionID string) (*wastore.Device, 
 	if err := s.container.LIDMap.FillCache(ctx); err != nil {
 		return nil, fmt.Errorf("load LID mappings: %w", err)
 	}
-	signalcache.Attach(dev, withSessionWriter(s.wadb))
+	signalcache.Attach(dev, withSessionWriter(s.wadb), sendcheck.Sessions)
 	return dev, nil
 }
 
