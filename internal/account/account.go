@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/lease"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
@@ -22,7 +23,10 @@ type Options struct {
 	HolderID  string        // names this process; lease.HolderID() by default
 	Poll      time.Duration // how often a standby tries to take the lease
 	Lease     lease.Options
-	Logger    *slog.Logger
+	// Backoff spaces the attempts to start again after the database failed
+	// while the account started (1 s doubling to 30 s by default).
+	Backoff backoff.Policy
+	Logger  *slog.Logger
 	// Supervisor configures each connection; Store, SessionID and OnChange are set by the Runner.
 	Supervisor supervisor.Options
 	// Prepare, if set, runs each time this process takes the lease, before
@@ -58,17 +62,28 @@ func New(opts Options) *Runner {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Backoff.Base <= 0 {
+		opts.Backoff = backoff.Policy{Base: time.Second, Max: 30 * time.Second}
+	}
 	return &Runner{opts: opts, log: opts.Logger, changed: make(chan struct{})}
 }
 
 // Run holds the lease and the connection until ctx ends, giving both back
-// (without logging out) before it returns.
+// (without logging out) before it returns. A lost lease, and a database
+// that fails while the account starts (store.IsUnavailable), send it back to
+// waiting for the lease, after a backoff for the latter: a passing database
+// fault never ends the process. Other errors end Run.
 func (r *Runner) Run(ctx context.Context) error {
+	failures := 0
 	for ctx.Err() == nil {
 		lopts := r.opts.Lease
 		lopts.OnError = func(err error) {
 			r.log.Warn("cannot take the account lease yet; retrying", "err", err)
 			r.set(nil, &lease.Holder{})
+		}
+		lopts.OnTakeover = func(prev string, d time.Duration) {
+			r.log.Warn("the last holder of the account lease did not give it back; waiting until it has certainly stopped before connecting",
+				"previous", prev, "wait", d)
 		}
 		l, err := lease.Acquire(ctx, r.opts.Store, r.opts.SessionID, r.opts.HolderID, r.opts.Poll, lopts, r.onStandby)
 		if err != nil {
@@ -79,9 +94,22 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		r.log.Info("holding the account lease; connecting", "holder", r.opts.HolderID)
 		lost, err := r.lead(ctx, l)
-		if lost {
-			r.log.Error("lost the account lease (database connection broke); stopped the connection at once")
+		switch {
+		case lost:
+			r.log.Error("lost the account lease (its database connection broke, or its lock file was replaced); stopped the connection at once")
 			l.Release()
+			failures = 0
+			continue
+		case err != nil && store.IsUnavailable(err) && ctx.Err() == nil:
+			d := r.opts.Backoff.Delay(failures)
+			failures++
+			r.log.Error("the database failed while the account started; giving the lease back and trying again", "err", err, "retry_in", d)
+			if relErr := l.Release(); relErr != nil {
+				r.log.Warn("release account lease", "err", relErr)
+			}
+			if !sleep(ctx, d) {
+				return nil
+			}
 			continue
 		}
 		if relErr := l.Release(); relErr != nil {
@@ -90,6 +118,18 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// sleep waits d or until ctx ends, reporting whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // lead drives the connection while the lease holds; it reports whether it

@@ -16,7 +16,8 @@ var ErrLocked = errors.New("locked by another process")
 
 // Lock is a held file lock.
 type Lock struct {
-	f *os.File
+	f    *os.File
+	path string
 }
 
 // TryLock takes the lock on path without waiting, creating the file if needed.
@@ -32,7 +33,32 @@ func TryLock(path string) (*Lock, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return &Lock{f: f}, nil
+	return &Lock{f: f, path: path}, nil
+}
+
+// ErrReplaced is returned by Check when the lock's path no longer names the
+// locked file.
+var ErrReplaced = errors.New("lock file deleted or replaced")
+
+// Check reports whether the lock still counts: a lock is on a file, not on
+// its name, so once the file is deleted or replaced another process can
+// create and lock a new file under the same path while this lock lives on.
+func (l *Lock) Check() error {
+	named, err := os.Stat(l.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: %s is gone", ErrReplaced, l.path)
+	}
+	if err != nil {
+		return fmt.Errorf("check lock file: %w", err)
+	}
+	locked, err := l.f.Stat()
+	if err != nil {
+		return fmt.Errorf("check lock file: %w", err)
+	}
+	if !os.SameFile(named, locked) {
+		return fmt.Errorf("%w: %s is another file now", ErrReplaced, l.path)
+	}
+	return nil
 }
 
 // Acquire waits until it holds the lock on path or ctx ends.

@@ -21,6 +21,9 @@ type Options struct {
 	// OnError, if set, hears of database errors while Acquire waits; it
 	// keeps trying, since a database restart is no reason to stop.
 	OnError func(error)
+	// OnTakeover, if set, hears that the last holder (named) did not give
+	// the lease back, and that TryAcquire waits d before it returns.
+	OnTakeover func(previous string, d time.Duration)
 }
 
 func (o Options) check() time.Duration {
@@ -31,9 +34,11 @@ func (o Options) check() time.Duration {
 }
 
 // TryAcquire takes the lease on sessionID for holderID, or returns ErrHeld.
+// When the last holder did not give the lease back it waits TakeoverDelay,
+// holding the lock, before it returns (see the package comment).
 func TryAcquire(ctx context.Context, st *store.Store, sessionID, holderID string, opts Options) (*Lease, error) {
 	if st.Kind() == store.SQLite {
-		return trySQLite(st.SQLitePath(), sessionID, holderID)
+		return trySQLite(ctx, st, sessionID, holderID, opts)
 	}
 	return tryPostgres(ctx, st.DB(), sessionID, holderID, opts)
 }
@@ -92,10 +97,27 @@ func tryPostgres(ctx context.Context, db *sql.DB, sessionID, holderID string, op
 		conn.Close()
 		return nil, ErrHeld
 	}
-	l := newLease(func() error {
+	unlock := func() error {
 		_, err := conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", lockKey(sessionID))
 		// Closing the connection releases the lock even if the unlock failed.
 		return errors.Join(err, conn.Close())
+	}
+	token := newToken()
+	clean, prev, err := take(ctx, conn, sessionID, holderID, token)
+	if err == nil {
+		err = waitTakeover(ctx, clean, prev, opts)
+	}
+	if err != nil {
+		return nil, errors.Join(err, unlock())
+	}
+	l := newLease(func(lost bool) error {
+		var err error
+		if !lost {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			err = giveBack(ctx, conn, sessionID, token)
+			cancel()
+		}
+		return errors.Join(err, unlock())
 	})
 	go l.watch(opts.check(), func(ctx context.Context) error {
 		var held bool
@@ -114,8 +136,8 @@ func lockPath(dbPath, sessionID string) string {
 	return dbPath + ".lease-" + sessionID
 }
 
-func trySQLite(dbPath, sessionID, holderID string) (*Lease, error) {
-	path := lockPath(dbPath, sessionID)
+func trySQLite(ctx context.Context, st *store.Store, sessionID, holderID string, opts Options) (*Lease, error) {
+	path := lockPath(st.SQLitePath(), sessionID)
 	fl, err := filelock.TryLock(path)
 	if errors.Is(err, filelock.ErrLocked) {
 		return nil, ErrHeld
@@ -123,14 +145,29 @@ func trySQLite(dbPath, sessionID, holderID string) (*Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("take account lease: %w", err)
 	}
+	token := newToken()
+	clean, prev, err := take(ctx, st.DB(), sessionID, holderID, token)
+	if err == nil {
+		err = waitTakeover(ctx, clean, prev, opts)
+	}
+	if err != nil {
+		return nil, errors.Join(err, fl.Release())
+	}
 	// Tell standbys who holds it; the lock itself is the kernel's.
 	info, _ := json.Marshal(Holder{ID: holderID, Since: time.Now().UTC()})
 	os.WriteFile(path+".holder", info, 0o600)
-	l := newLease(func() error {
-		os.Remove(path + ".holder")
-		return fl.Release()
+	l := newLease(func(lost bool) error {
+		var err error
+		if !lost {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			err = giveBack(ctx, st.DB(), sessionID, token)
+			cancel()
+			// After a loss the file names the new holder.
+			os.Remove(path + ".holder")
+		}
+		return errors.Join(err, fl.Release())
 	})
-	close(l.done) // nothing to watch: the lock lives as long as the process
+	go l.watch(opts.check(), func(context.Context) error { return fl.Check() })
 	return l, nil
 }
 

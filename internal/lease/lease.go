@@ -6,6 +6,19 @@
 // own, which the server releases the moment that connection ends, however
 // the holder died. On SQLite it is a file lock next to the database, which
 // the kernel releases when the holder exits.
+//
+// Failure model. A lock can be lost without the holder's process ending:
+// PostgreSQL drops only the lease connection (a failover, an idle timeout, an
+// operator), or someone deletes or replaces the lock file, so that a standby
+// locks a new file. So the holder checks every interval I that its lock is
+// still the one that counts (the lock row on its connection; the path still
+// naming the locked file), each check given at most I, and reports the lease
+// lost on the first failure (Lost): it has stopped by 2I after the last check
+// that succeeded began. A new holder cannot tell a dead holder from one that
+// has not noticed yet, so unless the last holder gave the lease back
+// (recorded in blacksky_leases), TryAcquire waits TakeoverDelay(I) before it
+// returns: the old holder has certainly stopped by then. All of it is
+// measured on each process's own monotonic clock; no clocks are compared.
 package lease
 
 import (
@@ -15,6 +28,7 @@ import (
 	"hash/fnv"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -29,21 +43,47 @@ type Holder struct {
 
 // Lease is a held lease.
 type Lease struct {
-	lost    chan struct{}
-	release func() error
-	stop    chan struct{}
-	done    chan struct{}
+	lost     chan struct{}
+	lostOnce sync.Once
+	release  func(lost bool) error
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 // Lost is closed when the lease is gone without Release (the database
-// connection holding it broke); the holder must stop at once.
+// connection holding it broke, the lock file was replaced); the holder must
+// stop at once.
 func (l *Lease) Lost() <-chan struct{} { return l.lost }
 
-// Release gives the lease back for a standby to take.
+func (l *Lease) isLost() bool {
+	select {
+	case <-l.lost:
+		return true
+	default:
+		return false
+	}
+}
+
+// Release gives the lease back for a standby to take. After a loss it only
+// frees what this process still has: it records no clean hand-over and
+// leaves alone what the new holder wrote.
 func (l *Lease) Release() error {
 	close(l.stop)
 	<-l.done
-	return l.release()
+	return l.release(l.isLost())
+}
+
+// checkTimeout bounds one check, so that a database that stops answering
+// counts as a lost lease within the interval.
+func checkTimeout(interval time.Duration) time.Duration { return interval }
+
+// TakeoverDelay is how long a new holder waits before it acts when the last
+// holder did not give the lease back: twice the interval, by when the old
+// holder has noticed (see the package comment), and a margin for it to close
+// its connection, at least a second, since a busy machine can delay a
+// process's timers by much more than a few milliseconds.
+func TakeoverDelay(interval time.Duration) time.Duration {
+	return 2*interval + max(2*interval, time.Second)
 }
 
 // watch calls check every interval and closes lost when it fails.
@@ -56,18 +96,18 @@ func (l *Lease) watch(interval time.Duration, check func(context.Context) error)
 		case <-l.stop:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), interval+2*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), checkTimeout(interval))
 			err := check(ctx)
 			cancel()
 			if err != nil {
-				close(l.lost)
+				l.lostOnce.Do(func() { close(l.lost) })
 				return
 			}
 		}
 	}
 }
 
-func newLease(release func() error) *Lease {
+func newLease(release func(lost bool) error) *Lease {
 	return &Lease{lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}), release: release}
 }
 

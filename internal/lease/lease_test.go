@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,6 +21,9 @@ func twoProcesses(t *testing.T, kind store.Kind) (*store.Store, *store.Store) {
 	}
 	open := func() *store.Store {
 		st, err := store.Open(context.Background(), opts)
+		if err == nil {
+			err = st.Migrate(context.Background())
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,5 +128,123 @@ func TestAcquireKeepsTryingThroughDatabaseErrors(t *testing.T) {
 	_, err := Acquire(ctx, down, "default", "patient", 20*time.Millisecond, Options{OnError: func(error) { errs++ }}, nil)
 	if !errors.Is(err, context.DeadlineExceeded) || errs < 2 {
 		t.Fatalf("Acquire = %v after %d reported errors; want it to keep trying until the deadline", err, errs)
+	}
+}
+
+// acquireAfterLoss has b take the lease that a holds but has lost without
+// noticing yet, and checks what the package promises: b's TryAcquire
+// returns only after a was told (Lost), and says that it waited.
+func acquireAfterLoss(t *testing.T, ctx context.Context, a *Lease, b *store.Store, opts Options) *Lease {
+	t.Helper()
+	var waited time.Duration
+	opts.OnTakeover = func(_ string, d time.Duration) { waited = d }
+	var lb *Lease
+	var err error
+	for {
+		lb, err = TryAcquire(ctx, b, "default", "process-b", opts)
+		if !errors.Is(err, ErrHeld) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the standby never got the lease")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.Lost():
+	default:
+		t.Fatal("the new holder got the lease while the old one had not been told it lost it")
+	}
+	if waited != TakeoverDelay(opts.check()) {
+		t.Errorf("the new holder waited %v; want TakeoverDelay %v", waited, TakeoverDelay(opts.check()))
+	}
+	return lb
+}
+
+// Issue 13, case 1: deleting or replacing the SQLite lock file let a
+// standby lock a new file while the holder kept its lock on the old one and
+// never checked again: two holders for good.
+func TestSQLiteLeaseLostWhenLockFileReplaced(t *testing.T) {
+	for _, how := range []string{"deleted", "replaced"} {
+		t.Run(how, func(t *testing.T) {
+			ctx := ctxFor(t)
+			a, b := twoProcesses(t, store.SQLite)
+			opts := Options{Check: 50 * time.Millisecond}
+			la, err := TryAcquire(ctx, a, "default", "process-a", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := lockPath(a.SQLitePath(), "default")
+			if how == "deleted" {
+				err = os.Remove(path)
+			} else {
+				tmp := path + ".new"
+				if err = os.WriteFile(tmp, nil, 0o600); err == nil {
+					err = os.Rename(tmp, path)
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			lb := acquireAfterLoss(t, ctx, la, b, opts)
+			if err := la.Release(); err != nil {
+				t.Errorf("release after the loss: %v", err)
+			}
+			// The old holder's release leaves the new holding alone.
+			if h, ok, _ := CurrentHolder(ctx, b, "default"); !ok || h.ID != "process-b" {
+				t.Errorf("holder after the old one released = %+v, %v; want process-b", h, ok)
+			}
+			if _, err := TryAcquire(ctx, a, "default", "process-a", opts); !errors.Is(err, ErrHeld) {
+				t.Fatalf("the old holder took the lease again: %v", err)
+			}
+			lb.Release()
+		})
+	}
+}
+
+// Issue 13, case 2: when only the holder's lease connection dies, the
+// standby took over and connected before the holder noticed.
+func TestPostgresTakeoverWaitsForTheOldHolder(t *testing.T) {
+	ctx := ctxFor(t)
+	a, b := twoProcesses(t, store.Postgres)
+	opts := Options{Check: 50 * time.Millisecond}
+	la, err := TryAcquire(ctx, a, "default", "doomed", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.DB().ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE application_name = 'blacksky doomed'`); err != nil {
+		t.Fatal(err)
+	}
+	lb := acquireAfterLoss(t, ctx, la, b, opts)
+	la.Release()
+	lb.Release()
+}
+
+// A lease given back is taken at once: the wait is only for a holder that
+// may still be running.
+func TestCleanHandOverDoesNotWait(t *testing.T) {
+	for _, kind := range []store.Kind{store.SQLite, store.Postgres} {
+		t.Run(string(kind), func(t *testing.T) {
+			ctx := ctxFor(t)
+			a, b := twoProcesses(t, kind)
+			opts := Options{OnTakeover: func(prev string, _ time.Duration) { t.Errorf("waited for %s, which gave the lease back", prev) }}
+			la, err := TryAcquire(ctx, a, "default", "process-a", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := la.Release(); err != nil {
+				t.Fatal(err)
+			}
+			lb, err := TryAcquire(ctx, b, "default", "process-b", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lb.Release()
+		})
 	}
 }

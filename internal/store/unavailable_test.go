@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"testing"
@@ -25,6 +26,9 @@ func TestIsUnavailable(t *testing.T) {
 		{"PostgreSQL disk full", &pgconn.PgError{Code: "53100"}, true},
 		{"PostgreSQL connection failure", &pgconn.PgError{Code: "08006"}, true},
 		{"a deadline", fmt.Errorf("enqueue: %w", context.DeadlineExceeded), true},
+		// What pgx says when the server dropped the connection under a query.
+		{"PostgreSQL connection closed", fmt.Errorf("read account: %w", pgconn.ErrConnClosed), true},
+		{"PostgreSQL connection cut mid-reply", fmt.Errorf("failed to receive message: %w", io.ErrUnexpectedEOF), true},
 		{"unique violation", &pgconn.PgError{Code: "23505"}, false},
 		{"syntax error", &pgconn.PgError{Code: "42601"}, false},
 		{"no rows", sql.ErrNoRows, false},
