@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -233,4 +235,44 @@ func TestDatabaseDroppingConnectionsDoesNotEndTheBot(t *testing.T) {
 	bot.waitHTTP(t, "/readyz", http.StatusOK)
 	enqueue(t, env, []string{contact}, "after", 3, want)
 	checkExactlyOnceInOrder(t, waitDelivered(t, sb, []string{contact}, want, bot), []string{contact}, want)
+}
+
+// Issue 13, cases 5 and 6: the data directory deleted under a running bot
+// on SQLite. Before, every enqueue still answered 202, into files that no
+// longer existed, and /readyz stayed 200; a restart then had none of them.
+// Now nothing is accepted that cannot be kept: enqueues answer 503 with
+// Retry-After, readiness says why, and the bot stops sending (its lease
+// file went with the directory).
+func TestDeletedDataDirectoryAcceptsNothing(t *testing.T) {
+	contact := "15550000002"
+	sb := startSandbox(t, contact)
+	env := botEnv(t, sb, "")
+	bot := start(t, env)
+	pairThroughControlAPI(t, sb, bot)
+	postMessage(t, bot, contact, "before")
+	waitFor(t, "the first message", func() bool { return len(inbox(t, sb, contact)) == 1 }, bot)
+
+	if err := os.RemoveAll(env["DATA_DIR"]); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		body, _ := json.Marshal(map[string]string{"to": contact, "text": fmt.Sprintf("after %d", i)})
+		resp, err := http.Post(botURL(bot)+"/api/v1/messages", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("POST after the data directory was deleted: %d (Retry-After %q); want 503 with Retry-After",
+				resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+	waitFor(t, "/readyz to name the deleted database file", func() bool {
+		var ready map[string]any
+		code := control(t, botURL(bot), "GET", "/readyz", nil, &ready)
+		return code == http.StatusServiceUnavailable && strings.Contains(fmt.Sprint(ready["reason"]), "deleted or replaced")
+	}, bot)
+	if n := len(inbox(t, sb, contact)); n != 1 {
+		t.Errorf("the contact got %d messages; want only the one accepted before", n)
+	}
 }

@@ -26,16 +26,17 @@ type readiness struct {
 }
 
 // readyz is 200 only when the bot can do its job: logged in to WhatsApp and
-// with a database that answers.
+// with storage that can keep what it accepts (Storage).
 func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	st := a.Conn.Status()
 	ok, reason := st.Ready()
-	if ok {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := a.DB.Ping(ctx); err != nil {
-			ok, reason = false, "database: "+err.Error()
-		}
+	// Storage first: when it fails, that is why the bot cannot do its job
+	// whatever the connection says (a deleted data directory also takes the
+	// lease file, and the bot shows as a standby).
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := a.DB.Check(ctx); err != nil {
+		ok, reason = false, "database: "+err.Error()
 	}
 	code := http.StatusOK
 	if !ok {

@@ -24,15 +24,16 @@ type Connection interface {
 	RequestPairCode(ctx context.Context, phone string) (string, error)
 }
 
-// Pinger checks that the database answers.
-type Pinger interface {
-	Ping(ctx context.Context) error
+// Storage tells whether the database can keep the bot's promises now
+// (answers, accepts writes, has its files and room): store.Store.Check.
+type Storage interface {
+	Check(ctx context.Context) error
 }
 
 // Options holds what the endpoints report on.
 type Options struct {
 	Conn     Connection
-	DB       Pinger
+	DB       Storage
 	Database string // engine name shown in /status
 	Metrics  *metrics.Metrics
 	Token    string // API_TOKEN; empty allows protected endpoints from loopback only

@@ -58,7 +58,7 @@ type fakeDB struct {
 	pings int
 }
 
-func (d *fakeDB) Ping(ctx context.Context) error {
+func (d *fakeDB) Check(ctx context.Context) error {
 	d.mu.Lock()
 	d.pings++
 	d.mu.Unlock()

@@ -22,6 +22,7 @@ type Conn struct {
 	lru     list.List // of *entry, most recently used first
 	byQuery map[string]*list.Element
 	writer  *writer
+	files   *files
 	inTx    bool // a transaction holds the writer turn
 }
 
@@ -82,11 +83,22 @@ func prepare(ctx context.Context, conn driver.Conn, query string) (driver.Stmt, 
 	return conn.Prepare(query)
 }
 
-// ExecContext runs query through its cached statement.
+// ExecContext runs query through its cached statement. A write outside a
+// transaction commits when it returns, so it is checked like a commit.
 func (c *Conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	if !c.inTx && isWrite(query) {
+	autocommit := !c.inTx && isWrite(query)
+	if autocommit {
 		defer c.writer.acquire(ctx)()
 	}
+	res, err := c.exec(ctx, query, args)
+	c.files.note(err)
+	if err == nil && autocommit {
+		err = c.files.check()
+	}
+	return res, err
+}
+
+func (c *Conn) exec(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	e, err := c.get(ctx, query)
 	if errors.Is(err, errNotCached) {
 		if ex, ok := c.base.(driver.ExecerContext); ok {
@@ -110,6 +122,7 @@ func (c *Conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	}
 	rows, e, err := c.query(ctx, query, args)
 	if err != nil {
+		c.files.note(err)
 		release()
 		return nil, err
 	}
@@ -173,19 +186,26 @@ func (c *Conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	}
 	c.inTx = true
 	var once sync.Once
-	return &Tx{base: tx, done: func() { once.Do(func() { c.inTx = false; release() }) }}, nil
+	return &Tx{base: tx, files: c.files, done: func() { once.Do(func() { c.inTx = false; release() }) }}, nil
 }
 
 // Tx is a transaction holding the writer turn until it ends.
 type Tx struct {
-	base driver.Tx
-	done func()
+	base  driver.Tx
+	files *files
+	done  func()
 }
 
-// Commit commits and gives up the writer turn.
+// Commit commits, checks that it went into the file the path names, and
+// gives up the writer turn.
 func (t *Tx) Commit() error {
 	defer t.done()
-	return t.base.Commit()
+	err := t.base.Commit()
+	t.files.note(err)
+	if err == nil {
+		err = t.files.check()
+	}
+	return err
 }
 
 // Rollback rolls back and gives up the writer turn.

@@ -54,7 +54,7 @@ func (c *countingConnector) Connect(context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newConn(conn, c.size, c.w), nil
+	return newConn(conn, c.size, c.w, newFiles("")), nil
 }
 
 func (c *countingConnector) Driver() driver.Driver { return c.d }

@@ -11,6 +11,10 @@
 //     sleeps of 1 to 100 ms (busy_timeout); a queue hands the turn over at
 //     once, so a message's Signal session write is not kept waiting behind
 //     a sleep.
+//
+// And every write that commits is checked to have gone into the file its
+// path still names (ErrFileGone), and damage SQLite reports is remembered
+// for Health.
 package sqlitedb
 
 import (
@@ -42,7 +46,7 @@ func Open(dsn string, opts Options) *sql.DB {
 	if opts.IdleConns <= 0 {
 		opts.IdleConns = 16
 	}
-	db := sql.OpenDB(&connector{dsn: dsn, size: opts.CacheSize, writer: newWriter()})
+	db := sql.OpenDB(&connector{dsn: dsn, size: opts.CacheSize, writer: newWriter(), files: newFiles(dsn)})
 	// database/sql keeps two idle connections by default and would close
 	// the others, caches and all, after every burst.
 	db.SetMaxIdleConns(opts.IdleConns)
@@ -53,21 +57,24 @@ type connector struct {
 	dsn    string
 	size   int
 	writer *writer
+	files  *files
 	driver sqlite.Driver
 }
 
 func (c *connector) Connect(context.Context) (driver.Conn, error) {
 	conn, err := c.driver.Open(c.dsn)
 	if err != nil {
+		c.files.note(err)
 		return nil, err
 	}
-	return newConn(conn, c.size, c.writer), nil
+	c.files.opening()
+	return newConn(conn, c.size, c.writer, c.files), nil
 }
 
-func (c *connector) Driver() driver.Driver { return &c.driver }
+func (c *connector) Driver() driver.Driver { return &sqliteDriver{Driver: &c.driver, files: c.files} }
 
-func newConn(base driver.Conn, size int, w *writer) *Conn {
-	return &Conn{base: base, size: size, byQuery: make(map[string]*list.Element), writer: w}
+func newConn(base driver.Conn, size int, w *writer, f *files) *Conn {
+	return &Conn{base: base, size: size, byQuery: make(map[string]*list.Element), writer: w, files: f}
 }
 
 // maxWriterWait is how long a writer queues before it goes to SQLite

@@ -55,6 +55,7 @@ type Store struct {
 	container *sqlstore.Container
 	wadb      *dbutil.Database // whatsmeow's handle on db
 	log       *slog.Logger
+	health    health
 }
 
 // Open connects to the database and checks that it answers; it does not
@@ -102,15 +103,6 @@ func (s *Store) DB() *sql.DB { return s.db }
 
 // Container returns whatsmeow's device store on this database.
 func (s *Store) Container() *sqlstore.Container { return s.container }
-
-// Ping checks that the database answers a query.
-func (s *Store) Ping(ctx context.Context) error {
-	var one int
-	if err := s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
-		return fmt.Errorf("ping %s: %w", s.kind, err)
-	}
-	return nil
-}
 
 // Close closes the database.
 func (s *Store) Close() error {

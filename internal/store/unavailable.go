@@ -11,12 +11,15 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
+
+	"github.com/blacksky-bot/blacksky/internal/sqlitedb"
 )
 
 // IsUnavailable reports whether err says the database cannot serve the
-// request now (unreachable, restarting, shutting down, out of disk, busy)
-// rather than that it refused the statement: what a client may try again
-// later, so the API answers it with 503 and Retry-After, not 500.
+// request now (unreachable, restarting, shutting down, out of disk, busy,
+// its file deleted under it) rather than that it refused the statement:
+// what a client may try again later, so the API answers it with 503 and
+// Retry-After, not 500.
 func IsUnavailable(err error) bool {
 	if err == nil {
 		return false
@@ -29,6 +32,7 @@ func IsUnavailable(err error) bool {
 	case errors.As(err, &ne), errors.As(err, &ce),
 		errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
 		errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, sqlitedb.ErrFileGone), errors.Is(err, ErrDiskFull),
 		errors.Is(err, context.DeadlineExceeded):
 		return true
 	case errors.As(err, &pe):
