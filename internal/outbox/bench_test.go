@@ -55,3 +55,44 @@ func BenchmarkDrain(b *testing.B) {
 		}
 	})
 }
+
+// fillBacklog inserts pending messages with texts of textBytes over 100
+// chats, in one statement (the enqueue path would take minutes for this).
+func fillBacklog(b *testing.B, e *env, q *Queue, n, textBytes int) {
+	b.Helper()
+	text := "repeat('x', $3)"
+	series := "generate_series(1, $2) AS g(i)"
+	if e.kind == store.SQLite {
+		// SQLite has neither; hex(randomblob(n/2)) is n characters.
+		text = "hex(randomblob($3 / 2))"
+		series = "(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < $2) SELECT i FROM s) AS g"
+	}
+	query := `INSERT INTO blacksky_outbox (session_id, chat, text, wa_id, state, created_at, queued_at, run_at, updated_at)
+		SELECT $1, '49151000' || (g.i % 100) || '@s.whatsapp.net', ` + text + `, 'BENCH' || g.i, 'pending', 0, 0, 0, 0 FROM ` + series
+	if _, err := q.db.ExecContext(context.Background(), query, q.opts.Session, n, textBytes); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkQueueSummary measures GET /api/v1/queue's two queries on a
+// backlog of 20,000 messages of 64 KiB each.
+func BenchmarkQueueSummary(b *testing.B) {
+	eachStoreB(b, func(b *testing.B, e *env) {
+		q := e.queue(b, Options{MaxPending: 1 << 30})
+		fillBacklog(b, e, q, 20000, 64<<10)
+		ctx := context.Background()
+		b.ResetTimer()
+		for range b.N {
+			d, err := q.Depths(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if d[Pending] != 20000 {
+				b.Fatalf("depths %v", d)
+			}
+			if _, err := q.OldestPendingAge(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
