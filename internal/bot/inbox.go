@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/sqlitedb"
 )
 
 const inboxColumns = `id, chat, msg_id, sender, sender_alt, push_name, is_group, from_me, kind, text,
@@ -32,6 +34,9 @@ func boolInt(v bool) int {
 // Store records m as pending unless the inbox already holds the message
 // (a redelivery); it reports whether it was new.
 func (b *Bot) Store(ctx context.Context, m Message) (bool, error) {
+	// WhatsApp is acked once this returns and deletes its copy: on SQLite
+	// the row must survive power loss, not only the process.
+	ctx = sqlitedb.DurableCommit(ctx)
 	res, err := b.opts.DB.ExecContext(ctx, `INSERT INTO blacksky_inbox
 		(session_id, chat, msg_id, sender, sender_alt, push_name, is_group, from_me, kind, text,
 		 sent_at, received_at, state, attempts, last_error, run_at)

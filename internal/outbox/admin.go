@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/sqlitedb"
 )
 
 // Get returns the message with id, or ErrNotFound.
@@ -106,6 +108,7 @@ func (q *Queue) FindSent(ctx context.Context, chat, waID string) (Message, bool,
 // reset; it keeps its WhatsApp message ID. It returns ErrWrongState for a
 // message that is not dead.
 func (q *Queue) Retry(ctx context.Context, id int64) (Message, error) {
+	ctx = sqlitedb.DurableCommit(ctx) // answers an operator
 	now := ms(q.now())
 	m, err := scanRow(q.db.QueryRowContext(ctx, `UPDATE blacksky_outbox
 		SET state = 'pending', attempts = 0, queued_at = $3, run_at = $3, updated_at = $3,
@@ -128,6 +131,7 @@ func (q *Queue) Retry(ctx context.Context, id int64) (Message, error) {
 // RetryAllDead puts every dead message back to pending and returns how
 // many. Retries are operator actions and do not check MaxPending.
 func (q *Queue) RetryAllDead(ctx context.Context) (int64, error) {
+	ctx = sqlitedb.DurableCommit(ctx) // answers an operator
 	now := ms(q.now())
 	res, err := q.db.ExecContext(ctx, `UPDATE blacksky_outbox
 		SET state = 'pending', attempts = 0, queued_at = $2, run_at = $2, updated_at = $2,

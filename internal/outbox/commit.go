@@ -10,6 +10,7 @@ import (
 
 	"go.mau.fi/whatsmeow"
 
+	"github.com/blacksky-bot/blacksky/internal/sqlitedb"
 	"github.com/blacksky-bot/blacksky/internal/store"
 )
 
@@ -46,6 +47,9 @@ func (c *enqueueCall) fail(err error) { c.msg, c.created, c.err = Message{}, fal
 // writeBatch inserts the batch's messages, each refused alone when the
 // backlog is full; an error fails the whole batch.
 func (q *Queue) writeBatch(ctx context.Context, batch []*enqueueCall) error {
+	// The callers are answered 202 once this returns: on SQLite the commit
+	// must survive power loss, not only the process (issue 13, case 9).
+	ctx = sqlitedb.DurableCommit(ctx)
 	return q.inTx(ctx, "enqueue", func(tx *sql.Tx) error {
 		if q.kind == store.Postgres {
 			// One batch at a time per account, across processes, keeps the

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blacksky-bot/blacksky/internal/sqlitedb"
 	"github.com/blacksky-bot/blacksky/internal/store"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
 
 var waIDPattern = regexp.MustCompile(`^3EB0[0-9A-F]{16}$`)
@@ -500,5 +502,28 @@ func TestDepthsUseIndexes(t *testing.T) {
 	}
 	if scans != 4 {
 		t.Errorf("%d of the 4 counts found in the plan", scans)
+	}
+}
+
+// Issue 13, case 9: on SQLite (WAL, synchronous=NORMAL) a commit survives
+// the process dying but not power loss; an enqueue is answered 202 once its
+// commit returns, so that commit is made durable (synchronous=FULL), and the
+// commits of delivery are not.
+func TestEnqueueCommitsAreDurable(t *testing.T) {
+	e := newEnv(t, store.SQLite)
+	q := e.queue(t, Options{})
+	before := sqlitedb.StatsOf(q.db).DurableCommits
+	mustEnqueue(t, q, chatJID(1), "one")
+	mustEnqueue(t, q, chatJID(1), "two")
+	if n := sqlitedb.StatsOf(q.db).DurableCommits - before; n != 2 {
+		t.Errorf("%d durable commits for 2 enqueues; want 2", n)
+	}
+	before = sqlitedb.StatsOf(q.db).DurableCommits
+	r := &recorder{}
+	stop := run(t, q, r, NewSwitchGate(true))
+	testkit.WaitFor(t, "both sent", func() bool { return len(r.delivered()) == 2 })
+	stop()
+	if n := sqlitedb.StatsOf(q.db).DurableCommits - before; n != 0 {
+		t.Errorf("delivery made %d durable commits; want none (they answer nobody)", n)
 	}
 }

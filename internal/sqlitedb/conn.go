@@ -89,6 +89,11 @@ func (c *Conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	autocommit := !c.inTx && isWrite(query)
 	if autocommit {
 		defer c.writer.acquire(ctx)()
+		restore, err := c.beginDurable(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer restore()
 	}
 	res, err := c.exec(ctx, query, args)
 	c.files.note(err)
@@ -118,7 +123,13 @@ func (c *Conn) exec(ctx context.Context, query string, args []driver.NamedValue)
 func (c *Conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	release := func() {}
 	if !c.inTx && isWrite(query) {
-		release = c.writer.acquire(ctx)
+		turn := c.writer.acquire(ctx)
+		restore, err := c.beginDurable(ctx)
+		if err != nil {
+			turn()
+			return nil, err
+		}
+		release = func() { restore(); turn() }
 	}
 	rows, e, err := c.query(ctx, query, args)
 	if err != nil {
@@ -173,20 +184,32 @@ func (c *Conn) Begin() (driver.Tx, error) {
 // every transaction takes SQLite's write lock when it begins.
 func (c *Conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
 	release := c.writer.acquire(ctx)
+	restore, err := c.beginDurable(ctx)
+	if err != nil {
+		release()
+		return nil, err
+	}
 	var tx driver.Tx
-	var err error
 	if b, ok := c.base.(driver.ConnBeginTx); ok {
 		tx, err = b.BeginTx(ctx, opts)
 	} else {
 		tx, err = c.base.Begin()
 	}
 	if err != nil {
+		restore()
 		release()
 		return nil, err
 	}
 	c.inTx = true
 	var once sync.Once
-	return &Tx{base: tx, files: c.files, done: func() { once.Do(func() { c.inTx = false; release() }) }}, nil
+	end := func() {
+		once.Do(func() {
+			c.inTx = false
+			restore()
+			release()
+		})
+	}
+	return &Tx{base: tx, files: c.files, done: end}, nil
 }
 
 // Tx is a transaction holding the writer turn until it ends.

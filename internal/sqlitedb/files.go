@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"modernc.org/sqlite"
 )
@@ -28,6 +29,8 @@ type files struct {
 
 	mu     sync.Mutex
 	damage error // the first "database disk image is malformed" or "not a database" seen
+
+	durableCommits atomic.Int64
 }
 
 // newFiles reads the file path out of a "file:PATH?..." data source name.
