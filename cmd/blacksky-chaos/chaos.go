@@ -181,7 +181,7 @@ type chaos struct {
 }
 
 func newChaos(h *harness) *chaos {
-	return &chaos{h: h, rng: rand.New(rand.NewSource(h.cfg.seed)), as: actions(h.cfg), counts: map[string]int{}}
+	return &chaos{h: h, rng: rand.New(rand.NewSource(h.cfg.seed)), as: append(actions(h.cfg), storageActions(h)...), counts: map[string]int{}}
 }
 
 // run breaks things until until passes; a first round not finished by then

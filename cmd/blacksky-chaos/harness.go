@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -28,6 +29,9 @@ type harness struct {
 	bots     []*bot
 	contacts []string // every contact with an inbox, movers included
 	addr     addressing
+	pg       *pgProxy  // between the bots and PostgreSQL, for black holes
+	pgDirect string    // the bots' database, not through the proxy
+	diskFull *diskFull // the SQLite data directory's own small file system; nil without root
 
 	mu            sync.Mutex
 	leader        int // index of the bot that leads, -1 when none is known
@@ -62,11 +66,23 @@ func chaosRun(ctx context.Context, cfg config, stderr io.Writer) (rep *Report, e
 	dbURL := ""
 	if cfg.store == "postgres" {
 		var drop func()
-		dbURL, drop, err = freshDatabase(ctx, cfg.pgURL)
+		h.pgDirect, drop, err = freshDatabase(ctx, cfg.pgURL)
 		if err != nil {
 			return nil, err
 		}
 		defer drop()
+		if dbURL, err = h.startProxy(); err != nil {
+			return nil, err
+		}
+		defer h.pg.close()
+	} else if os.Geteuid() == 0 {
+		if h.diskFull, err = mountSmallDisk(filepath.Join(dir, "data")); err != nil {
+			log.Warn("no disk-full action in this run", "err", err)
+		} else {
+			defer h.diskFull.unmount()
+		}
+	} else {
+		log.Warn("no disk-full action in this run: mounting a small file system for it needs root")
 	}
 	for i := range cfg.contacts {
 		h.contacts = append(h.contacts, fmt.Sprintf("1555100%04d", i))
@@ -79,6 +95,23 @@ func chaosRun(ctx context.Context, cfg config, stderr io.Writer) (rep *Report, e
 		return nil, err
 	}
 	return h.run(ctx, bin, dbURL)
+}
+
+// startProxy puts a proxy between the bots and their database and returns
+// the URL the bots use.
+func (h *harness) startProxy() (string, error) {
+	u, err := url.Parse(h.pgDirect)
+	if err != nil {
+		return "", fmt.Errorf("parse database URL: %w", err)
+	}
+	target := u.Host
+	if u.Port() == "" {
+		target = net.JoinHostPort(u.Hostname(), "5432")
+	}
+	if h.pg, err = startPGProxy(target); err != nil {
+		return "", err
+	}
+	return h.pg.url(h.pgDirect)
 }
 
 // run starts the bots, pairs, and runs the phases.
@@ -142,6 +175,8 @@ func (h *harness) phases(ctx context.Context) (*Report, error) {
 	monCtx, stopMon := context.WithCancel(ctx)
 	var mon sync.WaitGroup
 	mon.Go(func() { h.watchLeader(monCtx) })
+	conns := &connWatch{}
+	mon.Go(func() { h.watchConnections(monCtx, conns) })
 	mon.Go(func() { h.progress(monCtx) })
 	defer func() { stopMon(); mon.Wait() }()
 
@@ -179,6 +214,9 @@ func (h *harness) phases(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	rep.Migrations = moved
+	stopMon()
+	mon.Wait()
+	rep.connections(conns, rep.arrived)
 	rep.Elapsed = dur(time.Since(started))
 	rep.ChaosFor = dur(chaosTook)
 	rep.Drain = dur(drained)

@@ -44,18 +44,52 @@ type Report struct {
 	Slowest       []string       `json:"slowest,omitempty"`  // the messages that waited longest, with when they were queued
 	Problems      []string       `json:"problems,omitempty"` // examples of what went wrong, bounded
 
+	// MostConnections is the most connections logged in to the account at
+	// once, as the sandbox saw them: more than 1 is two processes driving
+	// one account. Undecryptable counts messages a contact could not
+	// decrypt any copy of; UndecryptableResends the copies that failed of
+	// messages the contact had read already.
+	MostConnections      int  `json:"most_connections"`
+	Undecryptable        int  `json:"undecryptable"`
+	UndecryptableResends int  `json:"undecryptable_resends"`
+	EventsMissed         bool `json:"events_missed,omitempty"` // the sandbox dropped events before the run read them
+
 	Actions         map[string]int `json:"actions"`
 	ActionErrors    []string       `json:"action_errors,omitempty"`
 	LeaderChanges   int            `json:"leader_changes"`
 	BotStarts       int            `json:"bot_starts"`
 	UnexpectedExits []string       `json:"unexpected_exits,omitempty"`
 	LogDir          string         `json:"log_dir,omitempty"`
+
+	arrived map[string]bool // message IDs a contact decrypted
 }
 
-// OK reports whether nothing was lost, duplicated or reordered, and no
-// message to a number without WhatsApp was anything but dead.
+// OK reports whether nothing was lost, duplicated or reordered, no message
+// to a number without WhatsApp was anything but dead, the account never had
+// two connections, and every message reached its contact readable.
 func (r *Report) OK() bool {
-	return r.Lost == 0 && r.Duplicated == 0 && r.OutOfOrder == 0 && r.WrongFate == 0
+	return r.Lost == 0 && r.Duplicated == 0 && r.OutOfOrder == 0 && r.WrongFate == 0 &&
+		r.MostConnections <= 1 && r.Undecryptable == 0 && !r.EventsMissed
+}
+
+// connections copies what the connection watch saw; arrived are the
+// message IDs some contact decrypted.
+func (r *Report) connections(w *connWatch, arrived map[string]bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r.MostConnections, r.EventsMissed = w.most, w.missed
+	for _, e := range w.examples {
+		r.problem(e)
+	}
+	for _, id := range sortedKeys(w.failed) {
+		if arrived[id] {
+			r.UndecryptableResends++
+			r.problem("undecryptable resend of a message read already: " + w.failed[id])
+			continue
+		}
+		r.Undecryptable++
+		r.problem("undecryptable: " + w.failed[id])
+	}
 }
 
 // dur is a duration written as text in JSON.
@@ -214,6 +248,7 @@ func (h *harness) check(ctx context.Context, s *sender, c *chaos) (*Report, erro
 		}
 	}
 	r.waits(waits)
+	r.arrived = arrived
 	return r, nil
 }
 
@@ -329,6 +364,9 @@ func (r *Report) print(w io.Writer) {
 		{"unconfirmed", r.Unconfirmed, "POSTs unanswered at the end (not counted as sent)"},
 		{"rejected", r.Rejected, "POSTs refused with a 4xx"},
 		{"strangers", r.Strangers, "inbox messages nobody sent"},
+		{"most connections", r.MostConnections, "logged in to the account at once (more than 1: two processes drove it)"},
+		{"undecryptable", r.Undecryptable, "messages no copy of which a contact could decrypt"},
+		{"undecryptable resends", r.UndecryptableResends, "failed copies of messages the contact had read"},
 		{"leader changes", r.LeaderChanges, "hand-overs between the two bots"},
 		{"bot starts", r.BotStarts, "processes started, both bots"},
 	}

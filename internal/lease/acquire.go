@@ -98,7 +98,11 @@ func tryPostgres(ctx context.Context, db *sql.DB, sessionID, holderID string, op
 		return nil, ErrHeld
 	}
 	unlock := func() error {
-		_, err := conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", lockKey(sessionID))
+		// Bounded: on a connection that stopped answering, closing it is
+		// what frees the lock (once the server notices).
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", lockKey(sessionID))
 		// Closing the connection releases the lock even if the unlock failed.
 		return errors.Join(err, conn.Close())
 	}

@@ -86,23 +86,46 @@ func TakeoverDelay(interval time.Duration) time.Duration {
 	return 2*interval + max(2*interval, time.Second)
 }
 
-// watch calls check every interval and closes lost when it fails.
+// watch calls check every interval and closes lost when one fails, or when
+// none has succeeded within 2 intervals of the start of the last one that
+// did, whether or not a check is still running: a check on a connection
+// that stopped answering can outlive its deadline by seconds (pgx waits to
+// cancel the query first), and the holder must stop within the bound the
+// next holder waits for (TakeoverDelay).
 func (l *Lease) watch(interval time.Duration, check func(context.Context) error) {
 	defer close(l.done)
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	lose := func() { l.lostOnce.Do(func() { close(l.lost) }) }
+	fence := time.NewTimer(2 * interval) // the lock was just verified
+	defer fence.Stop()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	results := make(chan error, 1)
+	running := false
+	var started time.Time
 	for {
 		select {
 		case <-l.stop:
 			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), checkTimeout(interval))
-			err := check(ctx)
-			cancel()
+		case <-fence.C:
+			lose()
+			return
+		case <-tick.C:
+			if running {
+				continue
+			}
+			running, started = true, time.Now()
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), checkTimeout(interval))
+				defer cancel()
+				results <- check(ctx)
+			}()
+		case err := <-results:
+			running = false
 			if err != nil {
-				l.lostOnce.Do(func() { close(l.lost) })
+				lose()
 				return
 			}
+			fence.Reset(2*interval - time.Since(started))
 		}
 	}
 }

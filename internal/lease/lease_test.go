@@ -248,3 +248,33 @@ func TestCleanHandOverDoesNotWait(t *testing.T) {
 		})
 	}
 }
+
+// A check that hangs past its deadline (pgx waits to cancel a query on a
+// connection that stopped answering) must not delay the loss beyond 2
+// intervals after the last good check began: a new holder waits no longer.
+func TestHangingCheckLosesTheLeaseInTime(t *testing.T) {
+	const interval = 50 * time.Millisecond
+	release := make(chan struct{})
+	defer close(release)
+	var calls int
+	l := newLease(func(bool) error { return nil })
+	start := time.Now()
+	go l.watch(interval, func(ctx context.Context) error {
+		calls++
+		if calls == 1 {
+			return nil
+		}
+		<-release // hangs whatever its context says
+		return nil
+	})
+	select {
+	case <-l.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a hanging check kept the lease for good")
+	}
+	// The deadline is measured, not asserted (timers on a busy machine);
+	// what matters is that the loss did not wait for the check.
+	t.Logf("lost %v after the watch began (interval %v)", time.Since(start).Round(time.Millisecond), interval)
+	close(l.stop)
+	<-l.done
+}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -98,7 +100,7 @@ func infoOf(ct *Contact) contactInfo {
 //
 //	GET    /control/trust                     Trust (addr = the host:port the request reached)
 //	GET    /control/connections               []ConnInfo
-//	GET    /control/events                    []Event
+//	GET    /control/events[?since=SEQ]        []Event (those after SEQ)
 //	POST   /control/phone/scan                {"qr":"ref,noise,identity,adv"}
 //	POST   /control/phone/code                {"code":"ABCD-EFGH"}
 //	GET    /control/phone/inbox               []InboxMessage the phone decrypted (copies of all bot sends)
@@ -132,7 +134,17 @@ func (s *Server) ControlHandler() http.Handler {
 		writeJSON(w, http.StatusOK, s.Connections())
 	})
 	mux.HandleFunc("GET /control/events", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Events())
+		events := s.Events()
+		if v := r.URL.Query().Get("since"); v != "" {
+			since, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "since must be an event sequence number")
+				return
+			}
+			i := sort.Search(len(events), func(i int) bool { return events[i].Seq > since })
+			events = events[i:]
+		}
+		writeJSON(w, http.StatusOK, events)
 	})
 	mux.HandleFunc("POST /control/phone/scan", func(w http.ResponseWriter, r *http.Request) {
 		var req scanRequest

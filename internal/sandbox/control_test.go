@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -60,6 +61,7 @@ func TestControlAPIRejectsBadRequests(t *testing.T) {
 		{"code without pairing client", "POST", "/control/phone/code", `{"code":"ABCD-EFGH"}`, 400},
 		{"too large", "POST", "/control/contacts", `{"number":"` + strings.Repeat("1", maxControlBody) + `"}`, 413},
 		{"unknown endpoint", "GET", "/control/nope", ``, 404},
+		{"events since not a number", "GET", "/control/events?since=x", ``, 400},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -201,5 +203,38 @@ func TestControlAPIRefusesNonJSONPosts(t *testing.T) {
 	}
 	if f := s.ActiveFaults(); len(f) != 0 {
 		t.Errorf("the request injected %v", f)
+	}
+}
+
+// A watcher reads only what happened since it last looked.
+func TestControlEventsSince(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, Options{})
+	for _, n := range []string{"4915100000001", "4915100000002"} {
+		if _, err := s.AddContact(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(path string) []Event {
+		t.Helper()
+		resp, err := http.Get(s.ControlURL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var evs []Event
+		if err := json.NewDecoder(resp.Body).Decode(&evs); err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	all := get("/control/events")
+	if len(all) < 2 {
+		t.Fatalf("%d events for two contacts added", len(all))
+	}
+	last := all[len(all)-2].Seq
+	after := get(fmt.Sprintf("/control/events?since=%d", last))
+	if len(after) != 1 || after[0].Seq != all[len(all)-1].Seq {
+		t.Errorf("events since %d = %+v; want only the last one", last, after)
 	}
 }
