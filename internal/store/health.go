@@ -58,7 +58,7 @@ func (s *Store) check(ctx context.Context) error {
 		if err := sqlitedb.Health(s.db); err != nil {
 			return err
 		}
-		if err := diskRoom(filepath.Dir(s.sqlite)); err != nil {
+		if err := diskRoom(filepath.Dir(s.sqlite), MinFreeDisk); err != nil {
 			return err
 		}
 	}
@@ -70,13 +70,15 @@ func (s *Store) check(ctx context.Context) error {
 	return nil
 }
 
-func diskRoom(dir string) error {
+// diskRoom reports ErrDiskFull when dir's file system has less than need
+// bytes free for an unprivileged process.
+func diskRoom(dir string, need uint64) error {
 	var fs syscall.Statfs_t
 	if err := syscall.Statfs(dir, &fs); err != nil {
 		return fmt.Errorf("check free disk space in %s: %w", dir, err)
 	}
-	if free := fs.Bavail * uint64(fs.Bsize); free < MinFreeDisk {
-		return fmt.Errorf("%w: %d MiB free in %s, %d MiB needed", ErrDiskFull, free>>20, dir, MinFreeDisk>>20)
+	if free := fs.Bavail * uint64(fs.Bsize); free < need {
+		return fmt.Errorf("%w: %d MiB free in %s, %d MiB needed", ErrDiskFull, free>>20, dir, need>>20)
 	}
 	return nil
 }

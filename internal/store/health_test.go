@@ -45,3 +45,17 @@ func TestCheckSeesADeletedDataDirectory(t *testing.T) {
 		t.Errorf("Check = %v; want ErrFileGone, answered 503", err)
 	}
 }
+
+// Issue 13, case 6: a full disk made every enqueue fail while /readyz said
+// 200. Readiness asks for room; here the need is set above what any disk
+// has.
+func TestDiskRoom(t *testing.T) {
+	dir := t.TempDir()
+	if err := diskRoom(dir, 1); err != nil {
+		t.Fatalf("a byte free: %v", err)
+	}
+	err := diskRoom(dir, 1<<62)
+	if !errors.Is(err, ErrDiskFull) || !IsUnavailable(err) {
+		t.Errorf("diskRoom with 4 EiB needed = %v; want ErrDiskFull, answered 503", err)
+	}
+}
