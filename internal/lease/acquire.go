@@ -107,9 +107,19 @@ func tryPostgres(ctx context.Context, db *sql.DB, sessionID, holderID string, op
 		return errors.Join(err, conn.Close())
 	}
 	token := newToken()
+	check := func(ctx context.Context) error {
+		var held bool
+		err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
+			WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+			AND objid = ($1::bigint & 4294967295)::oid AND classid = (($1::bigint >> 32) & 4294967295)::oid)`, lockKey(sessionID)).Scan(&held)
+		if err == nil && !held {
+			err = errors.New("advisory lock no longer held")
+		}
+		return err
+	}
 	clean, prev, err := take(ctx, conn, sessionID, holderID, token)
 	if err == nil {
-		err = waitTakeover(ctx, clean, prev, opts)
+		err = waitTakeover(ctx, clean, prev, opts, check)
 	}
 	if err != nil {
 		return nil, errors.Join(err, unlock())
@@ -123,16 +133,7 @@ func tryPostgres(ctx context.Context, db *sql.DB, sessionID, holderID string, op
 		}
 		return errors.Join(err, unlock())
 	})
-	go l.watch(opts.check(), func(ctx context.Context) error {
-		var held bool
-		err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
-			WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-			AND objid = ($1::bigint & 4294967295)::oid AND classid = (($1::bigint >> 32) & 4294967295)::oid)`, lockKey(sessionID)).Scan(&held)
-		if err == nil && !held {
-			err = errors.New("advisory lock no longer held")
-		}
-		return err
-	})
+	go l.watch(opts.check(), check)
 	return l, nil
 }
 
@@ -152,7 +153,7 @@ func trySQLite(ctx context.Context, st *store.Store, sessionID, holderID string,
 	token := newToken()
 	clean, prev, err := take(ctx, st.DB(), sessionID, holderID, token)
 	if err == nil {
-		err = waitTakeover(ctx, clean, prev, opts)
+		err = waitTakeover(ctx, clean, prev, opts, func(context.Context) error { return fl.Check() })
 	}
 	if err != nil {
 		return nil, errors.Join(err, fl.Release())

@@ -64,8 +64,11 @@ func giveBack(ctx context.Context, db execer, sessionID, token string) error {
 	return nil
 }
 
-// waitTakeover waits out TakeoverDelay unless the last holder gave the lease back.
-func waitTakeover(ctx context.Context, clean bool, prev string, opts Options) error {
+// waitTakeover waits out TakeoverDelay unless the last holder gave the lease
+// back, and then checks that the lock is still held: it is not watched
+// meanwhile, and a lock lost during the wait (the lease connection dropped
+// again) would otherwise be used by two processes that both waited.
+func waitTakeover(ctx context.Context, clean bool, prev string, opts Options, check func(context.Context) error) error {
 	if clean {
 		return nil
 	}
@@ -79,6 +82,11 @@ func waitTakeover(ctx context.Context, clean bool, prev string, opts Options) er
 	case <-ctx.Done():
 		return fmt.Errorf("wait for the previous holder to stop: %w", ctx.Err())
 	case <-t.C:
-		return nil
 	}
+	cctx, cancel := context.WithTimeout(ctx, checkTimeout(opts.check()))
+	defer cancel()
+	if err := check(cctx); err != nil {
+		return fmt.Errorf("the lease was lost while waiting for the previous holder to stop: %w", err)
+	}
+	return nil
 }

@@ -278,3 +278,53 @@ func TestHangingCheckLosesTheLeaseInTime(t *testing.T) {
 	close(l.stop)
 	<-l.done
 }
+
+// The chaos run found two processes connected at once while PostgreSQL
+// dropped every connection again and again: a new holder's lock died while
+// it waited for the old holder, and it went on to connect after the wait,
+// beside the next process that took the lock. A lock lost during the wait
+// is not a lease.
+func TestLeaseLostDuringTheTakeoverWaitIsNotALease(t *testing.T) {
+	ctx := ctxFor(t)
+	a, b := twoProcesses(t, store.Postgres)
+	kill := func(name string) error {
+		_, err := a.DB().ExecContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE application_name = $1`, "blacksky "+name)
+		return err
+	}
+	la, err := TryAcquire(ctx, a, "default", "first", Options{Check: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer la.Release()
+	if err := kill("first"); err != nil {
+		t.Fatal(err)
+	}
+	// The second process's lock dies as soon as it begins to wait.
+	opts := Options{Check: 50 * time.Millisecond, OnTakeover: func(string, time.Duration) {
+		go func() {
+			if err := kill("second"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}}
+	for {
+		var lb *Lease
+		lb, err = TryAcquire(ctx, b, "default", "second", opts)
+		if err == nil {
+			lb.Release()
+			t.Fatal("TryAcquire returned a lease whose lock died while it waited")
+		}
+		if !errors.Is(err, ErrHeld) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the lock never came free")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if !strings.Contains(err.Error(), "lost while waiting") {
+		t.Errorf("TryAcquire = %v; want the lease lost while waiting", err)
+	}
+}
