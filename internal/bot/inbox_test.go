@@ -10,6 +10,7 @@ import (
 	"go.mau.fi/whatsmeow/types/events"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/blacksky-bot/blacksky/internal/sqlitedb"
 	"github.com/blacksky-bot/blacksky/internal/store"
 )
 
@@ -175,5 +176,20 @@ func TestHandleEventReportsStoreFailure(t *testing.T) {
 	}
 	if !f.bot.HandleEvent(&events.Connected{}) {
 		t.Fatal("HandleEvent failed on a Connected event")
+	}
+}
+
+// Issue 13, case 9: WhatsApp deletes its copy of an incoming message once
+// the bot acks it, and the bot acks once Store returns: on SQLite that
+// commit must survive power loss (synchronous=FULL for it).
+func TestStoreCommitIsDurable(t *testing.T) {
+	f := newFixture(t, store.SQLite, nil)
+	before := sqlitedb.StatsOf(f.st.DB()).DurableCommits
+	in := Message{Chat: groupJID, MsgID: "3EB0DURABLE", Sender: ownerLID, Kind: "text", Text: "x", SentAt: f.clock.Now(), ReceivedAt: f.clock.Now()}
+	if _, err := f.bot.Store(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	if n := sqlitedb.StatsOf(f.st.DB()).DurableCommits - before; n != 1 {
+		t.Errorf("%d durable commits for one stored message; want 1", n)
 	}
 }
