@@ -15,8 +15,9 @@ import (
 
 // Options tunes how a lease is kept.
 type Options struct {
-	// Check is how often the holder verifies the PostgreSQL connection that
-	// holds the lock; losing it is noticed within about this time.
+	// Check is how often the holder verifies that its lock still counts
+	// (LEASE_INTERVAL, 1 s by default); it stops within twice this of a
+	// loss, and a new holder waits TakeoverDelay(Check).
 	Check time.Duration
 	// OnError, if set, hears of database errors while Acquire waits; it
 	// keeps trying, since a database restart is no reason to stop.
@@ -35,7 +36,8 @@ func (o Options) check() time.Duration {
 
 // TryAcquire takes the lease on sessionID for holderID, or returns ErrHeld.
 // When the last holder did not give the lease back it waits TakeoverDelay,
-// holding the lock, before it returns (see the package comment).
+// holding the lock, before it returns, and fails if the lock did not last
+// the wait (see the package comment).
 func TryAcquire(ctx context.Context, st *store.Store, sessionID, holderID string, opts Options) (*Lease, error) {
 	if st.Kind() == store.SQLite {
 		return trySQLite(ctx, st, sessionID, holderID, opts)
