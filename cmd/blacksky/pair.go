@@ -55,6 +55,7 @@ func pairCommand(ctx context.Context, env *environment, args []string) int {
 		fmt.Fprintf(env.stderr, "blacksky pair: %v\n", err)
 		return exitFailure
 	}
+	opts.LeaseToken = l.Token()
 	sup, err := supervisor.New(ctx, opts)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "blacksky pair: %v\n", err)

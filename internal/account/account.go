@@ -142,6 +142,7 @@ func (r *Runner) lead(ctx context.Context, l *lease.Lease) (lost bool, err error
 	}
 	opts := r.opts.Supervisor
 	opts.Store, opts.SessionID, opts.OnChange = r.opts.Store, r.opts.SessionID, r.notify
+	opts.LeaseToken = l.Token()
 	sup, err := supervisor.New(ctx, opts)
 	if err != nil {
 		return false, err

@@ -126,7 +126,7 @@ func tryPostgres(ctx context.Context, db *sql.DB, sessionID, holderID string, op
 	if err != nil {
 		return nil, errors.Join(err, unlock())
 	}
-	l := newLease(func(lost bool) error {
+	l := newLease(token, func(lost bool) error {
 		var err error
 		if !lost {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -163,7 +163,7 @@ func trySQLite(ctx context.Context, st *store.Store, sessionID, holderID string,
 	// Tell standbys who holds it; the lock itself is the kernel's.
 	info, _ := json.Marshal(Holder{ID: holderID, Since: time.Now().UTC()})
 	os.WriteFile(path+".holder", info, 0o600)
-	l := newLease(func(lost bool) error {
+	l := newLease(token, func(lost bool) error {
 		var err error
 		if !lost {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -43,12 +43,17 @@ type Holder struct {
 
 // Lease is a held lease.
 type Lease struct {
+	token    string
 	lost     chan struct{}
 	lostOnce sync.Once
 	release  func(lost bool) error
 	stop     chan struct{}
 	done     chan struct{}
 }
+
+// Token names this holding of the lease; blacksky_leases holds it while
+// the holding is the account's (store.FencedDevice fences writes with it).
+func (l *Lease) Token() string { return l.token }
 
 // Lost is closed when the lease is gone without Release (the database
 // connection holding it broke, the lock file was replaced); the holder must
@@ -130,8 +135,8 @@ func (l *Lease) watch(interval time.Duration, check func(context.Context) error)
 	}
 }
 
-func newLease(release func(lost bool) error) *Lease {
-	return &Lease{lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}), release: release}
+func newLease(token string, release func(lost bool) error) *Lease {
+	return &Lease{token: token, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}), release: release}
 }
 
 // HolderID names this process in /status and logs: the Heroku dyno when

@@ -257,7 +257,7 @@ func TestHangingCheckLosesTheLeaseInTime(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	var calls int
-	l := newLease(func(bool) error { return nil })
+	l := newLease("t", func(bool) error { return nil })
 	start := time.Now()
 	go l.watch(interval, func(ctx context.Context) error {
 		calls++

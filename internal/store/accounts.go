@@ -18,7 +18,19 @@ import (
 // store holds its session, otherwise a new, unpaired device. It keeps what
 // every send reads in memory (internal/signalcache), so it must be called only
 // by the holder of the account's lease, and again after the lease is retaken.
+// Its sends' session writes are not fenced: use FencedDevice under a lease.
 func (s *Store) Device(ctx context.Context, sessionID string) (*wastore.Device, error) {
+	return s.FencedDevice(ctx, sessionID, "")
+}
+
+// FencedDevice is Device for the holding of the account's lease named by
+// leaseToken (lease.Lease.Token): the sessions of a send are written only
+// while blacksky_leases still names that holding, and the write fails
+// otherwise, so that neither a process that lost the lease nor a write of
+// its that reaches the database late can put an older Signal session over
+// the next holder's (a resend from it would reuse a message key the contact
+// already used). An empty token fences nothing.
+func (s *Store) FencedDevice(ctx context.Context, sessionID, leaseToken string) (*wastore.Device, error) {
 	dev, err := s.device(ctx, sessionID)
 	if err != nil {
 		return nil, err
@@ -28,7 +40,7 @@ func (s *Store) Device(ctx context.Context, sessionID string) (*wastore.Device, 
 	if err := s.container.LIDMap.FillCache(ctx); err != nil {
 		return nil, fmt.Errorf("load LID mappings: %w", err)
 	}
-	signalcache.Attach(dev, withSessionWriter(s.wadb), sendcheck.Sessions)
+	signalcache.Attach(dev, withSessionWriter(s.wadb, fence{sessionID: sessionID, token: leaseToken}), sendcheck.Sessions)
 	return dev, nil
 }
 

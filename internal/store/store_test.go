@@ -261,3 +261,45 @@ func TestDeletedDeviceForgetsItsSession(t *testing.T) {
 		})
 	}
 }
+
+// A process that lost the lease, or a write of its that reaches the
+// database late (a statement the client gave up on during a network black
+// hole can still run when it lifts), must not put an older Signal session
+// over the next holder's: a resend from it would reuse a message key the
+// contact already used (seen in the chaos run as "old counter").
+func TestSessionWritesAreFencedByTheLease(t *testing.T) {
+	for kind, open := range backends(t) {
+		t.Run(string(kind), func(t *testing.T) {
+			ctx := context.Background()
+			s, _, _ := pairedStore(t, open)
+			setHolder := func(token string) {
+				t.Helper()
+				if _, err := s.DB().ExecContext(ctx, `INSERT INTO blacksky_leases (session_id, holder, token, taken_at)
+					VALUES ('default', 'test', $1, 0) ON CONFLICT (session_id) DO UPDATE SET token = excluded.token`, token); err != nil {
+					t.Fatal(err)
+				}
+			}
+			setHolder("first")
+			dev, err := s.FencedDevice(ctx, "default", "first")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := dev.Sessions.PutManySessions(ctx, map[string][]byte{"4915112345678:0": []byte("newer"), "15550000001:0": []byte("phone")}); err != nil {
+				t.Fatalf("write under the lease: %v", err)
+			}
+			setHolder("second") // another holding began
+			err = dev.Sessions.PutManySessions(ctx, map[string][]byte{"4915112345678:0": []byte("older")})
+			if !errors.Is(err, ErrFenced) {
+				t.Fatalf("write after the lease moved on = %v; want ErrFenced", err)
+			}
+			next, err := open(t).Device(ctx, "default")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := next.Sessions.GetSession(ctx, "4915112345678:0")
+			if err != nil || string(got) != "newer" {
+				t.Errorf("session after the refused write = %q, %v; want the newer one kept", got, err)
+			}
+		})
+	}
+}

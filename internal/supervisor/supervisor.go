@@ -22,9 +22,13 @@ import (
 type Options struct {
 	Store     *store.Store
 	SessionID string
-	Logger    *slog.Logger
-	Metrics   *metrics.Metrics // optional
-	Backoff   backoff.Policy
+	// LeaseToken names the lease holding this connection runs under
+	// (lease.Lease.Token): its sends' session writes fail once another
+	// holding has begun (store.FencedDevice). Empty fences nothing.
+	LeaseToken string
+	Logger     *slog.Logger
+	Metrics    *metrics.Metrics // optional
+	Backoff    backoff.Policy
 	// MaxRetries stops reconnecting after this many failed attempts in a row; 0 is forever.
 	MaxRetries int
 	// PairPhone asks for a pairing code for this number instead of relying on a QR scan.
@@ -125,7 +129,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 }
 
 func (s *Supervisor) newClient(ctx context.Context) error {
-	dev, err := s.opts.Store.Device(ctx, s.opts.SessionID)
+	dev, err := s.opts.Store.FencedDevice(ctx, s.opts.SessionID, s.opts.LeaseToken)
 	if err != nil {
 		return fmt.Errorf("load session: %w", err)
 	}
