@@ -24,6 +24,9 @@ type Conn struct {
 	writer  *writer
 	files   *files
 	inTx    bool // a transaction holds the writer turn
+	// syncLevel is the connection's own synchronous level, once read
+	// (durable.go); 0 until then, -1 for OFF.
+	syncLevel int
 }
 
 type entry struct {

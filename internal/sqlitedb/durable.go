@@ -34,11 +34,26 @@ func durable(ctx context.Context) bool {
 }
 
 // setSynchronous sets the connection's synchronous level (SQLite's numbers:
-// 1 NORMAL, 2 FULL) and returns the one it replaces.
-func (c *Conn) setSynchronous(ctx context.Context, level int) (old int, err error) {
+// 1 NORMAL, 2 FULL).
+func (c *Conn) setSynchronous(ctx context.Context, level int) error {
+	ex, ok := c.base.(driver.ExecerContext)
+	if !ok {
+		return fmt.Errorf("sqlite connection cannot run pragmas")
+	}
+	if _, err := ex.ExecContext(ctx, fmt.Sprintf("PRAGMA synchronous = %d", level), nil); err != nil {
+		return fmt.Errorf("set synchronous: %w", err)
+	}
+	return nil
+}
+
+// synchronous reads the connection's own level once (the data source name
+// sets it, and only beginDurable changes it, always back).
+func (c *Conn) synchronous(ctx context.Context) (int, error) {
+	if c.syncLevel != 0 {
+		return c.syncLevel, nil
+	}
 	q, ok := c.base.(driver.QueryerContext)
-	ex, ok2 := c.base.(driver.ExecerContext)
-	if !ok || !ok2 {
+	if !ok {
 		return 0, fmt.Errorf("sqlite connection cannot run pragmas")
 	}
 	rows, err := q.QueryContext(ctx, "PRAGMA synchronous", nil)
@@ -51,11 +66,13 @@ func (c *Conn) setSynchronous(ctx context.Context, level int) (old int, err erro
 	if err != nil {
 		return 0, fmt.Errorf("read synchronous: %w", err)
 	}
-	old64, _ := vals[0].(int64)
-	if _, err := ex.ExecContext(ctx, fmt.Sprintf("PRAGMA synchronous = %d", level), nil); err != nil {
-		return 0, fmt.Errorf("set synchronous: %w", err)
+	level, _ := vals[0].(int64)
+	c.syncLevel = int(level)
+	// OFF is 0: remember it as -1 so that it is not read again.
+	if c.syncLevel == 0 {
+		c.syncLevel = -1
 	}
-	return int(old64), nil
+	return c.syncLevel, nil
 }
 
 const synchronousFull = 2
@@ -66,17 +83,23 @@ func (c *Conn) beginDurable(ctx context.Context) (restore func(), err error) {
 	if !durable(ctx) {
 		return func() {}, nil
 	}
-	old, err := c.setSynchronous(ctx, synchronousFull)
+	own, err := c.synchronous(ctx)
 	if err != nil {
 		return nil, err
 	}
 	c.files.durableCommits.Add(1)
-	if old == synchronousFull {
+	if own >= synchronousFull {
 		return func() {}, nil
 	}
+	if err := c.setSynchronous(ctx, synchronousFull); err != nil {
+		return nil, err
+	}
 	return func() {
-		// On failure the connection stays FULL: slower, never less safe.
-		c.setSynchronous(context.WithoutCancel(ctx), old)
+		// On failure the connection stays FULL, slower but never less
+		// safe; it is read again next time.
+		if err := c.setSynchronous(context.WithoutCancel(ctx), max(own, 0)); err != nil {
+			c.syncLevel = 0
+		}
 	}, nil
 }
 
