@@ -18,8 +18,17 @@
 // advances the session's ratchet, so a device that got a copy always has a
 // changed session. The store decorator (Sessions) reports both calls to the
 // Check in their context; a device asked for and not written back was left
-// out. This reads whatsmeow's behaviour through its store interface instead of
-// patching its send path.
+// out.
+//
+// Not every device left out is a failure of ours: a device without a
+// session gets one from the prekeys the server hands out, and the server
+// gives none for a device that is gone (a stale device list); whatsmeow
+// then leaves it out, rightly, and retrying would only make the message dead
+// after NOTIFY_MAX_ATTEMPTS. So a device left out fails the send when it had
+// a session (its encryption failed), or when a store call of the send
+// failed (sessions or identities: a new contact's prekeys cannot be used
+// without its identity). This reads whatsmeow's behaviour through its store
+// interfaces instead of patching its send path.
 package sendcheck
 
 import (
@@ -42,6 +51,7 @@ var ErrDeviceLeftOut = errors.New("not encrypted for every device of the chat")
 type Check struct {
 	mu        sync.Mutex
 	addressed map[string]bool // Signal address -> encrypted for
+	known     map[string]bool // addressed devices that had a session
 	storeErr  error
 }
 
@@ -58,15 +68,19 @@ func from(ctx context.Context) *Check {
 	return c
 }
 
-func (c *Check) address(addrs []string) {
+func (c *Check) address(addrs []string, sessions map[string][]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.addressed == nil {
 		c.addressed = make(map[string]bool, len(addrs))
+		c.known = make(map[string]bool, len(addrs))
 	}
 	for _, a := range addrs {
 		if _, ok := c.addressed[a]; !ok {
 			c.addressed[a] = false
+		}
+		if sessions[a] != nil {
+			c.known[a] = true
 		}
 	}
 }
@@ -90,15 +104,15 @@ func (c *Check) failed(err error) {
 }
 
 // Err reports, after a send that returned no error, whether a device was
-// left out: nil when every addressed device was encrypted for, an error
-// wrapping ErrDeviceLeftOut that names the devices (and the first store
-// error of the send, if there was one) otherwise.
+// left out that makes the send a failure (see the package comment): nil
+// when none was, an error wrapping ErrDeviceLeftOut that names the devices
+// (and the first store error of the send, if there was one) otherwise.
 func (c *Check) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var left []string
 	for a, ok := range c.addressed {
-		if !ok {
+		if !ok && (c.known[a] || c.storeErr != nil) {
 			left = append(left, a)
 		}
 	}
@@ -113,9 +127,33 @@ func (c *Check) Err() error {
 	return err
 }
 
+// Decorate puts the decorators that report to a send's Check over dev's
+// session and identity stores (signalcache.Attach calls it above the cache,
+// where every call whatsmeow makes is seen, cached or not).
+func Decorate(dev *store.Device) {
+	dev.Sessions = Sessions(dev.Sessions)
+	dev.Identities = &identities{IdentityStore: dev.Identities}
+}
+
+type identities struct {
+	store.IdentityStore
+}
+
+func (s *identities) IsTrustedIdentity(ctx context.Context, addr string, key [32]byte) (bool, error) {
+	ok, err := s.IdentityStore.IsTrustedIdentity(ctx, addr, key)
+	note(ctx, err)
+	return ok, err
+}
+
+func (s *identities) PutIdentity(ctx context.Context, addr string, key [32]byte) error {
+	err := s.IdentityStore.PutIdentity(ctx, addr, key)
+	note(ctx, err)
+	return err
+}
+
 // Sessions decorates a session store so that the sends watched by a Check
-// report to it. It must be the outermost decorator: whatsmeow's calls must
-// reach it whether or not a cache below answers them.
+// report to it. It must be the outermost decorator (Decorate): whatsmeow's
+// calls must reach it whether or not a cache below answers them.
 func Sessions(inner store.SessionStore) store.SessionStore {
 	return &sessions{SessionStore: inner}
 }
@@ -127,7 +165,7 @@ type sessions struct {
 func (s *sessions) GetManySessions(ctx context.Context, addrs []string) (map[string][]byte, error) {
 	got, err := s.SessionStore.GetManySessions(ctx, addrs)
 	if c := from(ctx); c != nil {
-		c.address(addrs)
+		c.address(addrs, got)
 		if err != nil {
 			c.failed(err)
 		}
@@ -153,13 +191,13 @@ func (s *sessions) PutManySessions(ctx context.Context, records map[string][]byt
 
 func (s *sessions) GetSession(ctx context.Context, addr string) ([]byte, error) {
 	got, err := s.SessionStore.GetSession(ctx, addr)
-	s.note(ctx, err)
+	note(ctx, err)
 	return got, err
 }
 
 func (s *sessions) HasSession(ctx context.Context, addr string) (bool, error) {
 	ok, err := s.SessionStore.HasSession(ctx, addr)
-	s.note(ctx, err)
+	note(ctx, err)
 	return ok, err
 }
 
@@ -175,7 +213,8 @@ func (s *sessions) PutSession(ctx context.Context, addr string, record []byte) e
 	return err
 }
 
-func (s *sessions) note(ctx context.Context, err error) {
+// note records a store error in the send's Check, if the call is part of one.
+func note(ctx context.Context, err error) {
 	if c := from(ctx); c != nil && err != nil {
 		c.failed(err)
 	}

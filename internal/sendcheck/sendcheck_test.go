@@ -9,10 +9,12 @@ import (
 	"go.mau.fi/whatsmeow/store"
 )
 
-// memSessions is the part of a session store a send uses.
+// memSessions is the part of a session store a send uses; every device
+// but those in fresh has a session.
 type memSessions struct {
 	store.SessionStore
 	getErr error
+	fresh  map[string]bool
 }
 
 func (m *memSessions) GetManySessions(_ context.Context, addrs []string) (map[string][]byte, error) {
@@ -22,8 +24,20 @@ func (m *memSessions) GetManySessions(_ context.Context, addrs []string) (map[st
 	out := make(map[string][]byte, len(addrs))
 	for _, a := range addrs {
 		out[a] = nil
+		if !m.fresh[a] {
+			out[a] = []byte("session")
+		}
 	}
 	return out, nil
+}
+
+type failingIdentities struct {
+	store.IdentityStore
+	err error
+}
+
+func (f failingIdentities) IsTrustedIdentity(context.Context, string, [32]byte) (bool, error) {
+	return false, f.err
 }
 
 func (m *memSessions) GetSession(context.Context, string) ([]byte, error) { return nil, m.getErr }
@@ -77,6 +91,32 @@ func TestCheck(t *testing.T) {
 	send(ctx, s, devices[:1], devices)
 	if err := c.Err(); err != nil {
 		t.Errorf("extra write: %v", err)
+	}
+}
+
+// A device without a session whose prekeys the server did not give (it is
+// gone) is left out rightly: no failure, or the message would only go dead.
+// With a store error in the send, it is a failure.
+func TestNewDeviceLeftOut(t *testing.T) {
+	inner := &memSessions{fresh: map[string]bool{"gone_1:0": true}}
+	dev := &store.Device{Sessions: inner, Identities: failingIdentities{}}
+	Decorate(dev)
+	devices := []string{"contact_1:0", "gone_1:0"}
+	ctx, c := Watch(context.Background())
+	send(ctx, dev.Sessions, devices, devices[:1])
+	if err := c.Err(); err != nil {
+		t.Errorf("a device the server gave no prekeys for: %v; want no failure", err)
+	}
+
+	boom := errors.New("no such table: whatsmeow_identity_keys")
+	dev = &store.Device{Sessions: inner, Identities: failingIdentities{err: boom}}
+	Decorate(dev)
+	ctx, c = Watch(context.Background())
+	dev.Sessions.GetManySessions(ctx, devices)
+	dev.Identities.IsTrustedIdentity(ctx, "gone_1:0", [32]byte{})
+	dev.Sessions.PutManySessions(ctx, map[string][]byte{"contact_1:0": []byte("s")})
+	if err := c.Err(); !errors.Is(err, ErrDeviceLeftOut) || !errors.Is(err, boom) || !strings.Contains(err.Error(), "gone_1:0") {
+		t.Errorf("new device left out after an identity store error: %v; want a failure naming it", err)
 	}
 }
 

@@ -38,9 +38,9 @@ const (
 // is when whatsmeow creates its stores. Each time, under, if not nil,
 // decorates whatsmeow's session store beneath the cache (the store package
 // writes a send's sessions in one statement through it), and over, if not
-// nil, decorates the session store above it, where it sees every call
+// nil, decorates the device's stores above it, where it sees every call
 // whatsmeow makes (internal/sendcheck).
-func Attach(dev *store.Device, under, over func(store.SessionStore) store.SessionStore) {
+func Attach(dev *store.Device, under func(store.SessionStore) store.SessionStore, over func(*store.Device)) {
 	c := &container{DeviceContainer: dev.Container, dev: dev, under: under, over: over}
 	dev.Container = c
 	if dev.Initialized {
@@ -51,9 +51,10 @@ func Attach(dev *store.Device, under, over func(store.SessionStore) store.Sessio
 // container notices when whatsmeow creates or deletes the device's stores.
 type container struct {
 	store.DeviceContainer
-	dev         *store.Device
-	under, over func(store.SessionStore) store.SessionStore
-	cache       *cache // the cache of the stores wrapped last; nil before
+	dev   *store.Device
+	under func(store.SessionStore) store.SessionStore
+	over  func(*store.Device)
+	cache *cache // the cache of the stores wrapped last; nil before
 }
 
 func (c *container) PutDevice(ctx context.Context, dev *store.Device) error {
@@ -74,7 +75,7 @@ func (c *container) wrap() {
 	}
 	c.cache = wrap(c.dev)
 	if c.over != nil {
-		c.dev.Sessions = c.over(c.dev.Sessions)
+		c.over(c.dev)
 	}
 }
 

@@ -448,9 +448,9 @@ func TestAttachUnpairedDevice(t *testing.T) {
 	Attach(dev, func(inner store.SessionStore) store.SessionStore {
 		unders++
 		return underStore{inner}
-	}, func(inner store.SessionStore) store.SessionStore {
+	}, func(dev *store.Device) {
 		overs++
-		return overStore{inner}
+		dev.Sessions = overStore{dev.Sessions}
 	})
 	if dev.Sessions != nil || unders != 0 || overs != 0 {
 		t.Fatal("an unpaired device has no stores to wrap yet")

@@ -40,7 +40,7 @@ func (s *Store) FencedDevice(ctx context.Context, sessionID, leaseToken string) 
 	if err := s.container.LIDMap.FillCache(ctx); err != nil {
 		return nil, fmt.Errorf("load LID mappings: %w", err)
 	}
-	signalcache.Attach(dev, withSessionWriter(s.wadb, fence{sessionID: sessionID, token: leaseToken}), sendcheck.Sessions)
+	signalcache.Attach(dev, withSessionWriter(s.wadb, fence{sessionID: sessionID, token: leaseToken}), sendcheck.Decorate)
 	return dev, nil
 }
 
