@@ -99,10 +99,12 @@ func TestBotCommandsEndToEnd(t *testing.T) {
 	say(stranger, ".ping")
 	say(stranger, ".queue")
 	say(owner, ".status")
+	// The owner also gets the connected notice, which says "connected"
+	// too: wait for the .status reply itself (it tells the uptime).
 	waitFor(t, "the replies", func() bool {
 		return repliesContaining(t, sb, stranger, "Pong") == 1 &&
 			repliesContaining(t, sb, stranger, "only for the bot's owner") == 1 &&
-			repliesContaining(t, sb, owner, "connected") >= 1
+			repliesContaining(t, sb, owner, "ptime") >= 1
 	}, bot)
 	var status string
 	for _, m := range inbox(t, sb, owner) {
