@@ -156,13 +156,13 @@ func (d *demo) drop(ctx context.Context) error {
 	if err := d.srv.Inject(sandbox.Fault{Kind: sandbox.FaultDrop}); err != nil {
 		return err
 	}
-	if err := d.waitState(ctx, supervisor.Reconnecting); err != nil {
-		return err
-	}
-	st := d.sup.Status()
-	d.say("bot noticed: %s (%s); attempt %d", st.State, st.Reason, st.Attempt)
-	if err := d.waitState(ctx, supervisor.Connected); err != nil {
-		return err
+	// A connection that had logged in is redialled at once: wait for a
+	// login newer than the drop.
+	err := d.sup.WaitFor(ctx, func(st supervisor.Status, _ supervisor.Pairing) bool {
+		return st.State == supervisor.Connected && st.Since.After(dropped)
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for the reconnect (now %s: %s): %w", d.sup.Status().State, d.sup.Status().Reason, err)
 	}
 	d.say("reconnected %s after the drop, same session, no pairing", time.Since(dropped).Round(time.Millisecond))
 	return nil

@@ -41,7 +41,6 @@ type Config struct {
 	ReconnectMaxDelay   time.Duration
 	ReconnectMaxRetries int // 0 means forever
 	ReconnectProbe      time.Duration
-	ReconnectResetAfter time.Duration
 	ReconnectAlertAfter time.Duration
 	KeepAliveMaxFail    time.Duration
 	ReplacedBackoff     time.Duration
@@ -123,7 +122,6 @@ func Load(env Getenv) (*Config, error) {
 				return p.intRange("MAX_RECONNECT_RETRIES", 0, 0, 1<<30, "0")
 			}), 0, 1<<30, "0"),
 		ReconnectProbe:      p.duration("RECONNECT_PROBE_INTERVAL", 500*time.Millisecond, 0, time.Minute, "500ms"),
-		ReconnectResetAfter: p.duration("RECONNECT_RESET_AFTER", 30*time.Second, time.Second, time.Hour, "30s"),
 		ReconnectAlertAfter: p.duration("RECONNECT_ALERT_AFTER", 5*time.Minute, 0, 24*time.Hour, "5m"),
 		KeepAliveMaxFail:    p.duration("KEEPALIVE_MAX_FAIL", time.Minute, 10*time.Second, time.Hour, "60s"),
 		ReplacedBackoff:     p.duration("REPLACED_BACKOFF", 30*time.Second, 30*time.Second, 24*time.Hour, "30s"),

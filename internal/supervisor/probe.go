@@ -12,12 +12,14 @@ import (
 const probeURL = "https://web.whatsapp.com/ws/chat"
 
 // sleepUntilReachable waits up to d, but returns early (after a short
-// jitter) once a probe finds WhatsApp's endpoint answering again. It is used
-// only after network-level failures: a server that answered "busy" gets the
-// full backoff. Probes are cheap (one TLS handshake, no login), so they can
-// run far more often than attempts; the jitter keeps bots that recover from
-// one outage from logging in at the same instant.
-func (s *Supervisor) sleepUntilReachable(ctx context.Context, d time.Duration) {
+// jitter) once a probe finds WhatsApp's endpoint answering after it did not:
+// after a network-level failure (down is true: nothing answered), or after a
+// probe of this wait that failed. A server that answered (refused an
+// upgrade, closed a stream with 503) and keeps answering gets the whole
+// backoff. Probes are cheap (one TLS handshake, no login), so they can run
+// far more often than attempts; the jitter keeps bots that recover from one
+// outage from logging in at the same instant.
+func (s *Supervisor) sleepUntilReachable(ctx context.Context, d time.Duration, down bool) {
 	interval := s.opts.ProbeInterval
 	if interval <= 0 || d <= interval {
 		sleep(ctx, d)
@@ -36,11 +38,13 @@ func (s *Supervisor) sleepUntilReachable(ctx context.Context, d time.Duration) {
 			return
 		case <-probe.C:
 		}
-		if s.reachable(ctx) {
+		up := s.reachable(ctx)
+		if up && down {
 			s.log.Info("WhatsApp answers again; reconnecting early")
 			sleep(ctx, jitter(interval))
 			return
 		}
+		down = !up
 	}
 }
 

@@ -32,9 +32,6 @@ func BenchmarkRecoveryLag(b *testing.B) {
 					h := newHarness(b, func(o *Options) {
 						o.Backoff = backoff.Policy{Base: time.Second, Max: time.Minute}
 						o.ProbeInterval = 500 * time.Millisecond
-						// Outages come every few seconds here; a real link that
-						// stayed up this long has its backoff reset too.
-						o.HealthyAfter = time.Second
 					})
 					srv = h.srv
 					h.pair()

@@ -28,6 +28,7 @@ type outage struct {
 	start    time.Time
 	alerted  bool
 	network  bool // the last failure was a network-level one (nothing answered)
+	redial   bool // the connection that ended had logged in: redial at once, within the attempt limit
 }
 
 // Run connects and keeps the account connected until ctx ends, then
@@ -36,7 +37,14 @@ type outage struct {
 func (s *Supervisor) Run(ctx context.Context) error {
 	defer s.shutdown()
 	var o outage
+	limit := newAttemptLimit(time.Now())
 	for ctx.Err() == nil {
+		if o.redial {
+			o.redial = false
+			if !limit.wait(ctx) {
+				break
+			}
+		}
 		cli := s.Client()
 		if m := s.opts.Metrics; m != nil {
 			m.ConnectAttempts.Inc()
@@ -72,16 +80,28 @@ func (s *Supervisor) Run(ctx context.Context) error {
 }
 
 // handle decides what follows the end of a connection.
+//
+// When the backoff grows and resets: every attempt that fails before login
+// (connect errors, a connection closed before it logged in) counts, and the
+// wait before the next one is Backoff.Delay of that count; a login ends the
+// outage and resets the count, so a connection that logged in and then
+// dropped is redialled at once, however briefly it lasted. What keeps a
+// server that accepts and kills every connection from being hammered is the
+// attempt limit on those immediate redials (attempts.go): at most
+// attemptBurst at once, and one a second after that.
 func (s *Supervisor) handle(ctx context.Context, o *outage, out outcome) error {
-	if st := s.Status(); st.State == Connected && time.Since(st.Since) >= s.opts.HealthyAfter {
-		// Only a connection that lasted resets the backoff, so a link that
-		// flaps right after connecting keeps backing off.
+	loggedIn := s.Status().State == Connected
+	if loggedIn {
 		*o = outage{}
 	}
 	switch out.kind {
 	case sigQRExpired, sigRestart:
 		o.failures = 0
 	case sigDropped:
+		if loggedIn {
+			o.redial = true
+			return nil
+		}
 		o.network = false
 		return s.retryAfter(ctx, o, out.reason)
 	case sigLoggedOut:
@@ -138,11 +158,7 @@ func (s *Supervisor) retryAfter(ctx context.Context, o *outage, reason string) e
 		st.NextAttempt = &next
 	})
 	s.log.Warn("reconnecting", "attempt", n, "in", delay.Round(time.Millisecond), "reason", reason)
-	if o.network {
-		s.sleepUntilReachable(ctx, delay)
-	} else {
-		sleep(ctx, delay)
-	}
+	s.sleepUntilReachable(ctx, delay, o.network)
 	return nil
 }
 

@@ -40,7 +40,7 @@ type Options struct {
 	// KeepAliveMaxFail ends a connection whose keep-alive pings went
 	// unanswered for this long.
 	KeepAliveMaxFail time.Duration
-	// ProbeInterval is how often, after a network-level failure, to check
+	// ProbeInterval is how often, while waiting to reconnect, to check
 	// whether WhatsApp answers again, so a short outage does not cost a long
 	// backoff; 0 disables probing.
 	ProbeInterval time.Duration
@@ -59,9 +59,6 @@ type Options struct {
 	// OnEvent, if set, receives every whatsmeow event of every client the
 	// supervisor creates; it runs on whatsmeow's event goroutine and must be quick.
 	OnEvent func(evt any)
-	// HealthyAfter is how long a connection must last before the backoff
-	// starts again from its base delay.
-	HealthyAfter time.Duration
 }
 
 // Supervisor runs one account's connection.
@@ -109,9 +106,6 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	}
 	if opts.KeepAliveMaxFail == 0 {
 		opts.KeepAliveMaxFail = time.Minute
-	}
-	if opts.HealthyAfter == 0 {
-		opts.HealthyAfter = 30 * time.Second
 	}
 	s := &Supervisor{
 		opts:    opts,

@@ -70,7 +70,7 @@ func newHarness(t testing.TB, tune func(*Options)) *harness {
 	opts := Options{
 		Store: st, SessionID: "test", Backoff: h.policy,
 		Configure: trust.Apply, ProbeClient: probeClient,
-		ReplacedBackoff: 300 * time.Millisecond, HealthyAfter: time.Hour,
+		ReplacedBackoff:  300 * time.Millisecond,
 		KeepAliveMaxFail: 600 * time.Millisecond,
 		OnState:          h.record,
 		Alert: func(_ context.Context, text string) {
@@ -224,10 +224,12 @@ func TestFaults(t *testing.T) {
 		want  []State // entered in this order after the fault
 		alert bool
 	}{
-		{sandbox.Fault{Kind: sandbox.FaultDrop}, []State{Reconnecting, Connected}, false},
+		// A connection that had logged in is redialled at once: Connecting,
+		// not Reconnecting (which waits a backoff).
+		{sandbox.Fault{Kind: sandbox.FaultDrop}, []State{Connecting, Connected}, false},
 		{sandbox.Fault{Kind: sandbox.FaultRestart}, []State{Connecting, Connected}, false},
-		{sandbox.Fault{Kind: sandbox.FaultStream503}, []State{Reconnecting, Connected}, false},
-		{sandbox.Fault{Kind: sandbox.FaultStream503, ImmediateClose: true}, []State{Reconnecting, Connected}, false},
+		{sandbox.Fault{Kind: sandbox.FaultStream503}, []State{Connecting, Connected}, false},
+		{sandbox.Fault{Kind: sandbox.FaultStream503, ImmediateClose: true}, []State{Connecting, Connected}, false},
 		{sandbox.Fault{Kind: sandbox.FaultReplaced}, []State{Replaced, Connecting, Connected}, true},
 		{sandbox.Fault{Kind: sandbox.FaultLogout}, []State{LoggedOut, Unpaired}, true},
 		{sandbox.Fault{Kind: sandbox.FaultDeviceRemoved}, []State{LoggedOut, Unpaired}, true},
@@ -236,7 +238,7 @@ func TestFaults(t *testing.T) {
 		{sandbox.Fault{Kind: sandbox.FaultDown, Duration: time.Second}, []State{Reconnecting, Connected}, false},
 		// No end to the black hole: a short one may catch no ping on a loaded
 		// machine, and a reconnect succeeds before pings fail again anyway.
-		{sandbox.Fault{Kind: sandbox.FaultBlackholePings}, []State{Reconnecting, Connected}, false},
+		{sandbox.Fault{Kind: sandbox.FaultBlackholePings}, []State{Connecting, Connected}, false},
 	}
 	for _, tt := range tests {
 		name := string(tt.fault.Kind)
@@ -263,6 +265,56 @@ func TestFaults(t *testing.T) {
 				t.Errorf("alerts for /status = %v, want %v", h.sup.Alerts(), tt.alert)
 			}
 		})
+	}
+}
+
+// slowBackoff is a policy whose every wait is close to 30 s: a test that
+// reconnects well within its deadline under it did not wait a backoff.
+var slowBackoff = backoff.Policy{Base: 30 * time.Second, Max: 30 * time.Second, Rand: func() float64 { return 0.99 }}
+
+// Issue 14: the first attempt after a drop waited a full backoff delay
+// (0.2-1.0 s at the default 1 s base, against 16 ms for a peer). A connection
+// that had logged in is redialled at once.
+func TestDropOnAStableLinkRedialsAtOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(o *Options) { o.Backoff = slowBackoff })
+	h.pair()
+	mark := h.mark()
+	if err := h.srv.Inject(sandbox.Fault{Kind: sandbox.FaultDrop}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitStates(mark, Connecting, Connected)
+	for _, st := range h.since(mark) {
+		if st.State == Reconnecting {
+			t.Errorf("waited a backoff after a drop: %+v", st)
+		}
+	}
+}
+
+// Issue 14: a drop 3 s after recovering from an outage kept the bot offline
+// for 38 s, because the failures of that outage kept counting until a
+// connection had lasted RECONNECT_RESET_AFTER. A login ends the outage.
+func TestDropRightAfterARecoveryRedialsAtOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(o *Options) {
+		o.Backoff = slowBackoff
+		o.ProbeInterval = 100 * time.Millisecond // the outage ends by probe, not by backoff
+	})
+	h.pair()
+	mark := h.mark()
+	if err := h.srv.Inject(sandbox.Fault{Kind: sandbox.FaultDown, Duration: 500 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitStates(mark, Reconnecting, Connected)
+	mark = h.mark()
+	if err := h.srv.Inject(sandbox.Fault{Kind: sandbox.FaultDrop}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitStates(mark, Connecting, Connected)
+	for _, st := range h.since(mark) {
+		if st.State == Reconnecting {
+			t.Errorf("waited a backoff after a drop that followed a recovery: %+v", st)
+		}
 	}
 }
 

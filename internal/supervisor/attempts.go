@@ -1,0 +1,45 @@
+package supervisor
+
+import (
+	"context"
+	"time"
+)
+
+// The attempt limit: a token bucket in front of the immediate redials after
+// a connection that logged in (run.go handle); attempts after failures are
+// spaced by the backoff already. A server that accepts each connection and
+// kills it right after login would otherwise see attempts in a tight loop. A
+// few may go at once (a drop, then a second one while the link settles), and
+// sustained redials stay at one a second.
+const (
+	attemptBurst    = 3
+	attemptInterval = time.Second
+)
+
+type attemptLimit struct {
+	tokens float64
+	last   time.Time
+}
+
+func newAttemptLimit(now time.Time) *attemptLimit {
+	return &attemptLimit{tokens: attemptBurst, last: now}
+}
+
+// delay takes a token at now and returns how long to wait for it.
+func (a *attemptLimit) delay(now time.Time) time.Duration {
+	a.tokens = min(attemptBurst, a.tokens+float64(now.Sub(a.last))/float64(attemptInterval))
+	a.last = now
+	a.tokens--
+	if a.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-a.tokens * float64(attemptInterval))
+}
+
+// wait waits for a token; it reports false when ctx ended first.
+func (a *attemptLimit) wait(ctx context.Context) bool {
+	if d := a.delay(time.Now()); d > 0 {
+		sleep(ctx, d)
+	}
+	return ctx.Err() == nil
+}
