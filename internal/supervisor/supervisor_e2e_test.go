@@ -279,14 +279,21 @@ func TestDropOnAStableLinkRedialsAtOnce(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, func(o *Options) { o.Backoff = slowBackoff })
 	h.pair()
+	h.dropRedialsAtOnce()
+}
+
+// dropRedialsAtOnce drops the connection and checks that it comes back
+// without a backoff wait (no Reconnecting state on the way).
+func (h *harness) dropRedialsAtOnce() {
+	h.t.Helper()
 	mark := h.mark()
 	if err := h.srv.Inject(sandbox.Fault{Kind: sandbox.FaultDrop}); err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
 	h.waitStates(mark, Connecting, Connected)
 	for _, st := range h.since(mark) {
 		if st.State == Reconnecting {
-			t.Errorf("waited a backoff after a drop: %+v", st)
+			h.t.Errorf("waited a backoff after a drop: %+v", st)
 		}
 	}
 }
@@ -306,16 +313,7 @@ func TestDropRightAfterARecoveryRedialsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitStates(mark, Reconnecting, Connected)
-	mark = h.mark()
-	if err := h.srv.Inject(sandbox.Fault{Kind: sandbox.FaultDrop}); err != nil {
-		t.Fatal(err)
-	}
-	h.waitStates(mark, Connecting, Connected)
-	for _, st := range h.since(mark) {
-		if st.State == Reconnecting {
-			t.Errorf("waited a backoff after a drop that followed a recovery: %+v", st)
-		}
-	}
+	h.dropRedialsAtOnce()
 }
 
 func TestBanWaitsForExpiry(t *testing.T) {
