@@ -99,44 +99,28 @@ func tryPostgres(ctx context.Context, db *sql.DB, sessionID, holderID string, op
 		conn.Close()
 		return nil, ErrHeld
 	}
-	unlock := func() error {
-		// Bounded: on a connection that stopped answering, closing it is
-		// what frees the lock (once the server notices).
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", lockKey(sessionID))
-		// Closing the connection releases the lock even if the unlock failed.
-		return errors.Join(err, conn.Close())
-	}
-	token := newToken()
-	check := func(ctx context.Context) error {
-		var held bool
-		err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
-			WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-			AND objid = ($1::bigint & 4294967295)::oid AND classid = (($1::bigint >> 32) & 4294967295)::oid)`, lockKey(sessionID)).Scan(&held)
-		if err == nil && !held {
-			err = errors.New("advisory lock no longer held")
-		}
-		return err
-	}
-	clean, prev, err := take(ctx, conn, sessionID, holderID, token)
-	if err == nil {
-		err = waitTakeover(ctx, clean, prev, opts, check)
-	}
-	if err != nil {
-		return nil, errors.Join(err, unlock())
-	}
-	l := newLease(token, func(lost bool) error {
-		var err error
-		if !lost {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			err = giveBack(ctx, conn, sessionID, token)
-			cancel()
-		}
-		return errors.Join(err, unlock())
-	})
-	go l.watch(opts.check(), check)
-	return l, nil
+	return hold(ctx, lock{
+		db: conn,
+		check: func(ctx context.Context) error {
+			var held bool
+			err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
+				WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+				AND objid = ($1::bigint & 4294967295)::oid AND classid = (($1::bigint >> 32) & 4294967295)::oid)`, lockKey(sessionID)).Scan(&held)
+			if err == nil && !held {
+				err = errors.New("advisory lock no longer held")
+			}
+			return err
+		},
+		unlock: func() error {
+			// Bounded: on a connection that stopped answering, closing it
+			// is what frees the lock (once the server notices).
+			ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+			defer cancel()
+			_, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", lockKey(sessionID))
+			// Closing the connection releases the lock even if the unlock failed.
+			return errors.Join(err, conn.Close())
+		},
+	}, sessionID, holderID, opts)
 }
 
 func lockPath(dbPath, sessionID string) string {
@@ -152,30 +136,18 @@ func trySQLite(ctx context.Context, st *store.Store, sessionID, holderID string,
 	if err != nil {
 		return nil, fmt.Errorf("take account lease: %w", err)
 	}
-	token := newToken()
-	clean, prev, err := take(ctx, st.DB(), sessionID, holderID, token)
-	if err == nil {
-		err = waitTakeover(ctx, clean, prev, opts, func(context.Context) error { return fl.Check() })
-	}
-	if err != nil {
-		return nil, errors.Join(err, fl.Release())
-	}
-	// Tell standbys who holds it; the lock itself is the kernel's.
-	info, _ := json.Marshal(Holder{ID: holderID, Since: time.Now().UTC()})
-	os.WriteFile(path+".holder", info, 0o600)
-	l := newLease(token, func(lost bool) error {
-		var err error
-		if !lost {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			err = giveBack(ctx, st.DB(), sessionID, token)
-			cancel()
-			// After a loss the file names the new holder.
-			os.Remove(path + ".holder")
-		}
-		return errors.Join(err, fl.Release())
-	})
-	go l.watch(opts.check(), func(context.Context) error { return fl.Check() })
-	return l, nil
+	return hold(ctx, lock{
+		db:     st.DB(),
+		check:  func(context.Context) error { return fl.Check() },
+		unlock: fl.Release,
+		held: func() {
+			// Tell standbys who holds it; the lock itself is the kernel's.
+			info, _ := json.Marshal(Holder{ID: holderID, Since: time.Now().UTC()})
+			os.WriteFile(path+".holder", info, 0o600)
+		},
+		// Only on a clean release: after a loss the file names the new holder.
+		released: func() { os.Remove(path + ".holder") },
+	}, sessionID, holderID, opts)
 }
 
 // CurrentHolder reports who holds the lease on sessionID, if anyone.

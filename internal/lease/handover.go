@@ -16,6 +16,49 @@ import (
 // unlocking. A holder that dies, or loses its lock, leaves "taken" behind,
 // and the next holder waits TakeoverDelay before it acts.
 
+// releaseTimeout bounds what a release asks the database: a connection that
+// stopped answering must not keep the process from going on.
+const releaseTimeout = 2 * time.Second
+
+// lock is a lock taken on one database, as hold needs it.
+type lock struct {
+	db       execer                      // where the hand-over record is written
+	check    func(context.Context) error // whether the lock still counts
+	unlock   func() error
+	held     func() // if set, runs once the lease is held, after any wait
+	released func() // if set, runs on a clean release, before unlock
+}
+
+// hold makes a lease of a lock just taken: it records the holding, waits out
+// a hand-over the last holder did not give back, and watches the lock.
+func hold(ctx context.Context, lk lock, sessionID, holderID string, opts Options) (*Lease, error) {
+	token := newToken()
+	clean, prev, err := take(ctx, lk.db, sessionID, holderID, token)
+	if err == nil {
+		err = waitTakeover(ctx, clean, prev, opts, lk.check)
+	}
+	if err != nil {
+		return nil, errors.Join(err, lk.unlock())
+	}
+	if lk.held != nil {
+		lk.held()
+	}
+	l := newLease(token, func(lost bool) error {
+		var err error
+		if !lost {
+			ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+			err = giveBack(ctx, lk.db, sessionID, token)
+			cancel()
+			if lk.released != nil {
+				lk.released()
+			}
+		}
+		return errors.Join(err, lk.unlock())
+	})
+	go l.watch(opts.check(), lk.check)
+	return l, nil
+}
+
 // execer is what the record is written through: the lease connection on
 // PostgreSQL (so it happens under the lock), the database on SQLite.
 type execer interface {

@@ -28,7 +28,6 @@ import (
 	"hash/fnv"
 	"os"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -43,10 +42,9 @@ type Holder struct {
 
 // Lease is a held lease.
 type Lease struct {
-	token    string
-	lost     chan struct{}
-	lostOnce sync.Once
-	release  func(lost bool) error
+	token   string
+	lost    chan struct{} // closed by watch, its only writer
+	release func(lost bool) error
 	stop     chan struct{}
 	done     chan struct{}
 }
@@ -99,7 +97,6 @@ func TakeoverDelay(interval time.Duration) time.Duration {
 // next holder waits for (TakeoverDelay).
 func (l *Lease) watch(interval time.Duration, check func(context.Context) error) {
 	defer close(l.done)
-	lose := func() { l.lostOnce.Do(func() { close(l.lost) }) }
 	fence := time.NewTimer(2 * interval) // the lock was just verified
 	defer fence.Stop()
 	tick := time.NewTicker(interval)
@@ -112,7 +109,7 @@ func (l *Lease) watch(interval time.Duration, check func(context.Context) error)
 		case <-l.stop:
 			return
 		case <-fence.C:
-			lose()
+			close(l.lost)
 			return
 		case <-tick.C:
 			if running {
@@ -127,7 +124,7 @@ func (l *Lease) watch(interval time.Duration, check func(context.Context) error)
 		case err := <-results:
 			running = false
 			if err != nil {
-				lose()
+				close(l.lost)
 				return
 			}
 			fence.Reset(2*interval - time.Since(started))
