@@ -30,6 +30,11 @@ var ErrDiskFull = errors.New("the data directory's disk is (nearly) full")
 // and every check writes a row.
 const checkEvery = time.Second
 
+// checkTimeout bounds one check. It runs on its own deadline, not the
+// caller's: its result is shared for a second, and a caller that went away
+// must not make it an error for everyone else.
+const checkTimeout = 2 * time.Second
+
 // health caches the last Check.
 type health struct {
 	mu   sync.Mutex
@@ -48,6 +53,8 @@ func (s *Store) Check(ctx context.Context) error {
 	if !s.health.at.IsZero() && time.Since(s.health.at) < checkEvery {
 		return s.health.last
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkTimeout)
+	defer cancel()
 	s.health.last = s.check(ctx)
 	s.health.at = time.Now()
 	return s.health.last

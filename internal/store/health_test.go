@@ -59,3 +59,21 @@ func TestDiskRoom(t *testing.T) {
 		t.Errorf("diskRoom with 4 EiB needed = %v; want ErrDiskFull, answered 503", err)
 	}
 }
+
+// Check's result is shared for a second: a caller that gave up (a probe
+// that timed out, a client that went away) must not make it an error for
+// the others.
+func TestCheckIgnoresACallerThatWentAway(t *testing.T) {
+	s := mustOpen(t, Options{SQLitePath: filepath.Join(t.TempDir(), "blacksky.db")})
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Check(gone); err != nil {
+		t.Errorf("Check for a caller that went away = %v; want the store's answer", err)
+	}
+	if err := s.Check(context.Background()); err != nil {
+		t.Errorf("Check right after = %v", err)
+	}
+}
