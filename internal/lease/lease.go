@@ -45,8 +45,8 @@ type Lease struct {
 	token   string
 	lost    chan struct{} // closed by watch, its only writer
 	release func(lost bool) error
-	stop     chan struct{}
-	done     chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 // Token names this holding of the lease; blacksky_leases holds it while
