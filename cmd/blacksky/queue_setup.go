@@ -72,7 +72,7 @@ func withQueue(opts *supervisor.Options, q *outbox.Queue, dir *contacts.Director
 		} else if n > 0 {
 			log.Warn("retrying messages a previous process was sending when it stopped", "count", n)
 		}
-		sender := &outbox.WhatsAppSender{Client: sup.Client, Contacts: dir}
+		sender := &outbox.WhatsAppSender{Client: sup.Client, Contacts: dir, Acks: sup}
 		if err := q.Run(ctx, sender, outbox.SupervisorGate{Supervisor: sup}); err != nil {
 			log.Error("outbox stopped", "err", err)
 		}

@@ -209,6 +209,8 @@ func supervisorOptions(ctx context.Context, cfg *config.Config, st *store.Store,
 		ProbeInterval:    cfg.ReconnectProbe,
 		AlertAfter:       cfg.ReconnectAlertAfter,
 		KeepAliveMaxFail: cfg.KeepAliveMaxFail,
+		AckTimeout:       cfg.AckTimeout,
+		SilenceTimeout:   cfg.SilenceTimeout,
 		ReplacedBackoff:  cfg.ReplacedBackoff,
 	}
 	if cfg.Sandbox != "" {

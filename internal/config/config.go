@@ -43,6 +43,8 @@ type Config struct {
 	ReconnectProbe      time.Duration
 	ReconnectAlertAfter time.Duration
 	KeepAliveMaxFail    time.Duration
+	AckTimeout          time.Duration
+	SilenceTimeout      time.Duration // 0 means off
 	ReplacedBackoff     time.Duration
 	LeaseInterval       time.Duration
 
@@ -124,6 +126,8 @@ func Load(env Getenv) (*Config, error) {
 		ReconnectProbe:      p.duration("RECONNECT_PROBE_INTERVAL", 500*time.Millisecond, 0, time.Minute, "500ms"),
 		ReconnectAlertAfter: p.duration("RECONNECT_ALERT_AFTER", 5*time.Minute, 0, 24*time.Hour, "5m"),
 		KeepAliveMaxFail:    p.duration("KEEPALIVE_MAX_FAIL", time.Minute, 10*time.Second, time.Hour, "60s"),
+		AckTimeout:          p.duration("ACK_TIMEOUT", 15*time.Second, time.Second, 5*time.Minute, "15s"),
+		SilenceTimeout:      p.duration("SILENCE_TIMEOUT", 20*time.Minute, 0, 24*time.Hour, "20m"),
 		ReplacedBackoff:     p.duration("REPLACED_BACKOFF", 30*time.Second, 30*time.Second, 24*time.Hour, "30s"),
 		LeaseInterval:       p.duration("LEASE_INTERVAL", time.Second, 50*time.Millisecond, time.Minute, "1s"),
 
@@ -160,6 +164,17 @@ func Load(env Getenv) (*Config, error) {
 	}
 	if p.err == nil && c.ReconnectMaxDelay < c.ReconnectBaseDelay {
 		p.fail("RECONNECT_MAX_DELAY", c.ReconnectMaxDelay.String(), "must not be shorter than RECONNECT_BASE_DELAY ("+c.ReconnectBaseDelay.String()+")", "60s")
+	}
+	if _, set := p.get("ACK_TIMEOUT"); !set && c.AckTimeout >= c.NotifySendTimeout {
+		c.AckTimeout = c.NotifySendTimeout / 2
+	}
+	if p.err == nil && c.AckTimeout >= c.NotifySendTimeout {
+		// A send attempt ends at NOTIFY_SEND_TIMEOUT: a longer wait for the ack would never run out.
+		p.fail("ACK_TIMEOUT", c.AckTimeout.String(), "must be shorter than NOTIFY_SEND_TIMEOUT ("+c.NotifySendTimeout.String()+")", "15s")
+	}
+	if p.err == nil && c.SilenceTimeout > 0 && c.SilenceTimeout < time.Minute {
+		// Shorter would redial healthy quiet connections over and over.
+		p.fail("SILENCE_TIMEOUT", c.SilenceTimeout.String(), "must be 0 (off) or at least 1m", "20m")
 	}
 	for _, name := range ignoredVars {
 		if _, ok := env(name); ok {

@@ -78,6 +78,8 @@ var defaults = config.Config{
 	ReconnectProbe:      500 * time.Millisecond,
 	ReconnectAlertAfter: 5 * time.Minute,
 	KeepAliveMaxFail:    time.Minute,
+	AckTimeout:          15 * time.Second,
+	SilenceTimeout:      20 * time.Minute,
 	ReplacedBackoff:     30 * time.Second,
 	LeaseInterval:       time.Second,
 	NotifyMaxAttempts:   10,
@@ -102,7 +104,7 @@ var allVars = []string{
 	"API_TOKEN", "LOG_LEVEL", "LOG_FORMAT", "MAX_MEMORY_MB", "WA_SANDBOX", "PAIR_PHONE",
 	"SHUTDOWN_TIMEOUT", "RECONNECT_BASE_DELAY", "RECONNECT_MAX_DELAY", "RECONNECT_MAX_RETRIES",
 	"RECONNECT_INTERVAL", "MAX_RECONNECT_RETRIES", "RECONNECT_PROBE_INTERVAL",
-	"RECONNECT_ALERT_AFTER", "KEEPALIVE_MAX_FAIL", "REPLACED_BACKOFF", "LEASE_INTERVAL",
+	"RECONNECT_ALERT_AFTER", "KEEPALIVE_MAX_FAIL", "ACK_TIMEOUT", "SILENCE_TIMEOUT", "REPLACED_BACKOFF", "LEASE_INTERVAL",
 	"NOTIFY_MAX_ATTEMPTS", "NOTIFY_TTL", "NOTIFY_MAX_PENDING", "NOTIFY_RETRY_BASE_DELAY", "NOTIFY_RETRY_MAX_DELAY",
 	"NOTIFY_RETENTION", "SEND_RATE_PER_MINUTE", "SEND_CHAT_GAP", "NOTIFICATION_RETRY_INTERVAL", "NOTIFY_SEND_TIMEOUT",
 	"SESSION_ENCRYPTION_KEY", "BACKUP_DIR", "BACKUP_KEEP", "BACKUP_INTERVAL", "ENABLE_SESSION_BACKUP",
@@ -242,6 +244,10 @@ func TestInvalidValues(t *testing.T) {
 		{"BACKUP_INTERVAL", "10s"},
 		{"ENABLE_SESSION_BACKUP", "sometimes"},
 		{"KEEPALIVE_MAX_FAIL", "1s"},
+		{"ACK_TIMEOUT", "500ms"},
+		{"ACK_TIMEOUT", "30s"}, // not shorter than NOTIFY_SEND_TIMEOUT: the attempt would end first
+		{"SILENCE_TIMEOUT", "30s"},
+		{"SILENCE_TIMEOUT", "-1m"},
 		{"RECONNECT_PROBE_INTERVAL", "fast"},
 		{"RECONNECT_ALERT_AFTER", "-1m"},
 		{"RECONNECT_INTERVAL", "0"},
@@ -290,6 +296,18 @@ func checkError(t *testing.T, ce *config.Error, name string) {
 		if _, err := config.Load(env(name, ce.Example, "WEBHOOK_SECRET", strings.Repeat("s", 32))); err != nil {
 			t.Errorf("the example %s=%s is rejected: %v", name, ce.Example, err)
 		}
+	}
+}
+
+// ACK_TIMEOUT follows a shorter NOTIFY_SEND_TIMEOUT when unset, so setting
+// only the latter never fails on a variable the user did not touch.
+func TestAckTimeoutFollowsSendTimeout(t *testing.T) {
+	c := mustLoad(t, env("NOTIFY_SEND_TIMEOUT", "10s"))
+	if c.AckTimeout != 5*time.Second {
+		t.Errorf("AckTimeout = %v with NOTIFY_SEND_TIMEOUT=10s, want 5s", c.AckTimeout)
+	}
+	if c := mustLoad(t, env("SILENCE_TIMEOUT", "0")); c.SilenceTimeout != 0 {
+		t.Errorf("SILENCE_TIMEOUT=0 gave %v, want 0 (off)", c.SilenceTimeout)
 	}
 }
 

@@ -17,6 +17,7 @@ type Metrics struct {
 	ConnectAttempts   prometheus.Counter
 	ConnectFailures   prometheus.Counter
 	KeepAliveTimeouts prometheus.Counter
+	DeadConnections   *prometheus.CounterVec // open connections ended as dead, by cause (unacked, silent)
 }
 
 // New creates a registry with Go runtime and process collectors and ours.
@@ -43,11 +44,16 @@ func New() *Metrics {
 			Name: "blacksky_keepalive_timeouts_total",
 			Help: "Keep-alive pings WhatsApp did not answer in time.",
 		}),
+		DeadConnections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "blacksky_dead_connections_total",
+			Help: "Open connections ended as dead: a message got no ack (unacked), or nothing but pings came (silent).",
+		}, []string{"cause"}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ConnectionState, m.Transitions, m.ConnectAttempts, m.ConnectFailures, m.KeepAliveTimeouts,
+		m.DeadConnections,
 	)
 	return m
 }

@@ -30,6 +30,19 @@ type WhatsAppSender struct {
 	// recorded sent. The directory answers known recipients without a round
 	// trip (internal/contacts).
 	Contacts *contacts.Directory
+	// Acks, if set, is told how each send ended, so a connection on which
+	// WhatsApp acknowledges nothing is ended (supervisor.Supervisor).
+	Acks AckWatcher
+}
+
+// AckWatcher watches whether WhatsApp acknowledges what is written to it.
+type AckWatcher interface {
+	// AckTimeout bounds the wait for an ack once a message is written (not
+	// the encryption before it); 0 leaves whatsmeow's default.
+	AckTimeout() time.Duration
+	// SendEnded gets each send's outcome: nil when acked,
+	// whatsmeow.ErrMessageTimedOut when the ack did not come in time.
+	SendEnded(err error)
 }
 
 // Send sends msg.Text to msg.To with msg.WAID as its message ID and
@@ -53,7 +66,14 @@ func (s *WhatsAppSender) Send(ctx context.Context, msg Message) error {
 		}
 	}
 	ctx, check := sendcheck.Watch(ctx)
-	_, err = cli.SendMessage(ctx, to, TextMessage(msg.Text), whatsmeow.SendRequestExtra{ID: types.MessageID(msg.WAID)})
+	extra := whatsmeow.SendRequestExtra{ID: types.MessageID(msg.WAID)}
+	if s.Acks != nil {
+		extra.Timeout = s.Acks.AckTimeout()
+	}
+	_, err = cli.SendMessage(ctx, to, TextMessage(msg.Text), extra)
+	if s.Acks != nil {
+		s.Acks.SendEnded(err)
+	}
 	if err == nil {
 		// WhatsApp acked it, but whatsmeow may have left a device out
 		// (internal/sendcheck): then the message is not sent, and the next

@@ -46,6 +46,7 @@ type conn struct {
 	pair      *pairInfo
 	waiters   map[string]chan *waBinary.Node
 	heldAcks  []waBinary.Node
+	broken    FaultKind // FaultStuckSends or FaultDeaf once injected on this connection
 	closeOnce sync.Once
 	nextReqID uint64
 }
@@ -295,6 +296,10 @@ func (c *conn) run() error {
 
 // send encrypts and writes one node.
 func (c *conn) send(n waBinary.Node) error {
+	if c.brokenBy() == FaultDeaf && pushedUnasked[n.Tag] {
+		c.s.emit(Event{Kind: EventPushWithheld, ConnID: c.id, JID: c.jidString(), Detail: n.Tag})
+		return errDeaf
+	}
 	data, err := waBinary.Marshal(n)
 	if err != nil {
 		return fmt.Errorf("marshal %s node: %w", n.Tag, err)
@@ -307,6 +312,27 @@ func (c *conn) send(n waBinary.Node) error {
 		return fmt.Errorf("send %s node: %w", n.Tag, err)
 	}
 	return nil
+}
+
+// pushedUnasked are the nodes WhatsApp pushes without being asked (not
+// answers to an iq, not acks), which a deaf connection stops sending.
+var pushedUnasked = map[string]bool{
+	"message": true, "receipt": true, "notification": true, "presence": true, "chatstate": true, "call": true,
+}
+
+var errDeaf = errors.New("connection is deaf (fault)")
+
+// breakConn marks the connection as WhatsApp's side of a stuck socket.
+func (c *conn) breakConn(k FaultKind) {
+	c.mu.Lock()
+	c.broken = k
+	c.mu.Unlock()
+}
+
+func (c *conn) brokenBy() FaultKind {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.broken
 }
 
 func (c *conn) sendLogged(n waBinary.Node) {

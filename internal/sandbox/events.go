@@ -26,6 +26,8 @@ const (
 	EventUnknownIQ          EventKind = "unknown_iq"          // answered with an error
 	EventMessageFromBot     EventKind = "message_from_bot"    // Detail: message ID
 	EventAckWithheld        EventKind = "ack_withheld"        // Detail: message ID
+	EventMessageStuck       EventKind = "message_stuck"       // a stuck connection swallowed it (Detail: message ID)
+	EventPushWithheld       EventKind = "push_withheld"       // a deaf connection did not send it (Detail: tag)
 	EventMessageToBot       EventKind = "message_to_bot"      // a contact sent (Detail: ID)
 	EventDelivered          EventKind = "delivered_to_bot"    // written to a bot connection
 	EventReceipt            EventKind = "receipt"             // the bot sent a receipt

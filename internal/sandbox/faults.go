@@ -38,12 +38,26 @@ const (
 	FaultWithholdAcks FaultKind = "withhold_acks"
 	// FaultDown closes everything and refuses TLS connections for Duration.
 	FaultDown FaultKind = "down"
+	// FaultKillOnLogin closes every connection right after its login
+	// succeeds, for Duration: a server that accepts and at once kills.
+	FaultKillOnLogin FaultKind = "kill_on_login"
+	// FaultStuckSends leaves the connections open now as WhatsApp's side
+	// of a stuck socket does: pings and queries are answered, but the bot's
+	// messages are neither acked nor delivered. New connections are healthy.
+	FaultStuckSends FaultKind = "stuck_sends"
+	// FaultDeaf makes the connections open now push nothing to the bot:
+	// pings, queries and acks of its messages are answered, but messages,
+	// receipts and notifications are not sent on them. Messages from
+	// contacts wait and are delivered on the next connection; receipts and
+	// notifications pushed meanwhile are lost. New connections are healthy.
+	FaultDeaf FaultKind = "deaf"
 )
 
 var allFaults = map[FaultKind]bool{
 	FaultDrop: true, FaultRestart: true, FaultStream503: true, FaultReplaced: true, FaultLogout: true,
 	FaultDeviceRemoved: true, FaultBan: true, FaultOutdated: true, FaultRefuse: true,
 	FaultBlackholePings: true, FaultWithholdAcks: true, FaultDown: true,
+	FaultKillOnLogin: true, FaultStuckSends: true, FaultDeaf: true,
 }
 
 // Fault is one injection request.
@@ -174,8 +188,12 @@ func (s *Server) Inject(f Fault) error {
 		for _, c := range conns {
 			c.close("fault down")
 		}
-	case FaultRefuse, FaultBlackholePings:
+	case FaultRefuse, FaultBlackholePings, FaultKillOnLogin:
 		s.setLasting(f)
+	case FaultStuckSends, FaultDeaf:
+		for _, c := range loggedIn() {
+			c.breakConn(f.Kind)
+		}
 	case FaultWithholdAcks:
 		s.setLasting(f)
 		if f.Duration > 0 {

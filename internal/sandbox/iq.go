@@ -18,6 +18,11 @@ func (s *Server) handleNode(c *conn, n *waBinary.Node) {
 	case "iq":
 		s.handleIQ(c, n)
 	case "message":
+		if c.brokenBy() == FaultStuckSends {
+			id, _ := n.Attrs["id"].(string)
+			s.emit(Event{Kind: EventMessageStuck, ConnID: c.id, JID: c.jidString(), Detail: id})
+			return
+		}
 		s.handleBotMessage(c, n)
 	case "receipt":
 		s.handleReceipt(c, n)

@@ -137,6 +137,10 @@ func (s *Server) login(c *conn, p *waWa6.ClientPayload, clientStatic []byte) {
 		"creation":     strconv.FormatInt(rec.LinkedAt.Unix(), 10),
 		"location":     "sandbox",
 	}})
+	if s.faultActive(FaultKillOnLogin) {
+		c.close("fault kill_on_login")
+		return
+	}
 	s.sendEdgeRouting(c)       // edgerouting.go
 	s.deliverOffline(c, devID) // login.go: flushPending, then the end-of-backlog marker
 }

@@ -20,6 +20,7 @@ const (
 	sigQR
 	sigPaired
 	sigRestart // the server asked for a reconnect (stream error 515)
+	sigDead    // the connection is open but dead (liveness.go)
 )
 
 type signal struct {
@@ -27,6 +28,7 @@ type signal struct {
 	reason string
 	expire time.Duration // ban length
 	codes  []string      // QR codes
+	cause  deadCause     // why a connection is dead
 }
 
 // onEvent runs on whatsmeow's event goroutine: it must not block, so it only
@@ -34,6 +36,9 @@ type signal struct {
 func (s *Supervisor) onEvent(evt any) {
 	if s.opts.OnEvent != nil {
 		s.opts.OnEvent(evt)
+	}
+	if fromServer(evt) {
+		s.live.hear(time.Now())
 	}
 	switch e := evt.(type) {
 	case *events.Connected:

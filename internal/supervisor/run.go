@@ -17,6 +17,7 @@ type outcome struct {
 	kind   signalKind
 	reason string
 	expire time.Duration
+	cause  deadCause
 }
 
 // sigQRExpired ends a pairing connection whose QR codes all went unscanned.
@@ -29,6 +30,7 @@ type outage struct {
 	alerted  bool
 	network  bool // the last failure was a network-level one (nothing answered)
 	redial   bool // the connection that ended had logged in: redial at once, within the attempt limit
+	why      string
 }
 
 // Run connects and keeps the account connected until ctx ends, then
@@ -50,7 +52,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			m.ConnectAttempts.Inc()
 		}
 		if o.failures == 0 {
-			s.setState(Connecting, "dialing WhatsApp", nil)
+			reason := "dialing WhatsApp"
+			if o.why != "" {
+				reason = "redialling after: " + o.why
+			}
+			s.setState(Connecting, reason, nil)
 		}
 		if err := cli.ConnectContext(ctx); err != nil && !errors.Is(err, whatsmeow.ErrAlreadyConnected) {
 			if ctx.Err() != nil {
@@ -97,9 +103,12 @@ func (s *Supervisor) handle(ctx context.Context, o *outage, out outcome) error {
 	switch out.kind {
 	case sigQRExpired, sigRestart:
 		o.failures = 0
+	case sigDead:
+		s.onDead(out)
+		o.redial, o.why = true, out.reason
 	case sigDropped:
 		if loggedIn {
-			o.redial = true
+			o.redial, o.why = true, out.reason
 			return nil
 		}
 		o.network = false
@@ -180,10 +189,16 @@ func (s *Supervisor) waitIn(ctx context.Context, state State, reason string, wai
 func (s *Supervisor) await(ctx context.Context, cli *whatsmeow.Client) outcome {
 	var qr qrRotation
 	defer qr.stop()
+	ticks, stop := s.silenceTicks()
+	defer stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return outcome{}
+		case now := <-ticks:
+			if out, dead := s.silent(now); dead {
+				return out
+			}
 		case <-qr.expired():
 			if qr.next() {
 				s.showQR(qr.current(), qr.deadline)
@@ -194,7 +209,9 @@ func (s *Supervisor) await(ctx context.Context, cli *whatsmeow.Client) outcome {
 		case sig := <-s.signals:
 			switch sig.kind {
 			case sigConnected:
+				s.live.hear(time.Now())
 				s.setState(Connected, "logged in", nil)
+				s.setDegraded(deadSilent, "")
 			case sigQR:
 				qr.start(sig.codes)
 				s.showQR(qr.current(), qr.deadline)
@@ -210,7 +227,7 @@ func (s *Supervisor) await(ctx context.Context, cli *whatsmeow.Client) outcome {
 				}
 				return outcome{kind: sig.kind, reason: sig.reason}
 			default:
-				return outcome{kind: sig.kind, reason: sig.reason, expire: sig.expire}
+				return outcome{kind: sig.kind, reason: sig.reason, expire: sig.expire, cause: sig.cause}
 			}
 		}
 	}

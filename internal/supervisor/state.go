@@ -41,6 +41,10 @@ type Status struct {
 	Account     string     `json:"account,omitempty"` // the device JID once paired
 	// Holder is the process that holds the account's lease (this one unless on standby).
 	Holder string `json:"holder,omitempty"`
+	// Degraded says why the connection is not trusted although it may be
+	// up: the last one was ended as dead, and this one has not proved
+	// itself yet (liveness.go).
+	Degraded string `json:"degraded,omitempty"`
 }
 
 // Pairing is what an operator needs to link the bot as a device.
@@ -57,12 +61,18 @@ type Pairing struct {
 func (s Status) Ready() (bool, string) {
 	switch s.State {
 	case Connected:
+		if s.Degraded != "" {
+			return false, s.Degraded
+		}
 		return true, ""
 	case Unpaired, LoggedOut:
 		return false, "not paired"
 	case Connecting, Reconnecting:
 		if s.Account == "" {
 			return false, "not paired"
+		}
+		if s.Degraded != "" {
+			return false, "connecting: " + s.Degraded
 		}
 		return false, "connecting"
 	default:

@@ -40,6 +40,12 @@ type Options struct {
 	// KeepAliveMaxFail ends a connection whose keep-alive pings went
 	// unanswered for this long.
 	KeepAliveMaxFail time.Duration
+	// AckTimeout ends a connection on which WhatsApp acknowledged no message
+	// within this long after it was written (liveness.go); 0 is off.
+	AckTimeout time.Duration
+	// SilenceTimeout ends a connection on which nothing but keep-alive
+	// answers came for this long (liveness.go); 0 is off.
+	SilenceTimeout time.Duration
 	// ProbeInterval is how often, while waiting to reconnect, to check
 	// whether WhatsApp answers again, so a short outage does not cost a long
 	// backoff; 0 disables probing.
@@ -67,6 +73,7 @@ type Supervisor struct {
 	log  *slog.Logger
 
 	signals chan signal // whatsmeow events, in arrival order, for the run loop
+	live    liveness
 
 	mu      sync.Mutex
 	cli     *whatsmeow.Client
@@ -74,6 +81,8 @@ type Supervisor struct {
 	pairing Pairing
 	changed chan struct{} // closed and replaced on every change
 	alerts  []Alert       // the newest maxAlerts owner alerts
+	// degradedBy is what set status.Degraded, so only its proof clears it.
+	degradedBy deadCause
 }
 
 // maxAlerts bounds the alerts kept for /status.
@@ -207,7 +216,7 @@ func (s *Supervisor) setState(state State, reason string, f func(st *Status)) {
 	var from State
 	s.update(func(st *Status, _ *Pairing) {
 		from = st.State
-		*st = Status{State: state, Reason: reason, Since: time.Now(), Account: st.Account}
+		*st = Status{State: state, Reason: reason, Since: time.Now(), Account: st.Account, Degraded: st.Degraded}
 		if f != nil {
 			f(st)
 		}
