@@ -38,8 +38,9 @@ const (
 	FaultWithholdAcks FaultKind = "withhold_acks"
 	// FaultDown closes everything and refuses TLS connections for Duration.
 	FaultDown FaultKind = "down"
-	// FaultKillOnLogin closes every connection right after its login
-	// succeeds, for Duration: a server that accepts and at once kills.
+	// FaultKillOnLogin closes current connections, then every connection
+	// right after its login succeeds, for Duration: a server that accepts
+	// and at once kills.
 	FaultKillOnLogin FaultKind = "kill_on_login"
 	// FaultStuckSends leaves the connections open now as WhatsApp's side
 	// of a stuck socket does: pings and queries are answered, but the bot's
@@ -188,7 +189,12 @@ func (s *Server) Inject(f Fault) error {
 		for _, c := range conns {
 			c.close("fault down")
 		}
-	case FaultRefuse, FaultBlackholePings, FaultKillOnLogin:
+	case FaultKillOnLogin:
+		s.setLasting(f)
+		for _, c := range loggedIn() {
+			c.close("fault kill_on_login")
+		}
+	case FaultRefuse, FaultBlackholePings:
 		s.setLasting(f)
 	case FaultStuckSends, FaultDeaf:
 		for _, c := range loggedIn() {

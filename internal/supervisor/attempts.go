@@ -10,10 +10,12 @@ import (
 // spaced by the backoff already. A server that accepts each connection and
 // kills it right after login would otherwise see attempts in a tight loop. A
 // few may go at once (a drop, then a second one while the link settles), and
-// sustained redials stay at one a second.
+// sustained redials stay below one a second: one every 1.25 s, so that even
+// counting the burst a killing server sees at most one a second over 15 s
+// or more (BenchmarkKillingServer, docs/RECONNECT.md).
 const (
 	attemptBurst    = 3
-	attemptInterval = time.Second
+	attemptInterval = 1250 * time.Millisecond
 )
 
 type attemptLimit struct {

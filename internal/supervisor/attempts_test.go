@@ -6,7 +6,7 @@ import (
 )
 
 // A server that accepts every connection and kills it at once gets at most
-// attemptBurst attempts at once and then one a second, since reconnects
+// attemptBurst attempts at once and then one per attemptInterval, since reconnects
 // after a login are immediate.
 func TestAttemptLimit(t *testing.T) {
 	start := time.Unix(1000, 0)
@@ -22,7 +22,7 @@ func TestAttemptLimit(t *testing.T) {
 		waited += d
 	}
 	if want := 10 * attemptInterval; waited < want-time.Millisecond || waited > want+time.Millisecond {
-		t.Errorf("13 attempts in a tight loop waited %v in all; want %v (one a second after the first %d)", waited, want, attemptBurst)
+		t.Errorf("13 attempts in a tight loop waited %v in all; want %v (one per interval after the first %d)", waited, want, attemptBurst)
 	}
 	// A link that stayed up refills the bucket: the next drop is free again.
 	if d := a.delay(now.Add(time.Hour)); d != 0 {
