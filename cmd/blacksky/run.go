@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mdp/qrterminal/v3"
+	wastore "go.mau.fi/whatsmeow/store"
 
 	"github.com/blacksky-bot/blacksky/internal/account"
 	"github.com/blacksky-bot/blacksky/internal/backoff"
@@ -197,7 +198,9 @@ func showQRCodes(ctx context.Context, sup pairingSource, w io.Writer) {
 }
 
 // supervisorOptions turns the configuration into the connection's options,
-// pointing whatsmeow at the sandbox when WA_SANDBOX is set.
+// pointing whatsmeow at the sandbox when WA_SANDBOX is set. The sandbox's
+// HTTP client serves both the probes and the fetch of WhatsApp Web's version
+// after a 405, so the sandbox answers both as WhatsApp would.
 func supervisorOptions(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (supervisor.Options, error) {
 	opts := supervisor.Options{
 		Store:            st,
@@ -212,6 +215,7 @@ func supervisorOptions(ctx context.Context, cfg *config.Config, st *store.Store,
 		AckTimeout:       cfg.AckTimeout,
 		SilenceTimeout:   cfg.SilenceTimeout,
 		ReplacedBackoff:  cfg.ReplacedBackoff,
+		PinnedVersion:    wastore.WAVersionContainer(cfg.WAVersion),
 	}
 	if cfg.Sandbox != "" {
 		t, err := sandboxTarget(ctx, cfg.Sandbox, log)

@@ -34,6 +34,10 @@ type Config struct {
 	MaxMemoryMB int    // 0 means: derive from the container's limit
 	Sandbox     string // base URL of a blacksky sandbox; empty in production
 	PairPhone   string // ask for a pairing code for this number instead of a QR code
+	// WAVersion pins the WhatsApp Web client version presented to WhatsApp
+	// (WA_VERSION, e.g. 2.3000.1012345678); zero means whatsmeow's built-in
+	// one, replaced by WhatsApp Web's current one when WhatsApp refuses it.
+	WAVersion [3]uint32
 
 	ShutdownTimeout time.Duration
 
@@ -109,6 +113,7 @@ func Load(env Getenv) (*Config, error) {
 		MaxMemoryMB: p.intRange("MAX_MEMORY_MB", 0, 0, 1<<20, "512"),
 		Sandbox:     p.httpURL("WA_SANDBOX"),
 		PairPhone:   p.phone("PAIR_PHONE"),
+		WAVersion:   p.waVersion("WA_VERSION"),
 
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, 10*time.Minute, "25s"),
 
@@ -458,6 +463,29 @@ func (p *parser) httpURL(name string) string {
 		return ""
 	}
 	return strings.TrimRight(v, "/")
+}
+
+// waVersion reads a WhatsApp Web client version: three dot-separated
+// numbers below 2^32, not all zero, as whatsmeow's store.WAVersionContainer
+// holds it.
+func (p *parser) waVersion(name string) [3]uint32 {
+	v, ok := p.get(name)
+	if !ok {
+		return [3]uint32{}
+	}
+	var out [3]uint32
+	parts := strings.Split(v, ".")
+	valid := len(parts) == 3
+	for i := 0; valid && i < len(parts); i++ {
+		n, err := strconv.ParseUint(parts[i], 10, 32)
+		valid = err == nil
+		out[i] = uint32(n)
+	}
+	if !valid || out == [3]uint32{} {
+		p.fail(name, v, "must be a WhatsApp Web version, three dot-separated numbers (unset: the built-in version, updated from WhatsApp Web when WhatsApp refuses it)", "2.3000.1012345678")
+		return [3]uint32{}
+	}
+	return out
 }
 
 func (p *parser) phone(name string) string {

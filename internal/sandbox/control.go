@@ -115,6 +115,8 @@ func infoOf(ct *Contact) contactInfo {
 //	GET    /control/faults                    []ActiveFault
 //	POST   /control/faults                    {"kind":"ban","duration":"10s","immediate_close":false}
 //	DELETE /control/faults                    clears every lasting fault
+//	GET    /control/version                   {"minimum":"2.3000.N","current":"2.3000.M"}
+//	POST   /control/version                   {"minimum":"...","current":"..."} (either) -> the new versions
 //
 // Errors are JSON {"error":"..."}: 400 for bad input or unknown contacts, 409 when a
 // contact cannot send (no linked device) or ask for a retry (no such message
@@ -273,6 +275,27 @@ func (s *Server) ControlHandler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "injected", "kind": string(f.Kind)})
+	})
+	mux.HandleFunc("GET /control/version", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.ClientVersions().wire())
+	})
+	mux.HandleFunc("POST /control/version", func(w http.ResponseWriter, r *http.Request) {
+		var req clientVersionsJSON
+		if !readJSON(w, r, &req) {
+			return
+		}
+		v, err := req.parse()
+		if err == nil && v.Minimum.IsZero() && v.Current.IsZero() {
+			err = errors.New("set minimum, current or both")
+		}
+		if err == nil {
+			v, err = s.SetClientVersions(v)
+		}
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, v.wire())
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")

@@ -30,5 +30,10 @@
 // privacy settings and tokens, blocklist, app state with the push name, edge
 // routing, and the end-of-backlog marker after offline delivery).
 //
+// Client versions are checked as WhatsApp checks them (version.go): a login
+// or registration below the minimum gets failure 405, and WhatsApp Web's page
+// at https://web.whatsapp.com/ names the current version, where whatsmeow's
+// GetLatestVersion looks (SetClientVersions, /control/version).
+//
 // Tests synchronise with WaitFor/WaitEvent on the event history instead of sleeping.
 package sandbox

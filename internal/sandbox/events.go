@@ -17,8 +17,8 @@ const (
 	EventPairRefs           EventKind = "pair_refs"           // QR refs sent to an unpaired client
 	EventPairCodeRequest    EventKind = "pair_code_requested" // client asked for a phone code
 	EventPaired             EventKind = "paired"              // device linked (before the 515)
-	EventLogin              EventKind = "login"               // <success> sent
-	EventLoginRejected      EventKind = "login_rejected"      // <failure> sent at login
+	EventLogin              EventKind = "login"               // <success> sent (Detail: "version V", the client's)
+	EventLoginRejected      EventKind = "login_rejected"      // <failure> sent at login (or 405 at registration)
 	EventPing               EventKind = "ping"                // keep-alive answered
 	EventPingDropped        EventKind = "ping_dropped"        // keep-alive black-holed
 	EventPreKeysUploaded    EventKind = "prekeys_uploaded"    // Detail: number of keys
@@ -48,6 +48,8 @@ const (
 	EventEdgeRoutingSent    EventKind = "edge_routing_sent"    // routing info handed out (Detail: base64)
 	EventEdgeRouted         EventKind = "edge_routed"          // a client connected with routing info (Detail: what it said)
 	EventUndeliverable      EventKind = "undeliverable"        // acked, delivered to nobody (Detail: ID and why)
+	EventClientVersions     EventKind = "client_versions"      // accepted/served versions changed (Detail: both)
+	EventVersionPage        EventKind = "version_page"         // WhatsApp Web's page served (Detail: the version it named)
 )
 
 // Event is one entry of the sandbox's observable history.

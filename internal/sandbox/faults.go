@@ -28,7 +28,10 @@ const (
 	FaultDeviceRemoved FaultKind = "device_removed"
 	// FaultBan answers logins with failure 402 and an expiry for Duration (default 1h); current connections are dropped.
 	FaultBan FaultKind = "ban"
-	// FaultOutdated answers logins with failure 405 for Duration (default until cleared); current connections are dropped.
+	// FaultOutdated answers logins (and registrations) with failure 405
+	// whatever their version, for Duration (default until cleared); current
+	// connections are dropped. The version page still names the current
+	// version: this is WhatsApp refusing even that one.
 	FaultOutdated FaultKind = "outdated"
 	// FaultRefuse answers websocket upgrades with HTTP 503 for Duration.
 	FaultRefuse FaultKind = "refuse"

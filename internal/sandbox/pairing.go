@@ -35,6 +35,9 @@ type pairInfo struct {
 const pairRefCount = 6
 
 func (s *Server) onClientPayload(c *conn, p *waWa6.ClientPayload, clientStatic []byte) {
+	if s.refuseOutdated(c, p) { // version.go
+		return
+	}
 	if p.Username == nil {
 		s.startPairing(c, p, clientStatic)
 		return
@@ -84,11 +87,6 @@ func (s *Server) login(c *conn, p *waWa6.ClientPayload, clientStatic []byte) {
 	user := strconv.FormatUint(p.GetUsername(), 10)
 	devID := uint16(p.GetDevice())
 	jid := types.JID{User: user, Server: types.DefaultUserServer, Device: devID}
-	if f, ok := s.activeFault(FaultOutdated); ok {
-		s.emit(Event{Kind: EventLoginRejected, ConnID: c.id, JID: jid.String(), Detail: "outdated"})
-		c.sendFailure(405, nil, f.ImmediateClose)
-		return
-	}
 	if f, ok := s.activeFault(FaultBan); ok {
 		expire := 3600
 		if !f.until.IsZero() {
@@ -124,7 +122,7 @@ func (s *Server) login(c *conn, p *waWa6.ClientPayload, clientStatic []byte) {
 		}
 	}
 	platform := rec.Platform
-	s.emitLocked(Event{Kind: EventLogin, ConnID: c.id, JID: jid.String()})
+	s.emitLocked(Event{Kind: EventLogin, ConnID: c.id, JID: jid.String(), Detail: "version " + payloadVersion(p).String()})
 	s.mu.Unlock()
 	for _, o := range older {
 		o.sendStreamError("", "replaced", false)

@@ -98,6 +98,7 @@ type Server struct {
 	codeRegs []*codeReg
 	pending  map[uint16][]pendingMsg
 	faults   map[FaultKind]activeFault
+	versions ClientVersions // accepted and served client versions (version.go)
 	started  bool
 	closed   bool
 }
@@ -169,7 +170,7 @@ func (s *Server) Start(ctx context.Context) error {
 		MinVersion:   tls.VersionTLS12,
 	}
 	s.wsSrv = &http.Server{
-		Handler:           http.HandlerFunc(s.handleWebsocket),
+		Handler:           s.webHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		// A non-nil empty map keeps HTTP/2 off: whatsmeow's websocket needs HTTP/1.1.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},

@@ -61,6 +61,8 @@ type persisted struct {
 	// Addressing is "lid" or "pn" per contact; a contact not listed is
 	// addressed as Options.PhoneNumberContacts says.
 	Addressing map[string]string `json:"addressing,omitempty"`
+	// ClientVersions are what the sandbox accepts and serves; absent means the defaults.
+	ClientVersions *clientVersionsJSON `json:"client_versions,omitempty"`
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
@@ -115,6 +117,9 @@ func (s *Server) load(dir string) error {
 		st.Account.Devices = make(map[uint16]*deviceRec)
 	}
 	s.acct = st.Account
+	if s.versions, err = loadVersions(st.ClientVersions); err != nil {
+		return err
+	}
 
 	// A throwaway store need not survive power loss; skipping fsync keeps tests fast.
 	durable := s.opts.DataDir != ""
@@ -149,6 +154,8 @@ func (s *Server) saveLocked() error {
 		NoiseRootPriv: s.keys.noiseRoot.Priv[:],
 		Account:       s.acct,
 	}
+	versions := s.versions.wire()
+	st.ClientVersions = &versions
 	st.Addressing = map[string]string{}
 	for number, ct := range s.contacts {
 		st.Contacts = append(st.Contacts, number)

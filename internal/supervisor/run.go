@@ -125,8 +125,9 @@ func (s *Supervisor) handle(ctx context.Context, o *outage, out outcome) error {
 		s.waitIn(ctx, Banned, out.reason, out.expire)
 		*o = outage{}
 	case sigOutdated:
-		s.setState(Outdated, out.reason, nil)
-		s.alert(ctx, "WhatsApp rejects this client as outdated: upgrade blacksky and restart it.")
+		if s.onOutdated(ctx) { // version.go: a newer version is in use, dial at once
+			return nil
+		}
 		<-ctx.Done()
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
+	wastore "go.mau.fi/whatsmeow/store"
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/logging"
@@ -50,9 +51,15 @@ type Options struct {
 	// whether WhatsApp answers again, so a short outage does not cost a long
 	// backoff; 0 disables probing.
 	ProbeInterval time.Duration
-	// ProbeClient makes the probe requests; it must reach the same server as
-	// whatsmeow (the sandbox supplies its own). Nil means http.DefaultClient.
+	// ProbeClient makes the probe requests and fetches WhatsApp Web's
+	// current version after a 405 (version.go); it must reach the same
+	// server as whatsmeow (the sandbox supplies its own). Nil means
+	// http.DefaultClient.
 	ProbeClient *http.Client
+	// PinnedVersion, if not zero, is the WhatsApp Web client version to
+	// present (WA_VERSION) instead of whatsmeow's built-in one; it is never
+	// replaced by a fetched one.
+	PinnedVersion wastore.WAVersionContainer
 	// AlertAfter is how long reconnecting may last before the owner is alerted; 0 never alerts.
 	AlertAfter time.Duration
 	// Alert delivers an owner alert (logged out, banned, outdated, replaced,
@@ -125,6 +132,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	}
 	s.pairing.CodePhone = opts.PairPhone
 	s.publishState(s.status.State)
+	s.usePinnedVersion()
 	if err := s.newClient(ctx); err != nil {
 		return nil, err
 	}
