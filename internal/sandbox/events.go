@@ -46,6 +46,8 @@ const (
 	EventEdgeRoutingSent    EventKind = "edge_routing_sent"    // routing info handed out (Detail: base64)
 	EventEdgeRouted         EventKind = "edge_routed"          // a client connected with routing info (Detail: what it said)
 	EventUndeliverable      EventKind = "undeliverable"        // acked, delivered to nobody (Detail: ID and why)
+	EventUndecryptableSent  EventKind = "undecryptable_sent"   // a contact's message went out undecryptable (Detail: ID)
+	EventPlaceholderResent  EventKind = "placeholder_resent"   // the phone answered a request for a message (Detail: its ID)
 )
 
 // Event is one entry of the sandbox's observable history.

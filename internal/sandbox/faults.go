@@ -38,12 +38,17 @@ const (
 	FaultWithholdAcks FaultKind = "withhold_acks"
 	// FaultDown closes everything and refuses TLS connections for Duration.
 	FaultDown FaultKind = "down"
+	// FaultUndecryptable makes the next message a contact sends reach the bot's
+	// devices undecryptable, and the contact ignore the bot's retry receipt
+	// (undecryptable.go); the phone still answers the bot's request for it.
+	FaultUndecryptable FaultKind = "undecryptable"
 )
 
 var allFaults = map[FaultKind]bool{
 	FaultDrop: true, FaultRestart: true, FaultStream503: true, FaultReplaced: true, FaultLogout: true,
 	FaultDeviceRemoved: true, FaultBan: true, FaultOutdated: true, FaultRefuse: true,
 	FaultBlackholePings: true, FaultWithholdAcks: true, FaultDown: true,
+	FaultUndecryptable: true,
 }
 
 // Fault is one injection request.
@@ -181,6 +186,8 @@ func (s *Server) Inject(f Fault) error {
 		if f.Duration > 0 {
 			time.AfterFunc(f.Duration, s.releaseAcks)
 		}
+	case FaultUndecryptable:
+		s.armUndecryptable()
 	}
 	return nil
 }
@@ -200,6 +207,7 @@ func (s *Server) setLasting(f Fault) {
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	s.faults = make(map[FaultKind]activeFault)
+	s.undecryptableNext = false
 	s.emitLocked(Event{Kind: EventFault, Detail: "cleared"})
 	s.mu.Unlock()
 	s.releaseAcks()

@@ -100,6 +100,9 @@ type Server struct {
 	faults   map[FaultKind]activeFault
 	started  bool
 	closed   bool
+
+	// undecryptableNext is armed by FaultUndecryptable and spent by the next contact message.
+	undecryptableNext bool
 }
 
 // New prepares a server: keys, stores and persisted state are loaded or created, nothing listens yet.
