@@ -17,6 +17,9 @@ type Metrics struct {
 	ConnectAttempts   prometheus.Counter
 	ConnectFailures   prometheus.Counter
 	KeepAliveTimeouts prometheus.Counter
+
+	UndecryptableMessages prometheus.Counter // incoming messages whatsmeow could not decrypt
+	RecoveredMessages     prometheus.Counter // of those, copies the phone sent again
 }
 
 // New creates a registry with Go runtime and process collectors and ours.
@@ -43,11 +46,20 @@ func New() *Metrics {
 			Name: "blacksky_keepalive_timeouts_total",
 			Help: "Keep-alive pings WhatsApp did not answer in time.",
 		}),
+		UndecryptableMessages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "blacksky_undecryptable_messages_total",
+			Help: "Incoming messages that could not be decrypted (each copy WhatsApp delivered); the phone is asked to send them again.",
+		}),
+		RecoveredMessages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "blacksky_undecryptable_recovered_total",
+			Help: "Undecryptable incoming messages the phone sent again and the bot stored.",
+		}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ConnectionState, m.Transitions, m.ConnectAttempts, m.ConnectFailures, m.KeepAliveTimeouts,
+		m.UndecryptableMessages, m.RecoveredMessages,
 	)
 	return m
 }

@@ -134,6 +134,9 @@ func (s *Supervisor) newClient(ctx context.Context) error {
 	// whatsmeow's own reconnect after a 515 reports nothing when it fails;
 	// this makes it hand the reconnect to us instead.
 	cli.DisableLoginAutoReconnect = true
+	// A message this device cannot decrypt is asked for from the phone too,
+	// not only from its sender, who may be offline or keep failing.
+	cli.AutomaticMessageRerequestFromPhone = true
 	if s.opts.Configure != nil {
 		if err := s.opts.Configure(cli); err != nil {
 			return fmt.Errorf("configure client: %w", err)
