@@ -96,7 +96,9 @@ func TestUndecryptableMessageRecoveredFromPhone(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { sup.Run(runCtx) })
-	wg.Go(func() { q.Run(runCtx, &outbox.WhatsAppSender{Client: sup.Client}, outbox.SupervisorGate{Supervisor: sup}) })
+	wg.Go(func() {
+		q.Run(runCtx, &outbox.WhatsAppSender{Client: sup.Client}, outbox.SupervisorGate{Supervisor: sup})
+	})
 	wg.Go(func() { wh.Run(runCtx) })
 	wg.Go(func() { b.Run(runCtx) })
 	defer func() {
