@@ -35,6 +35,7 @@ func (s *Supervisor) onEvent(evt any) {
 	if s.opts.OnEvent != nil {
 		s.opts.OnEvent(evt)
 	}
+	s.notePhone(evt)
 	switch e := evt.(type) {
 	case *events.Connected:
 		s.send(signal{kind: sigConnected})

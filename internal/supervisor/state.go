@@ -41,6 +41,9 @@ type Status struct {
 	Account     string     `json:"account,omitempty"` // the device JID once paired
 	// Holder is the process that holds the account's lease (this one unless on standby).
 	Holder string `json:"holder,omitempty"`
+	// PhoneLastSeen is when the account's primary phone was last seen active
+	// (phone.go); nil until it was.
+	PhoneLastSeen *time.Time `json:"phone_last_seen,omitempty"`
 }
 
 // Pairing is what an operator needs to link the bot as a device.

@@ -59,6 +59,12 @@ type Options struct {
 	// OnEvent, if set, receives every whatsmeow event of every client the
 	// supervisor creates; it runs on whatsmeow's event goroutine and must be quick.
 	OnEvent func(evt any)
+	// PhoneWarnAfter is how long the primary phone may go unseen before the
+	// owner is alerted (phone.go); default DefaultPhoneWarnAfter.
+	PhoneWarnAfter time.Duration
+	// PhoneCheckInterval is how often the phone's last activity is checked
+	// besides at every connect; default DefaultPhoneCheckInterval.
+	PhoneCheckInterval time.Duration
 }
 
 // Supervisor runs one account's connection.
@@ -74,6 +80,8 @@ type Supervisor struct {
 	pairing Pairing
 	changed chan struct{} // closed and replaced on every change
 	alerts  []Alert       // the newest maxAlerts owner alerts
+
+	phone phoneWatch // sightings of the primary phone (phone.go)
 }
 
 // maxAlerts bounds the alerts kept for /status.
@@ -107,12 +115,19 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	if opts.KeepAliveMaxFail == 0 {
 		opts.KeepAliveMaxFail = time.Minute
 	}
+	if opts.PhoneWarnAfter <= 0 {
+		opts.PhoneWarnAfter = DefaultPhoneWarnAfter
+	}
+	if opts.PhoneCheckInterval <= 0 {
+		opts.PhoneCheckInterval = DefaultPhoneCheckInterval
+	}
 	s := &Supervisor{
 		opts:    opts,
 		log:     opts.Logger.With("session", opts.SessionID),
 		signals: make(chan signal, 64),
 		changed: make(chan struct{}),
 		status:  Status{State: Connecting, Reason: "starting", Since: time.Now()},
+		phone:   newPhoneWatch(),
 	}
 	s.pairing.CodePhone = opts.PairPhone
 	s.publishState(s.status.State)
@@ -210,7 +225,7 @@ func (s *Supervisor) setState(state State, reason string, f func(st *Status)) {
 	var from State
 	s.update(func(st *Status, _ *Pairing) {
 		from = st.State
-		*st = Status{State: state, Reason: reason, Since: time.Now(), Account: st.Account}
+		*st = Status{State: state, Reason: reason, Since: time.Now(), Account: st.Account, PhoneLastSeen: st.PhoneLastSeen}
 		if f != nil {
 			f(st)
 		}
