@@ -135,3 +135,27 @@ func TestUndecryptableFaultClearedAndUnknownRequest(t *testing.T) {
 		t.Fatalf("phone answered %d unknown requests", n)
 	}
 }
+
+// messageFaults spoil messages without touching the connection.
+var messageFaults = []faultCase{
+	{name: "undecryptable", fault: Fault{Kind: FaultUndecryptable}, check: func(t *testing.T, ctx context.Context, s *Server, b *botClient, mark int, seq uint64) {
+		ct, err := s.AddContact("+4915199999999")
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := ct.Send(ctx, "unreadable")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u := waitEvent[*events.UndecryptableMessage](t, ctx, b.rec, mark); u.Info.ID != id {
+			t.Fatalf("undecryptable %s, want %s", u.Info.ID, id)
+		}
+	}},
+}
+
+// TestFaultsOnMessages runs messageFaults on a client that does not ask
+// its phone (whatsmeow's default): the message is reported all the same.
+func TestFaultsOnMessages(t *testing.T) {
+	t.Parallel()
+	runOnOneClient(t, messageFaults)
+}
