@@ -12,6 +12,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/backup"
 	"github.com/blacksky-bot/blacksky/internal/bot"
 	"github.com/blacksky-bot/blacksky/internal/config"
+	"github.com/blacksky-bot/blacksky/internal/metrics"
 	"github.com/blacksky-bot/blacksky/internal/outbox"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
@@ -38,10 +39,10 @@ func newWebhook(cfg *config.Config, st *store.Store, log *slog.Logger) (*webhook
 // acknowledged, the built-in commands and the ones in commands.go, replies
 // through the queue. acct is read at call time: the bot exists before it.
 func newBot(cfg *config.Config, st *store.Store, q *outbox.Queue, wh *webhook.Client, backups *backup.Manager,
-	acct **account.Runner, started time.Time, log *slog.Logger) *bot.Bot {
+	m *metrics.Metrics, acct **account.Runner, started time.Time, log *slog.Logger) *bot.Bot {
 	b := bot.New(bot.Options{
 		DB: st.DB(), Session: cfg.SessionID, Prefix: cfg.Prefix, Owners: cfg.Owners,
-		BotName: cfg.BotName, Version: version, Started: started, Queue: q, Webhook: wh,
+		BotName: cfg.BotName, Version: version, Started: started, Queue: q, Webhook: wh, Metrics: m,
 		Status: func() supervisor.Status { return (*acct).Status() },
 		Reconnect: func() {
 			if s := (*acct).Supervisor(); s != nil {

@@ -94,7 +94,7 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 	q := newQueue(cfg, st, wh, log)
 	m.Registry.MustRegister(q.Collector())
 	var acct *account.Runner
-	b := newBot(cfg, st, q, wh, backups, &acct, started, log)
+	b := newBot(cfg, st, q, wh, backups, m, &acct, started, log)
 	chainConfigure(&opts, b.Configure)
 	// Contacts are looked up through the client of whichever lease this
 	// process holds; a standby has none and answers from what it learnt.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
+	"github.com/blacksky-bot/blacksky/internal/metrics"
 	"github.com/blacksky-bot/blacksky/internal/outbox"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
 	"github.com/blacksky-bot/blacksky/internal/webhook"
@@ -65,6 +66,8 @@ type Options struct {
 	Reconnect func()
 	// Webhook, if set, receives every incoming message.
 	Webhook *webhook.Client
+	// Metrics, if set, counts undecryptable and recovered messages.
+	Metrics *metrics.Metrics
 	// HandleFromMe routes commands the account itself sent from another
 	// device (the phone); off by default, those are only recorded.
 	HandleFromMe bool
@@ -104,6 +107,7 @@ type Bot struct {
 	connected chan struct{}
 	notified  atomic.Bool
 	running   atomic.Bool
+	lids      atomic.Pointer[lidMap]
 
 	// failMark, when set by a test, fails the step that marks a message
 	// handled, simulating a crash between the reply and the mark.

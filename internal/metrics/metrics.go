@@ -18,6 +18,9 @@ type Metrics struct {
 	ConnectFailures   prometheus.Counter
 	KeepAliveTimeouts prometheus.Counter
 	DeadConnections   *prometheus.CounterVec // open connections ended as dead, by cause (unacked, silent)
+
+	UndecryptableMessages prometheus.Counter // incoming messages whatsmeow could not decrypt
+	RecoveredMessages     prometheus.Counter // of those, copies the phone sent again
 }
 
 // New creates a registry with Go runtime and process collectors and ours.
@@ -48,12 +51,21 @@ func New() *Metrics {
 			Name: "blacksky_dead_connections_total",
 			Help: "Open connections ended as dead: a message got no ack (unacked), or nothing but pings came (silent).",
 		}, []string{"cause"}),
+		UndecryptableMessages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "blacksky_undecryptable_messages_total",
+			Help: "Incoming messages that could not be decrypted (each copy WhatsApp delivered); the phone is asked to send them again.",
+		}),
+		RecoveredMessages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "blacksky_undecryptable_recovered_total",
+			Help: "Undecryptable incoming messages the phone sent again and the bot stored.",
+		}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.ConnectionState, m.Transitions, m.ConnectAttempts, m.ConnectFailures, m.KeepAliveTimeouts,
 		m.DeadConnections,
+		m.UndecryptableMessages, m.RecoveredMessages,
 	)
 	return m
 }

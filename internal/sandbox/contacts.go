@@ -310,6 +310,7 @@ func (ct *Contact) Send(ctx context.Context, text string) (string, error) {
 	}
 	id := newMessageID()
 	now := time.Now()
+	spoil := s.takeUndecryptable()
 	ct.cryptoMu.Lock()
 	defer ct.cryptoMu.Unlock()
 	type out struct {
@@ -320,11 +321,14 @@ func (ct *Contact) Send(ctx context.Context, text string) (string, error) {
 	for _, d := range devices {
 		to := types.JID{User: phone, Server: types.DefaultUserServer, Device: d}
 		encType, ciphertext, err := ct.encrypt(ctx, to, pad(plain))
+		if err == nil && spoil {
+			ciphertext, err = spoilMAC(encType, ciphertext)
+		}
 		if err != nil {
 			return "", fmt.Errorf("contact send to %s: %w", to, err)
 		}
 		attrs := waBinary.Attrs{
-			"id": id, "from": ct.JID(), "type": "text", "t": strconv.FormatInt(now.Unix(), 10), "notify": "Contact " + ct.number,
+			"id": id, "from": ct.JID(), "type": "text", "t": strconv.FormatInt(now.Unix(), 10), "notify": pushNameOf(ct),
 		}
 		if lid := ct.LID(); !lid.IsEmpty() {
 			attrs["from"], attrs["sender_pn"] = lid, ct.JID()
@@ -335,6 +339,9 @@ func (ct *Contact) Send(ctx context.Context, text string) (string, error) {
 	ct.sent = append(ct.sent, SentMessage{ID: id, Text: text, Time: now})
 	ct.mu.Unlock()
 	s.emit(Event{Kind: EventMessageToBot, JID: ct.JID().String(), Detail: id})
+	if spoil {
+		s.emit(Event{Kind: EventUndecryptableSent, JID: ct.JID().String(), Detail: id})
+	}
 	for _, o := range outs {
 		s.deliver(o.dev, pendingMsg{id: id, node: o.node})
 	}
@@ -463,6 +470,7 @@ func (s *Server) handleBotMessage(c *conn, n *waBinary.Node) {
 		jid types.JID
 	}
 	var delivered []receiptTo
+	var phoneRequests []*waE2E.PeerDataOperationRequestMessage
 	for _, t := range targets {
 		isAccount, ct := s.resolve(t.jid)
 		if isAccount {
@@ -476,10 +484,14 @@ func (s *Server) handleBotMessage(c *conn, n *waBinary.Node) {
 			s.emit(Event{Kind: EventUndeliverable, ConnID: c.id, JID: t.jid.String(), Detail: id + ": " + why})
 			continue
 		}
-		if err := ct.receive(s.ctx, from, id, t.enc); err != nil {
+		msg, err := ct.receive(s.ctx, from, id, t.enc)
+		if err != nil {
 			s.log.Warn("contact could not decrypt message", "contact", ct.number, "id", id, "err", err)
 			s.emit(Event{Kind: EventDecryptFailed, ConnID: c.id, JID: ct.JID().String(), Detail: id + ": " + err.Error()})
 			continue
+		}
+		if req := placeholderRequest(msg); ct == s.phone && req != nil {
+			phoneRequests = append(phoneRequests, req)
 		}
 		if ct != s.phone {
 			// The receipt comes from the address the bot wrote to (PN or LID).
@@ -501,10 +513,14 @@ func (s *Server) handleBotMessage(c *conn, n *waBinary.Node) {
 			"id": id, "from": d.jid, "t": strconv.FormatInt(time.Now().Unix(), 10),
 		}})
 	}
+	// The phone answers after the server acked the request, as a message of its own.
+	for _, req := range phoneRequests {
+		s.answerPlaceholderResend(s.ctx, from, id, req)
+	}
 }
 
-// receive decrypts one enc node from a bot device and records it in the inbox.
-func (ct *Contact) receive(ctx context.Context, sender types.JID, id string, enc waBinary.Node) error {
+// receive decrypts one enc node from a bot device, records it in the inbox and returns it.
+func (ct *Contact) receive(ctx context.Context, sender types.JID, id string, enc waBinary.Node) (*waE2E.Message, error) {
 	ciphertext := nodeBytes(enc)
 	encType, _ := enc.Attrs["type"].(string)
 	addr := sender.SignalAddress()
@@ -519,7 +535,7 @@ func (ct *Contact) receive(ctx context.Context, sender types.JID, id string, enc
 		var msg *protocol.PreKeySignalMessage
 		msg, err = protocol.NewPreKeySignalMessageFromBytes(ciphertext, store.SignalProtobufSerializer.PreKeySignalMessage, store.SignalProtobufSerializer.SignalMessage)
 		if err != nil {
-			return fmt.Errorf("parse pkmsg: %w", err)
+			return nil, fmt.Errorf("parse pkmsg: %w", err)
 		}
 		plain, err = cipher.DecryptMessage(ctx, msg)
 		if errors.Is(err, signalerror.ErrUntrustedIdentity) {
@@ -531,22 +547,22 @@ func (ct *Contact) receive(ctx context.Context, sender types.JID, id string, enc
 		var msg *protocol.SignalMessage
 		msg, err = protocol.NewSignalMessageFromBytes(ciphertext, store.SignalProtobufSerializer.SignalMessage)
 		if err != nil {
-			return fmt.Errorf("parse msg: %w", err)
+			return nil, fmt.Errorf("parse msg: %w", err)
 		}
 		plain, err = cipher.Decrypt(ctx, msg)
 	default:
-		return fmt.Errorf("unsupported enc type %q", encType)
+		return nil, fmt.Errorf("unsupported enc type %q", encType)
 	}
 	if err != nil {
-		return fmt.Errorf("decrypt %s: %w", encType, err)
+		return nil, fmt.Errorf("decrypt %s: %w", encType, err)
 	}
 	plain, err = unpad(plain)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var m waE2E.Message
 	if err := proto.Unmarshal(plain, &m); err != nil {
-		return fmt.Errorf("unmarshal message: %w", err)
+		return nil, fmt.Errorf("unmarshal message: %w", err)
 	}
 	var to string
 	inner := &m
@@ -562,7 +578,7 @@ func (ct *Contact) receive(ctx context.Context, sender types.JID, id string, enc
 	ct.inbox = append(ct.inbox, InboxMessage{ID: id, Text: text, Time: time.Now(), From: sender.String(), Type: encType, To: to})
 	ct.mu.Unlock()
 	ct.s.notify()
-	return nil
+	return &m, nil
 }
 
 // handleReceipt records receipts the bot sends for contacts' messages and settles pending deliveries.

@@ -38,6 +38,11 @@ type contactRequest struct {
 	PhoneNumberOnly bool `json:"phone_number_only,omitempty"`
 }
 
+// phoneReadRequest names the chat the phone reads.
+type phoneReadRequest struct {
+	Number string `json:"number"`
+}
+
 // idText is the body of a contact's action: the text to send, or the message to ask for again.
 type idText struct {
 	ID   string `json:"id"`
@@ -104,6 +109,7 @@ func infoOf(ct *Contact) contactInfo {
 //	POST   /control/phone/scan                {"qr":"ref,noise,identity,adv"}
 //	POST   /control/phone/code                {"code":"ABCD-EFGH"}
 //	GET    /control/phone/inbox               []InboxMessage the phone decrypted (copies of all bot sends)
+//	POST   /control/phone/read                {"number":"4915..."}: the phone reads that chat -> {"id": the message read}
 //	GET    /control/contacts                  [{"number","jid","lid"}]
 //	POST   /control/contacts                  {"number":"4915...","phone_number_only":false} -> 201
 //	GET    /control/contacts/{number}          {"number","jid","lid"} (lid empty while addressed by number)
@@ -229,6 +235,22 @@ func (s *Server) ControlHandler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, nonNil(ct.Inbox()))
+	})
+	mux.HandleFunc("POST /control/phone/read", func(w http.ResponseWriter, r *http.Request) {
+		var req phoneReadRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		id, err := s.PhoneReads(req.Number)
+		var bad errBadRequest
+		switch {
+		case errors.As(err, &bad):
+			writeError(w, http.StatusBadRequest, err.Error())
+		case err != nil:
+			writeError(w, http.StatusConflict, err.Error())
+		default:
+			writeJSON(w, http.StatusOK, map[string]string{"id": id})
+		}
 	})
 	mux.HandleFunc("GET /control/phone/inbox", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, nonNil(s.PhoneInbox()))

@@ -50,6 +50,9 @@ const (
 	EventUndeliverable      EventKind = "undeliverable"        // acked, delivered to nobody (Detail: ID and why)
 	EventClientVersions     EventKind = "client_versions"      // accepted/served versions changed (Detail: both)
 	EventVersionPage        EventKind = "version_page"         // WhatsApp Web's page served (Detail: the version it named)
+	EventUndecryptableSent  EventKind = "undecryptable_sent"   // a contact's message went out undecryptable (Detail: ID)
+	EventPlaceholderResent  EventKind = "placeholder_resent"   // the phone answered a request for a message (Detail: its ID)
+	EventPhoneRead          EventKind = "phone_read"           // the phone read a contact's chat (JID: contact; Detail: message ID)
 )
 
 // Event is one entry of the sandbox's observable history.

@@ -55,6 +55,10 @@ const (
 	// contacts wait and are delivered on the next connection; receipts and
 	// notifications pushed meanwhile are lost. New connections are healthy.
 	FaultDeaf FaultKind = "deaf"
+	// FaultUndecryptable makes the next message a contact sends reach the bot's
+	// devices undecryptable, and the contact ignore the bot's retry receipt
+	// (undecryptable.go); the phone still answers the bot's request for it.
+	FaultUndecryptable FaultKind = "undecryptable"
 )
 
 var allFaults = map[FaultKind]bool{
@@ -62,6 +66,7 @@ var allFaults = map[FaultKind]bool{
 	FaultDeviceRemoved: true, FaultBan: true, FaultOutdated: true, FaultRefuse: true,
 	FaultBlackholePings: true, FaultWithholdAcks: true, FaultDown: true,
 	FaultKillOnLogin: true, FaultStuckSends: true, FaultDeaf: true,
+	FaultUndecryptable: true,
 }
 
 // Fault is one injection request.
@@ -208,6 +213,8 @@ func (s *Server) Inject(f Fault) error {
 		if f.Duration > 0 {
 			time.AfterFunc(f.Duration, s.releaseAcks)
 		}
+	case FaultUndecryptable:
+		s.armUndecryptable()
 	}
 	return nil
 }
@@ -227,6 +234,7 @@ func (s *Server) setLasting(f Fault) {
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	s.faults = make(map[FaultKind]activeFault)
+	s.undecryptableNext = false
 	s.emitLocked(Event{Kind: EventFault, Detail: "cleared"})
 	s.mu.Unlock()
 	s.releaseAcks()

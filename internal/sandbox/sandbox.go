@@ -101,6 +101,9 @@ type Server struct {
 	versions ClientVersions // accepted and served client versions (version.go)
 	started  bool
 	closed   bool
+
+	// undecryptableNext is armed by FaultUndecryptable and spent by the next contact message.
+	undecryptableNext bool
 }
 
 // New prepares a server: keys, stores and persisted state are loaded or created, nothing listens yet.

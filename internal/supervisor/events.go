@@ -40,6 +40,7 @@ func (s *Supervisor) onEvent(evt any) {
 	if fromServer(evt) {
 		s.live.hear(time.Now())
 	}
+	s.notePhone(evt)
 	switch e := evt.(type) {
 	case *events.Connected:
 		s.send(signal{kind: sigConnected})

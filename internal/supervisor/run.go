@@ -38,6 +38,7 @@ type outage struct {
 // error when it gave up.
 func (s *Supervisor) Run(ctx context.Context) error {
 	defer s.shutdown()
+	defer s.startPhoneWatch(ctx)()
 	var o outage
 	limit := newAttemptLimit(time.Now())
 	for ctx.Err() == nil {

@@ -45,6 +45,9 @@ type Status struct {
 	// up: the last one was ended as dead, and this one has not proved
 	// itself yet (liveness.go).
 	Degraded string `json:"degraded,omitempty"`
+	// PhoneLastSeen is when the account's primary phone was last seen active
+	// (phone.go); nil until it was.
+	PhoneLastSeen *time.Time `json:"phone_last_seen,omitempty"`
 }
 
 // Pairing is what an operator needs to link the bot as a device.

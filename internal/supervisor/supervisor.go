@@ -72,6 +72,12 @@ type Options struct {
 	// OnEvent, if set, receives every whatsmeow event of every client the
 	// supervisor creates; it runs on whatsmeow's event goroutine and must be quick.
 	OnEvent func(evt any)
+	// PhoneWarnAfter is how long the primary phone may go unseen before the
+	// owner is alerted (phone.go); default DefaultPhoneWarnAfter.
+	PhoneWarnAfter time.Duration
+	// PhoneCheckInterval is how often the phone's last activity is checked
+	// besides at every connect; default DefaultPhoneCheckInterval.
+	PhoneCheckInterval time.Duration
 }
 
 // Supervisor runs one account's connection.
@@ -90,6 +96,8 @@ type Supervisor struct {
 	alerts  []Alert       // the newest maxAlerts owner alerts
 	// degradedBy is what set status.Degraded, so only its proof clears it.
 	degradedBy deadCause
+
+	phone phoneWatch // sightings of the primary phone (phone.go)
 }
 
 // maxAlerts bounds the alerts kept for /status.
@@ -123,12 +131,19 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	if opts.KeepAliveMaxFail == 0 {
 		opts.KeepAliveMaxFail = time.Minute
 	}
+	if opts.PhoneWarnAfter <= 0 {
+		opts.PhoneWarnAfter = DefaultPhoneWarnAfter
+	}
+	if opts.PhoneCheckInterval <= 0 {
+		opts.PhoneCheckInterval = DefaultPhoneCheckInterval
+	}
 	s := &Supervisor{
 		opts:    opts,
 		log:     opts.Logger.With("session", opts.SessionID),
 		signals: make(chan signal, 64),
 		changed: make(chan struct{}),
 		status:  Status{State: Connecting, Reason: "starting", Since: time.Now()},
+		phone:   newPhoneWatch(),
 	}
 	s.pairing.CodePhone = opts.PairPhone
 	s.publishState(s.status.State)
@@ -151,6 +166,9 @@ func (s *Supervisor) newClient(ctx context.Context) error {
 	// whatsmeow's own reconnect after a 515 reports nothing when it fails;
 	// this makes it hand the reconnect to us instead.
 	cli.DisableLoginAutoReconnect = true
+	// A message this device cannot decrypt is asked for from the phone too,
+	// not only from its sender, who may be offline or keep failing.
+	cli.AutomaticMessageRerequestFromPhone = true
 	if s.opts.Configure != nil {
 		if err := s.opts.Configure(cli); err != nil {
 			return fmt.Errorf("configure client: %w", err)
@@ -224,7 +242,8 @@ func (s *Supervisor) setState(state State, reason string, f func(st *Status)) {
 	var from State
 	s.update(func(st *Status, _ *Pairing) {
 		from = st.State
-		*st = Status{State: state, Reason: reason, Since: time.Now(), Account: st.Account, Degraded: st.Degraded}
+		*st = Status{State: state, Reason: reason, Since: time.Now(), Account: st.Account,
+			Degraded: st.Degraded, PhoneLastSeen: st.PhoneLastSeen}
 		if f != nil {
 			f(st)
 		}

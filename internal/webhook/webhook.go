@@ -30,6 +30,9 @@ const (
 	KindMessageReceived = "message.received"
 	KindMessageSent     = "message.sent"
 	KindMessageDead     = "message.dead"
+	// KindMessageUndecryptable reports an incoming message that could not be
+	// decrypted; if the phone sends it again it follows as message.received.
+	KindMessageUndecryptable = "message.undecryptable"
 )
 
 // Errors callers may tell apart with errors.Is.
