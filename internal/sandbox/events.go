@@ -46,6 +46,8 @@ const (
 	EventEdgeRoutingSent    EventKind = "edge_routing_sent"    // routing info handed out (Detail: base64)
 	EventEdgeRouted         EventKind = "edge_routed"          // a client connected with routing info (Detail: what it said)
 	EventUndeliverable      EventKind = "undeliverable"        // acked, delivered to nobody (Detail: ID and why)
+	EventReachoutRefused    EventKind = "reachout_refused"     // a message to a new contact refused with 463 (JID: recipient; Detail: ID)
+	EventReachoutNotified   EventKind = "reachout_notified"    // the devices were told of the reach-out lock (Detail: its state)
 )
 
 // Event is one entry of the sandbox's observable history.

@@ -38,12 +38,17 @@ const (
 	FaultWithholdAcks FaultKind = "withhold_acks"
 	// FaultDown closes everything and refuses TLS connections for Duration.
 	FaultDown FaultKind = "down"
+	// FaultReachoutTimelock is WhatsApp's reach-out lock for Duration (default 1h):
+	// messages to contacts who never wrote to the account are refused with
+	// error 463, and the devices are told of the lock and its end (reachout.go).
+	FaultReachoutTimelock FaultKind = "reachout_timelock"
 )
 
 var allFaults = map[FaultKind]bool{
 	FaultDrop: true, FaultRestart: true, FaultStream503: true, FaultReplaced: true, FaultLogout: true,
 	FaultDeviceRemoved: true, FaultBan: true, FaultOutdated: true, FaultRefuse: true,
 	FaultBlackholePings: true, FaultWithholdAcks: true, FaultDown: true,
+	FaultReachoutTimelock: true,
 }
 
 // Fault is one injection request.
@@ -181,6 +186,8 @@ func (s *Server) Inject(f Fault) error {
 		if f.Duration > 0 {
 			time.AfterFunc(f.Duration, s.releaseAcks)
 		}
+	case FaultReachoutTimelock:
+		s.startReachoutLock(f)
 	}
 	return nil
 }
@@ -198,11 +205,15 @@ func (s *Server) setLasting(f Fault) {
 
 // ClearFaults ends every lasting fault and releases withheld acks.
 func (s *Server) ClearFaults() {
+	lifted := s.faultActive(FaultReachoutTimelock)
 	s.mu.Lock()
 	s.faults = make(map[FaultKind]activeFault)
 	s.emitLocked(Event{Kind: EventFault, Detail: "cleared"})
 	s.mu.Unlock()
 	s.releaseAcks()
+	if lifted {
+		s.liftReachoutLock()
+	}
 }
 
 // forgetDevices unlinks every companion of the account, as when the user logs out on the phone.
