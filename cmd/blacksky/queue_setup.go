@@ -8,6 +8,7 @@ import (
 	"go.mau.fi/whatsmeow"
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
+	"github.com/blacksky-bot/blacksky/internal/bot"
 	"github.com/blacksky-bot/blacksky/internal/config"
 	"github.com/blacksky-bot/blacksky/internal/contacts"
 	"github.com/blacksky-bot/blacksky/internal/outbox"
@@ -18,7 +19,10 @@ import (
 
 // newQueue opens the account's outbox with the configured limits; with a
 // webhook, every message that becomes sent or dead is reported to it.
+// Under WhatsApp's reach-out lock it sends only to chats that have written
+// (the inbox knows them) and alerts the owners once per lock.
 func newQueue(cfg *config.Config, st *store.Store, wh *webhook.Client, log *slog.Logger) *outbox.Queue {
+	var q *outbox.Queue
 	opts := outbox.Options{
 		Session:       cfg.SessionID,
 		MaxAttempts:   cfg.NotifyMaxAttempts,
@@ -34,11 +38,25 @@ func newQueue(cfg *config.Config, st *store.Store, wh *webhook.Client, log *slog
 		// Leaves room in Heroku's 30 s for HTTP, the connection and the database.
 		ShutdownGrace: 5 * time.Second,
 		Logger:        log.With("component", "outbox"),
+		HasWritten:    bot.HasWritten(st.DB(), cfg.SessionID),
+		Alert:         func(ctx context.Context, text string) { alertOwners(ctx, q, cfg.Owners, text, log) },
 	}
 	if wh != nil {
 		opts.Settled = wh.OutboxSettled
 	}
-	return outbox.New(st.DB(), st.Kind(), opts)
+	q = outbox.New(st.DB(), st.Kind(), opts)
+	return q
+}
+
+// alertOwners queues text to every owner.
+func alertOwners(ctx context.Context, q *outbox.Queue, owners []string, text string, log *slog.Logger) {
+	for _, owner := range owners {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if _, _, err := q.Enqueue(ctx, outbox.Request{To: owner, Text: text}); err != nil {
+			log.Error("queue owner alert", "owner", owner, "err", err)
+		}
+		cancel()
+	}
 }
 
 // withQueue makes the connection deliver the queue: owner alerts become
@@ -48,19 +66,13 @@ func newQueue(cfg *config.Config, st *store.Store, wh *webhook.Client, log *slog
 // dir answers whether a phone-number recipient has an account before it is
 // sent to (a number without one goes to dead, "not on WhatsApp").
 func withQueue(opts *supervisor.Options, q *outbox.Queue, dir *contacts.Directory, owners []string, log *slog.Logger) func(context.Context, *supervisor.Supervisor) {
-	opts.Alert = func(ctx context.Context, text string) {
-		for _, owner := range owners {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			if _, _, err := q.Enqueue(ctx, outbox.Request{To: owner, Text: text}); err != nil {
-				log.Error("queue owner alert", "owner", owner, "err", err)
-			}
-			cancel()
-		}
-	}
+	opts.Alert = func(ctx context.Context, text string) { alertOwners(ctx, q, owners, text, log) }
 	// Recipients stuck on "waiting for this message" ask again; the answer
-	// must survive our restarts, so it comes from the database.
+	// must survive our restarts, so it comes from the database. WhatsApp's
+	// notices of the reach-out lock go to the queue, which holds sends by it.
 	chainConfigure(opts, func(cli *whatsmeow.Client) error {
 		cli.GetMessageForRetry = outbox.RetryMessageFunc(q)
+		cli.AddEventHandler(q.HandleWhatsAppEvent)
 		return nil
 	})
 	return func(ctx context.Context, sup *supervisor.Supervisor) {

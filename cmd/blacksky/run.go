@@ -126,7 +126,7 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 
 	srv := httpapi.NewServer(httpapi.New(httpapi.Options{
 		Conn: acct, DB: st, Outbox: q, Contacts: dir, Backups: backupStatus(cfg, backups), Database: string(st.Kind()), Metrics: m, Token: cfg.APIToken,
-		BotName: cfg.BotName, Session: cfg.SessionID, Version: version, Started: started, Logger: log,
+		BotName: cfg.BotName, Session: cfg.SessionID, Version: version, Started: started, Logger: log, Reachout: q.ReachoutLock,
 	}))
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()

@@ -11,6 +11,7 @@ import (
 
 	"rsc.io/qr"
 
+	"github.com/blacksky-bot/blacksky/internal/outbox"
 	"github.com/blacksky-bot/blacksky/internal/phone"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
 )
@@ -64,6 +65,9 @@ type statusBody struct {
 	// Alerts are the newest owner alerts (logged out, banned, long outages ...).
 	Alerts  []supervisor.Alert `json:"alerts"`
 	Backups any                `json:"backups,omitempty"`
+	// ReachoutLock is WhatsApp's reach-out lock (error 463) as the process
+	// holding the account knows it.
+	ReachoutLock *outbox.ReachoutLock `json:"reachout_lock,omitempty"`
 }
 
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
@@ -77,6 +81,11 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	if limit := debug.SetMemoryLimit(-1); limit > 0 && limit < 1<<62 {
 		mem.LimitMB = mb(uint64(limit))
 	}
+	var lock *outbox.ReachoutLock
+	if a.Reachout != nil {
+		l := a.Reachout()
+		lock = &l
+	}
 	writeJSON(w, http.StatusOK, statusBody{
 		Status:        a.Conn.Status(),
 		Bot:           a.BotName,
@@ -88,6 +97,7 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 		Memory:        mem,
 		Alerts:        a.Conn.Alerts(),
 		Backups:       a.backups(r.Context()),
+		ReachoutLock:  lock,
 	})
 }
 

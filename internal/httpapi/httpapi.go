@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/blacksky-bot/blacksky/internal/metrics"
+	"github.com/blacksky-bot/blacksky/internal/outbox"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
 )
 
@@ -47,6 +48,8 @@ type Options struct {
 	Outbox Outbox
 	// Backups, if set, describes the backups for /status.
 	Backups func(ctx context.Context) any
+	// Reachout, if set, reports WhatsApp's reach-out lock for /status.
+	Reachout func() outbox.ReachoutLock
 	// Contacts answers GET /api/v1/contacts/{phone-or-lid}; nil makes it 503.
 	Contacts Contacts
 	// RequestTimeout bounds each request; default DefaultRequestTimeout.

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -48,6 +49,9 @@ func (q *Queue) Run(ctx context.Context, sender Sender, gate Gate) error {
 		done:    make(chan struct{}, q.opts.Workers),
 	}
 	q.analyze(ctx)
+	if err := q.resumeReachout(ctx); err != nil {
+		d.log.Error("reading back the reach-out lock failed; waiting messages still wait", "err", err)
+	}
 	dbErrors := 0
 	for {
 		d.reap()
@@ -154,6 +158,9 @@ func (d *dispatcher) prune(ctx context.Context) {
 func (d *dispatcher) round(ctx context.Context) (wait time.Duration, more bool, err error) {
 	q := d.q
 	wait = q.opts.PollInterval
+	if err := d.reachoutChores(ctx); err != nil {
+		return 0, false, err
+	}
 	if time.Since(d.lastExpire) >= expireInterval {
 		if err := q.expire(ctx); err != nil {
 			return 0, false, err
@@ -232,6 +239,8 @@ func (d *dispatcher) deliver(runCtx, sendCtx context.Context, m Message) {
 		// Only claims of a message whose sender died mid-send get here.
 		d.kill(dbCtx, log, m, reasonMaxAttempts, fmt.Sprintf("gave up after %d attempts (NOTIFY_MAX_ATTEMPTS); last error: %s", q.opts.MaxAttempts, orUnknown(m.LastError)))
 		return
+	case d.reachoutHeld(dbCtx, log, m):
+		return
 	}
 	ctx, cancelSend := context.WithTimeout(sendCtx, q.opts.SendTimeout)
 	err := d.sender.Send(ctx, m)
@@ -247,9 +256,15 @@ func (d *dispatcher) deliver(runCtx, sendCtx context.Context, m Message) {
 		} else {
 			log.Debug("message sent")
 		}
+		d.reachedNewChat(dbCtx, m)
 		return
 	}
 	switch {
+	case errors.Is(err, ErrReachoutLocked):
+		// WhatsApp's answer, not a failure of the message: no attempt, never dead.
+		until := q.reachout.refused(q.now())
+		log.Warn("WhatsApp refused the message: the account's reach-out lock is in force", "until", until)
+		d.waitOutLock(dbCtx, log, m, until, err.Error())
 	case IsPermanent(err):
 		q.stats.failures.Add(1)
 		d.kill(dbCtx, log, m, reasonPermanent, err.Error())

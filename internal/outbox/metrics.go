@@ -56,6 +56,12 @@ func (q *Queue) Collector() prometheus.Collector {
 		retries:    desc("retries_total", "Failed sends this process scheduled for another attempt."),
 		dead:       desc("dead_total", "Messages this process gave up on, by reason.", "reason"),
 		handedBack: desc("handed_back_total", "Claimed messages returned unsent (shutdown, connection lost)."),
+		lockActive: prometheus.NewDesc("blacksky_reachout_lock_active",
+			"1 while WhatsApp's reach-out lock holds messages to contacts who have not written (error 463), else 0.", nil, nil),
+		lockUntil: prometheus.NewDesc("blacksky_reachout_lock_until_seconds",
+			"Unix time the reach-out lock ends (announced by WhatsApp or assumed); 0 when none is in force.", nil, nil),
+		refusals: prometheus.NewDesc("blacksky_reachout_refusals_total",
+			"Messages WhatsApp refused to this process with error 463 (reach-out lock).", nil, nil),
 	}
 }
 
@@ -63,11 +69,12 @@ type collector struct {
 	q                                        *Queue
 	depth, oldest, enqueued, rejected, sends *prometheus.Desc
 	failures, retries, dead, handedBack      *prometheus.Desc
+	lockActive, lockUntil, refusals          *prometheus.Desc
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.depth, c.oldest, c.enqueued, c.rejected, c.sends,
-		c.failures, c.retries, c.dead, c.handedBack} {
+		c.failures, c.retries, c.dead, c.handedBack, c.lockActive, c.lockUntil, c.refusals} {
 		ch <- d
 	}
 }
@@ -100,4 +107,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.dead, &s.deadMax, reasonMaxAttempts)
 	counter(c.dead, &s.deadExpired, reasonExpired)
 	counter(c.handedBack, &s.handedBack)
+	lock := c.q.ReachoutLock()
+	active, until := 0.0, 0.0
+	if lock.Active {
+		active, until = 1, float64(lock.Until.Unix())
+	}
+	ch <- prometheus.MustNewConstMetric(c.lockActive, prometheus.GaugeValue, active)
+	ch <- prometheus.MustNewConstMetric(c.lockUntil, prometheus.GaugeValue, until)
+	ch <- prometheus.MustNewConstMetric(c.refusals, prometheus.CounterValue, float64(lock.Refusals))
 }

@@ -4,8 +4,10 @@
 // sees it once), and is delivered in order per chat, only while the
 // connection gate is open, with retries, backoff, rate limits, leases that
 // survive crashed processes, and a dead-letter state an operator can retry
-// or purge. It runs on SQLite and PostgreSQL; several processes may share
-// one PostgreSQL database.
+// or purge. While WhatsApp's reach-out lock is in force (error 463), messages
+// to chats that have not written to the account wait for it to end without
+// counting attempts, and the others keep flowing (reachout.go). It runs on
+// SQLite and PostgreSQL; several processes may share one PostgreSQL database.
 package outbox
 
 import (
@@ -121,6 +123,13 @@ type Options struct {
 	// transaction back. What it writes there (webhook events) is committed
 	// exactly when the state change is, never without it.
 	Settled func(ctx context.Context, tx *sql.Tx, msgs []Message) error
+	// HasWritten tells whether a chat has written to the account: while
+	// WhatsApp's reach-out lock is in force only such chats are sent to
+	// (reachout.go). Nil means no chat has.
+	HasWritten func(ctx context.Context, chat string) (bool, error)
+	// Alert, if set, tells the account's owner of a reach-out lock, once
+	// per lock; it runs on the dispatcher and must not block for long.
+	Alert func(ctx context.Context, text string)
 	// Logger receives the queue's records; default discards.
 	Logger *slog.Logger
 	// Now is the clock, for tests; default time.Now.
@@ -216,6 +225,8 @@ type Queue struct {
 	sql      statements
 	// lastCount is the last exact backlog count; the enqueue turn guards it.
 	lastCount backlogCount
+	// reachout is WhatsApp's reach-out lock as this process knows it.
+	reachout reachout
 }
 
 // New returns the queue of opts.Session on db, whose schema Store.Migrate

@@ -7,8 +7,9 @@ import (
 
 // Sender delivers one message. It must use msg.WAID as the WhatsApp message
 // ID, so that a repeated attempt is the same message to the recipient. An
-// error wrapped with Permanent sends the message straight to dead; any
-// other error is retried with backoff.
+// error wrapped with Permanent sends the message straight to dead; one
+// wrapping ErrReachoutLocked makes it wait for WhatsApp's reach-out lock to
+// end, without counting an attempt; any other error is retried with backoff.
 type Sender interface {
 	Send(ctx context.Context, msg Message) error
 }

@@ -9,6 +9,7 @@ import (
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/blacksky-bot/blacksky/internal/contacts"
@@ -86,6 +87,14 @@ func (s *WhatsAppSender) Send(ctx context.Context, msg Message) error {
 	return nil
 }
 
+// HandleWhatsAppEvent is a whatsmeow event handler: it passes WhatsApp's
+// notifications of the account's reach-out lock to NoticeReachoutLock.
+func (q *Queue) HandleWhatsAppEvent(evt any) {
+	if e, ok := evt.(*events.NotifyAccountReachoutTimelock); ok {
+		q.NoticeReachoutLock(e.IsActive, e.TimeEnforcementEnds.Time)
+	}
+}
+
 // TextMessage is the WhatsApp message a text is sent as; a retry receipt
 // must be answered with the same content, so both paths build it here.
 func TextMessage(text string) *waE2E.Message {
@@ -93,11 +102,16 @@ func TextMessage(text string) *waE2E.Message {
 }
 
 // Classify marks err permanent when it says the message can never be
-// delivered as it is (bad or unknown recipient); everything else, such as
-// a lost connection, a timeout or a server error, is left to retries.
+// delivered as it is (bad or unknown recipient), and with ErrReachoutLocked
+// when WhatsApp refused it with error 463 (reachout.go); everything else,
+// such as a lost connection, a timeout or another server error, is left to
+// retries.
 func Classify(err error) error {
-	if err == nil || IsPermanent(err) {
+	if err == nil || IsPermanent(err) || errors.Is(err, ErrReachoutLocked) {
 		return err
+	}
+	if isReachoutRefusal(err) {
+		return fmt.Errorf("%w: %w", ErrReachoutLocked, err)
 	}
 	switch {
 	case errors.Is(err, whatsmeow.ErrRecipientADJID),

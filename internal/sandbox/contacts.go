@@ -465,6 +465,10 @@ func (s *Server) handleBotMessage(c *conn, n *waBinary.Node) {
 		targets = append(targets, target{to, enc})
 	}
 	s.emit(Event{Kind: EventMessageFromBot, ConnID: c.id, JID: from.String(), Detail: id})
+	if isAccount, ct := s.resolve(to); !isAccount && s.reachoutRefused(ct) {
+		s.refuseReachout(c, id, to)
+		return
+	}
 	type receiptTo struct {
 		ct  *Contact
 		jid types.JID

@@ -53,6 +53,8 @@ const (
 	EventUndecryptableSent  EventKind = "undecryptable_sent"   // a contact's message went out undecryptable (Detail: ID)
 	EventPlaceholderResent  EventKind = "placeholder_resent"   // the phone answered a request for a message (Detail: its ID)
 	EventPhoneRead          EventKind = "phone_read"           // the phone read a contact's chat (JID: contact; Detail: message ID)
+	EventReachoutRefused    EventKind = "reachout_refused"     // a message to a new contact refused with 463 (JID: recipient; Detail: ID)
+	EventReachoutNotified   EventKind = "reachout_notified"    // the devices were told of the reach-out lock (Detail: its state)
 )
 
 // Event is one entry of the sandbox's observable history.

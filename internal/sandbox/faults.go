@@ -59,6 +59,10 @@ const (
 	// devices undecryptable, and the contact ignore the bot's retry receipt
 	// (undecryptable.go); the phone still answers the bot's request for it.
 	FaultUndecryptable FaultKind = "undecryptable"
+	// FaultReachoutTimelock is WhatsApp's reach-out lock for Duration (default 1h):
+	// messages to contacts who never wrote to the account are refused with
+	// error 463, and the devices are told of the lock and its end (reachout.go).
+	FaultReachoutTimelock FaultKind = "reachout_timelock"
 )
 
 var allFaults = map[FaultKind]bool{
@@ -67,6 +71,7 @@ var allFaults = map[FaultKind]bool{
 	FaultBlackholePings: true, FaultWithholdAcks: true, FaultDown: true,
 	FaultKillOnLogin: true, FaultStuckSends: true, FaultDeaf: true,
 	FaultUndecryptable: true,
+	FaultReachoutTimelock: true,
 }
 
 // Fault is one injection request.
@@ -215,6 +220,8 @@ func (s *Server) Inject(f Fault) error {
 		}
 	case FaultUndecryptable:
 		s.armUndecryptable()
+	case FaultReachoutTimelock:
+		s.startReachoutLock(f)
 	}
 	return nil
 }
@@ -232,12 +239,16 @@ func (s *Server) setLasting(f Fault) {
 
 // ClearFaults ends every lasting fault and releases withheld acks.
 func (s *Server) ClearFaults() {
+	lifted := s.faultActive(FaultReachoutTimelock)
 	s.mu.Lock()
 	s.faults = make(map[FaultKind]activeFault)
 	s.undecryptableNext = false
 	s.emitLocked(Event{Kind: EventFault, Detail: "cleared"})
 	s.mu.Unlock()
 	s.releaseAcks()
+	if lifted {
+		s.liftReachoutLock()
+	}
 }
 
 // forgetDevices unlinks every companion of the account, as when the user logs out on the phone.

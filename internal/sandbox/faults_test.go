@@ -100,6 +100,19 @@ var recoverableFaults = []faultCase{
 			t.Errorf("send returned after %s although its ack was withheld", d)
 		}
 	}},
+	// The connection stays up; reachout_test.go has the rest of the lock.
+	{name: "reachout_timelock", fault: Fault{Kind: FaultReachoutTimelock}, check: func(t *testing.T, ctx context.Context, s *Server, b *botClient, mark int, seq uint64) {
+		waitReachoutNotice(t, ctx, b, mark, true)
+		ct, err := s.AddContact("5511987654323")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.cli.SendMessage(ctx, ct.JID(), textMsg("cold")); !is463(err) {
+			t.Fatalf("send to a new contact: err = %v, want server error 463", err)
+		}
+		s.ClearFaults()
+		waitReachoutNotice(t, ctx, b, mark, false)
+	}},
 }
 
 // TestFaultsKeepAlive checks black-holed pings: timeouts, then recovery or whatsmeow's forced reconnect.

@@ -27,9 +27,13 @@ func (s *Server) handleNode(c *conn, n *waBinary.Node) {
 	case "receipt":
 		s.handleReceipt(c, n)
 	case "ack":
-		// Client acks need no answer; they are recorded so tests can wait for a quiet client.
+		// Client acks need no answer; they are recorded so tests can wait for a quiet
+		// client, and a notification's ack settles it (no redelivery at the next login).
 		id, _ := n.Attrs["id"].(string)
 		class, _ := n.Attrs["class"].(string)
+		if jid, ok := c.account(); ok && class == "notification" {
+			s.settleNotification(jid.Device, id)
+		}
 		s.emit(Event{Kind: EventClientAck, ConnID: c.id, JID: c.jidString(), Detail: strings.TrimSpace(class + " " + id)})
 	case "presence", "chatstate":
 	default:
