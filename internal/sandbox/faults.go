@@ -70,7 +70,7 @@ var allFaults = map[FaultKind]bool{
 	FaultDeviceRemoved: true, FaultBan: true, FaultOutdated: true, FaultRefuse: true,
 	FaultBlackholePings: true, FaultWithholdAcks: true, FaultDown: true,
 	FaultKillOnLogin: true, FaultStuckSends: true, FaultDeaf: true,
-	FaultUndecryptable: true,
+	FaultUndecryptable:    true,
 	FaultReachoutTimelock: true,
 }
 
