@@ -142,7 +142,7 @@ func TestConformance(t *testing.T) {
 // at least one case of the fault tables, so a new kind cannot go untested.
 func TestEveryFaultIsExercised(t *testing.T) {
 	covered := map[FaultKind]bool{}
-	for _, table := range [][]faultCase{recoverableFaults, keepAliveFaults, terminalFaults, messageFaults} {
+	for _, table := range [][]faultCase{recoverableFaults, keepAliveFaults, terminalFaults, messageFaults, deadConnFaults} {
 		for _, tc := range table {
 			covered[tc.fault.Kind] = true
 		}

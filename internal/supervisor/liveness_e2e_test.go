@@ -14,6 +14,7 @@ import (
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/types/events"
 
+	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/metrics"
 	"github.com/blacksky-bot/blacksky/internal/outbox"
 	"github.com/blacksky-bot/blacksky/internal/sandbox"
@@ -149,4 +150,39 @@ func counterValue(c prometheus.Counter) float64 {
 		return -1
 	}
 	return d.GetCounter().GetValue()
+}
+
+// A server that accepts every connection and kills it right after login
+// is not hammered: over the fault, attempts stay within the attempt
+// limit's burst plus about one a second, and the bot is back once it ends.
+func TestKillingServerIsNotHammered(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(o *Options) {
+		o.Backoff = backoff.Policy{Base: time.Second, Max: time.Minute}
+		o.ProbeInterval = 500 * time.Millisecond
+	})
+	h.pair()
+	const window = 4 * time.Second
+	seq := h.srv.LastSeq()
+	start := time.Now()
+	if err := h.srv.Inject(sandbox.Fault{Kind: sandbox.FaultKillOnLogin, Duration: window}); err != nil {
+		t.Fatal(err)
+	}
+	end := start.Add(window)
+	if err := h.sup.WaitFor(h.ctx(30*time.Second), func(st Status, _ Pairing) bool {
+		return st.State == Connected && st.Since.After(end)
+	}); err != nil {
+		t.Fatalf("not connected after the killing ended: %v; states %v", err, h.states(0))
+	}
+	attempts := 0
+	for _, e := range h.srv.Events() {
+		if e.Seq > seq && e.Kind == sandbox.EventConnOpened && e.Time.Before(end) {
+			attempts++
+		}
+	}
+	// 3 at once, then one per 1.25 s; one more for rounding at the edges.
+	if most := 3 + int(window/(1250*time.Millisecond)) + 1; attempts > most {
+		t.Errorf("%d connection attempts in %s of killing, want at most %d", attempts, window, most)
+	}
+	t.Logf("%d attempts in %s", attempts, window)
 }

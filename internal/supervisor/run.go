@@ -28,9 +28,8 @@ type outage struct {
 	failures int
 	start    time.Time
 	alerted  bool
-	network  bool // the last failure was a network-level one (nothing answered)
-	redial   bool // the connection that ended had logged in: redial at once, within the attempt limit
-	why      string
+	network  bool   // the last failure was a network-level one (nothing answered)
+	why      string // what ended the last connection that had logged in (redialled at once)
 }
 
 // Run connects and keeps the account connected until ctx ends, then
@@ -42,11 +41,12 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	var o outage
 	limit := newAttemptLimit(time.Now())
 	for ctx.Err() == nil {
-		if o.redial {
-			o.redial = false
-			if !limit.wait(ctx) {
-				break
-			}
+		// Every attempt takes a token: a server that kills connections
+		// around their login, sometimes before whatsmeow reports it and
+		// sometimes after, would otherwise alternate a reset backoff with
+		// immediate redials (TestKillingServerIsNotHammered).
+		if !limit.wait(ctx) {
+			break
 		}
 		cli := s.Client()
 		if m := s.opts.Metrics; m != nil {
@@ -94,8 +94,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 // outage and resets the count, so a connection that logged in and then
 // dropped is redialled at once, however briefly it lasted. What keeps a
 // server that accepts and kills every connection from being hammered is the
-// attempt limit on those immediate redials (attempts.go): at most
-// attemptBurst at once, and one a second after that.
+// attempt limit on every attempt (attempts.go): at most attemptBurst at once,
+// and one per attemptInterval after that; after failures the backoff is
+// usually the longer wait.
 func (s *Supervisor) handle(ctx context.Context, o *outage, out outcome) error {
 	loggedIn := s.Status().State == Connected
 	if loggedIn {
@@ -106,10 +107,10 @@ func (s *Supervisor) handle(ctx context.Context, o *outage, out outcome) error {
 		o.failures = 0
 	case sigDead:
 		s.onDead(out)
-		o.redial, o.why = true, out.reason
+		o.why = out.reason
 	case sigDropped:
 		if loggedIn {
-			o.redial, o.why = true, out.reason
+			o.why = out.reason
 			return nil
 		}
 		o.network = false
