@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"net/http"
 	"os"
 	"os/exec"
 	"sort"
@@ -39,6 +40,15 @@ func actions(cfg config) []action {
 		faultAction("blackhole_pings", 3*time.Second, 12*time.Second),
 		faultAction("withhold_acks", 2*time.Second, 5*time.Second),
 		faultAction("down", 2*time.Second, 5*time.Second),
+		faultAction("kill_on_login", 2*time.Second, 5*time.Second),
+		// Dead but connected: ACK_TIMEOUT (1 s, half NOTIFY_SEND_TIMEOUT)
+		// ends a stuck connection at the next send; SILENCE_TIMEOUT (1 m)
+		// a deaf one, unless another fault ends it first.
+		onConnected(faultAction("stuck_sends", 0, 0)),
+		onConnected(faultAction("deaf", 0, 0)),
+		// The chaos contacts never write, so every message waits out the lock.
+		faultAction("reachout_timelock", 2*time.Second, 5*time.Second),
+		onConnected(action{name: "fault undecryptable", run: undecryptable}),
 		onConnected(action{name: "fault replaced", run: replaced}),
 		onConnected(action{name: "fault outdated", run: outdated}),
 		onConnected(action{name: "SIGKILL leader", run: func(ctx context.Context, h *harness, _ *rand.Rand) error {
@@ -129,6 +139,39 @@ func outdated(ctx context.Context, h *harness, _ *rand.Rand) error {
 	}
 	h.setLeader(hit)
 	return h.stopLeader(ctx, syscall.SIGTERM)
+}
+
+// undecryptableContact writes to the bot in the undecryptable action; it is
+// not one of the contacts the sender writes to, so the report ignores it.
+const undecryptableContact = "15552000001"
+
+// undecryptable: a contact's command reaches the bot undecryptable; the
+// bot asks the phone for it, the phone resends it, and the bot answers.
+func undecryptable(ctx context.Context, h *harness, _ *rand.Rand) error {
+	n := undecryptableContact
+	if code := doJSON(ctx, "GET", h.sb.url+"/control/contacts/"+n, nil, nil); code != http.StatusOK {
+		if code := doJSON(ctx, "POST", h.sb.url+"/control/contacts", map[string]any{"number": n}, nil); code != http.StatusCreated {
+			return fmt.Errorf("add contact %s: HTTP %d", n, code)
+		}
+	}
+	before, err := h.sb.inbox(ctx, n)
+	if err != nil {
+		return err
+	}
+	if err := h.sb.fault(ctx, "undecryptable", 0); err != nil {
+		return err
+	}
+	if code := doJSON(ctx, "POST", h.sb.url+"/control/contacts/"+n+"/send", map[string]string{"text": ".ping"}, nil); code != http.StatusOK {
+		return fmt.Errorf("contact %s sends .ping: HTTP %d", n, code)
+	}
+	err = poll(ctx, 30*time.Second, func() bool {
+		in, err := h.sb.inbox(ctx, n)
+		return err == nil && len(in) > len(before)
+	})
+	if err != nil {
+		return fmt.Errorf("no answer to a .ping that arrived undecryptable: %w", err)
+	}
+	return nil
 }
 
 // restartPostgres restarts the local cluster under the bots' feet.

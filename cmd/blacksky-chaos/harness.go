@@ -158,7 +158,7 @@ func (h *harness) botVars(dbURL string) map[string]string {
 		"SEND_RATE_PER_MINUTE": "0", "SEND_CHAT_GAP": "0", "NOTIFY_RETRY_BASE_DELAY": "100ms",
 		"NOTIFY_RETRY_MAX_DELAY": "1s", "NOTIFY_SEND_TIMEOUT": "2s", "LEASE_INTERVAL": "200ms",
 		"SESSION_ENCRYPTION_KEY": "chaos-run-key-" + randomHex(8), "SHUTDOWN_TIMEOUT": "10s",
-		"KEEPALIVE_MAX_FAIL": "10s", "LOG_LEVEL": "info",
+		"KEEPALIVE_MAX_FAIL": "10s", "SILENCE_TIMEOUT": "1m", "LOG_LEVEL": "info",
 		// Messages to a contact without a LID wait for its migration, retried.
 		"NOTIFY_MAX_ATTEMPTS": "1000",
 	}

@@ -21,9 +21,10 @@ import (
 //     (whatsmeow's SendRequestExtra.Timeout, which starts after the write, so
 //     a slow encryption for a big group does not count; the sender reports
 //     the outcome through AckTimeout and SendEnded, outbox.AckWatcher);
-//   - nothing but ping answers came from the server for
-//     Options.SilenceTimeout. A quiet account may see nothing for long on a
-//     healthy connection too; a redial then costs one login.
+//   - nothing pushed (messages, receipts, notifications: anything whatsmeow
+//     reports as an event) came from the server for Options.SilenceTimeout,
+//     while pings and acks may still pass. A quiet account may see nothing
+//     for long on a healthy connection too; a redial then costs one login.
 //
 // While a dead connection is being redialled, and after an unacknowledged
 // one until WhatsApp acks a message on the new connection (the same fault
@@ -70,7 +71,8 @@ func (s *Supervisor) AckTimeout() time.Duration { return s.opts.AckTimeout }
 func (s *Supervisor) SendEnded(err error) {
 	switch {
 	case err == nil:
-		s.live.hear(time.Now())
+		// An ack proves sends work, not that pushes arrive: a deaf
+		// connection acks, so acks do not count as heard.
 		s.setDegraded(deadUnacked, "")
 	case errors.Is(err, whatsmeow.ErrMessageTimedOut) && s.opts.AckTimeout > 0 && s.Status().State == Connected:
 		s.send(signal{kind: sigDead, cause: deadUnacked,
