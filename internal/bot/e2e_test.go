@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"go.mau.fi/whatsmeow"
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/bot"
@@ -81,46 +80,9 @@ func TestEndToEnd(t *testing.T) {
 		BotName: "e2ebot", Version: "v0.0.1", Queue: q, Logger: botLog, PollInterval: 20 * time.Millisecond,
 		Status: func() supervisor.Status { return sup.Status() },
 	})
-	trust := srv.Trust()
-	probe, err := trust.HTTPClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sup, err = supervisor.New(ctx, supervisor.Options{
-		Store: st, SessionID: "e2e", Logger: log, ProbeClient: probe,
-		Backoff: backoff.Policy{Base: 50 * time.Millisecond, Max: 200 * time.Millisecond},
-		Configure: func(cli *whatsmeow.Client) error {
-			if err := trust.Apply(cli); err != nil {
-				return err
-			}
-			return b.Configure(cli)
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { sup.Run(runCtx) })
-	wg.Go(func() {
-		q.Run(runCtx, &outbox.WhatsAppSender{Client: sup.Client}, outbox.SupervisorGate{Supervisor: sup})
-	})
-	wg.Go(func() { wh.Run(runCtx) })
-	defer func() {
-		srv.Close() // first: see the supervisor e2e test on whatsmeow's teardown race
-		stop()
-		wg.Wait()
-	}()
-
-	if err := sup.WaitFor(ctx, func(_ supervisor.Status, p supervisor.Pairing) bool { return p.QR != "" }); err != nil {
-		t.Fatal("no QR code:", err)
-	}
-	if err := srv.ScanQR(ctx, sup.Pairing().QR); err != nil {
-		t.Fatal(err)
-	}
-	if err := sup.WaitFor(ctx, func(s supervisor.Status, _ supervisor.Pairing) bool { return s.State == supervisor.Connected }); err != nil {
-		t.Fatal(err)
-	}
+	stack := startLinked(t, ctx, srv, st, "e2e", b, q, wh, log)
+	defer stack.stop()
+	sup = stack.sup
 
 	// Before the worker runs: the message is stored and WhatsApp gets its
 	// receipt, though nothing handled it yet.
@@ -142,7 +104,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// The worker starts: the owner gets the connected notice, .ping its pong.
-	wg.Go(func() { b.Run(runCtx) })
+	stack.run(b.Run)
 	inbox := func(c *sandbox.Contact, want string) {
 		t.Helper()
 		waitFor(ctx, t, srv, want, func() bool { return countText(c, want) > 0 })

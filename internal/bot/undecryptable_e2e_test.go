@@ -13,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"go.mau.fi/whatsmeow"
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/bot"
@@ -21,7 +20,6 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/outbox"
 	"github.com/blacksky-bot/blacksky/internal/sandbox"
 	"github.com/blacksky-bot/blacksky/internal/store"
-	"github.com/blacksky-bot/blacksky/internal/supervisor"
 	"github.com/blacksky-bot/blacksky/internal/testkit"
 	"github.com/blacksky-bot/blacksky/internal/webhook"
 )
@@ -75,50 +73,11 @@ func TestUndecryptableMessageRecoveredFromPhone(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	trust := srv.Trust()
-	probe, err := trust.HTTPClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sup, err := supervisor.New(ctx, supervisor.Options{
-		Store: st, SessionID: "und", ProbeClient: probe, Logger: log,
-		Backoff: backoff.Policy{Base: 50 * time.Millisecond, Max: 200 * time.Millisecond},
-		Configure: func(cli *whatsmeow.Client) error {
-			if err := trust.Apply(cli); err != nil {
-				return err
-			}
-			return b.Configure(cli)
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { sup.Run(runCtx) })
-	wg.Go(func() {
-		q.Run(runCtx, &outbox.WhatsAppSender{Client: sup.Client}, outbox.SupervisorGate{Supervisor: sup})
-	})
-	wg.Go(func() { wh.Run(runCtx) })
-	wg.Go(func() { b.Run(runCtx) })
-	defer func() {
-		srv.Close() // first: see the supervisor e2e test on whatsmeow's teardown race
-		stop()
-		wg.Wait()
-	}()
-	if err := sup.WaitFor(ctx, func(_ supervisor.Status, p supervisor.Pairing) bool { return p.QR != "" }); err != nil {
-		t.Fatal("no QR code:", err)
-	}
-	if err := srv.ScanQR(ctx, sup.Pairing().QR); err != nil {
-		t.Fatal(err)
-	}
-	connected := func() {
-		t.Helper()
-		if err := sup.WaitFor(ctx, func(s supervisor.Status, _ supervisor.Pairing) bool { return s.State == supervisor.Connected }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	connected()
+	stack := startLinked(t, ctx, srv, st, "und", b, q, wh, log)
+	defer stack.stop()
+	stack.run(b.Run)
+	sup := stack.sup
+	connected := func() { t.Helper(); stack.connected(t, ctx) }
 	send := func(text string) string {
 		t.Helper()
 		id, err := alice.Send(ctx, text)

@@ -69,15 +69,7 @@ func (s *Server) contactAction(act func(context.Context, *Contact, idText) (stri
 			return
 		}
 		id, err := act(r.Context(), ct, req)
-		var bad errBadRequest
-		switch {
-		case errors.As(err, &bad):
-			writeError(w, http.StatusBadRequest, err.Error())
-		case err != nil:
-			writeError(w, http.StatusConflict, err.Error())
-		default:
-			writeJSON(w, http.StatusOK, map[string]string{"id": id})
-		}
+		writeIDResult(w, id, err)
 	}
 }
 
@@ -242,15 +234,7 @@ func (s *Server) ControlHandler() http.Handler {
 			return
 		}
 		id, err := s.PhoneReads(req.Number)
-		var bad errBadRequest
-		switch {
-		case errors.As(err, &bad):
-			writeError(w, http.StatusBadRequest, err.Error())
-		case err != nil:
-			writeError(w, http.StatusConflict, err.Error())
-		default:
-			writeJSON(w, http.StatusOK, map[string]string{"id": id})
-		}
+		writeIDResult(w, id, err)
 	})
 	mux.HandleFunc("GET /control/phone/inbox", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, nonNil(s.PhoneInbox()))
@@ -384,4 +368,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, apiError{Error: msg})
+}
+
+// writeIDResult answers an action on a contact or the phone: the message
+// ID it produced, 400 for a bad request, 409 when it cannot be done now.
+func writeIDResult(w http.ResponseWriter, id string, err error) {
+	var bad errBadRequest
+	switch {
+	case errors.As(err, &bad):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case err != nil:
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"id": id})
+	}
 }
