@@ -6,15 +6,15 @@ import (
 )
 
 // The attempt limit: a token bucket in front of every connection attempt
-// (run.go Run). A connection that logged in and dropped is redialled at
+// that may reach a server, that is all but those after an attempt nothing
+// answered (run.go Run). A connection that logged in and dropped is redialled at
 // once, and a login resets the backoff, so a server that accepts each
 // connection and kills it around its login would otherwise see attempts in
 // a tight loop (TestKillingServerIsNotHammered). A few may go at once (a
 // drop, then a second one while the link settles), and sustained attempts
 // stay below one a second: one every 1.25 s, so that even counting the
 // burst a killing server sees at most one a second over 15 s or more
-// (BenchmarkKillingServer, docs/RECONNECT.md). After failures the backoff
-// is usually the longer wait.
+// (BenchmarkKillingServer, docs/RECONNECT.md).
 const (
 	attemptBurst    = 3
 	attemptInterval = 1250 * time.Millisecond

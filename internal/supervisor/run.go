@@ -41,11 +41,15 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	var o outage
 	limit := newAttemptLimit(time.Now())
 	for ctx.Err() == nil {
-		// Every attempt takes a token: a server that kills connections
-		// around their login, sometimes before whatsmeow reports it and
-		// sometimes after, would otherwise alternate a reset backoff with
-		// immediate redials (TestKillingServerIsNotHammered).
-		if !limit.wait(ctx) {
+		// Every attempt that may reach a server takes a token: one that
+		// kills connections around their login, sometimes before whatsmeow
+		// reports it and sometimes after, would otherwise see a reset
+		// backoff alternate with immediate redials
+		// (TestKillingServerIsNotHammered). An attempt after one that
+		// nothing answered is spaced by the backoff and the probe already,
+		// and waiting for a token there would only delay the return after
+		// an outage (BenchmarkRecoveryLag, outage 3 s after a recovery).
+		if !o.network && !limit.wait(ctx) {
 			break
 		}
 		cli := s.Client()
@@ -94,9 +98,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 // outage and resets the count, so a connection that logged in and then
 // dropped is redialled at once, however briefly it lasted. What keeps a
 // server that accepts and kills every connection from being hammered is the
-// attempt limit on every attempt (attempts.go): at most attemptBurst at once,
-// and one per attemptInterval after that; after failures the backoff is
-// usually the longer wait.
+// attempt limit on every attempt that may reach it (attempts.go): at most
+// attemptBurst at once, and one per attemptInterval after that.
 func (s *Supervisor) handle(ctx context.Context, o *outage, out outcome) error {
 	loggedIn := s.Status().State == Connected
 	if loggedIn {
