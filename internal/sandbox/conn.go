@@ -94,11 +94,14 @@ func (s *Server) handleWebsocket(w http.ResponseWriter, r *http.Request) {
 	c.close("connection ended")
 }
 
-// forgetConn unregisters a connection and records its end.
+// forgetConn unregisters a connection and records its end, once.
 func (s *Server) forgetConn(c *conn, detail string) {
 	jid := c.jidString()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.conns[c.id] != c {
+		return
+	}
 	s.emitLocked(Event{Kind: EventConnClosed, ConnID: c.id, JID: jid, Detail: detail})
 	delete(s.conns, c.id)
 	for ref, rc := range s.refs {
@@ -140,10 +143,13 @@ func (c *conn) account() (types.JID, bool) {
 	return c.jid, c.loggedIn
 }
 
-// close drops the websocket at once.
+// close drops the websocket at once. The end is recorded first: a client
+// that sees the close may redial before the read loop has noticed it, and
+// its next connection must not look like a second one at once.
 func (c *conn) close(reason string) {
 	c.closeOnce.Do(func() {
 		c.s.log.Debug("closing connection", "conn", c.id, "reason", reason)
+		c.s.forgetConn(c, "closed by the server: "+reason)
 		c.cancel()
 		_ = c.ws.CloseNow()
 	})
