@@ -11,14 +11,17 @@ import (
 // an HTTP error once the server is reachable, which is all a probe needs.
 const probeURL = "https://web.whatsapp.com/ws/chat"
 
-// sleepUntilReachable waits up to d, but returns early (after a short
-// jitter) once a probe finds WhatsApp's endpoint answering after it did not:
-// after a network-level failure (down is true: nothing answered), or after a
-// probe of this wait that failed. A server that answered (refused an
-// upgrade, closed a stream with 503) and keeps answering gets the whole
-// backoff. Probes are cheap (one TLS handshake, no login), so they can run
-// far more often than attempts; the jitter keeps bots that recover from one
-// outage from logging in at the same instant.
+// sleepUntilReachable waits up to d, but returns at once when a probe finds
+// WhatsApp's endpoint answering after it did not: after a network-level
+// failure (down is true: nothing answered), or after a probe of this wait
+// that failed. A server that answered (refused an upgrade, closed a stream
+// with 503) and keeps answering gets the whole backoff. Probes are cheap
+// (one TLS handshake, no login), so they can run far more often than
+// attempts. Each probe waits a random half to one and a half intervals
+// after the last, so bots that lost one server probe at unrelated instants
+// and do not all log in at once when it returns; a further jitter after the
+// probe (there was one, of up to an interval: 250 ms on average at the
+// default) only added to the lag (docs/RECONNECT.md).
 func (s *Supervisor) sleepUntilReachable(ctx context.Context, d time.Duration, down bool) {
 	interval := s.opts.ProbeInterval
 	if interval <= 0 || d <= interval {
@@ -41,7 +44,6 @@ func (s *Supervisor) sleepUntilReachable(ctx context.Context, d time.Duration, d
 		up := s.reachable(ctx)
 		if up && down {
 			s.log.Info("WhatsApp answers again; reconnecting early")
-			sleep(ctx, jitter(interval))
 			return
 		}
 		down = !up
