@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/bot"
 	"github.com/blacksky-bot/blacksky/internal/outbox"
