@@ -26,6 +26,31 @@ func faultAction(kind string, minD, maxD time.Duration) action {
 	}}
 }
 
+// lastingFault injects a fault for a random few seconds and returns when it
+// is over: a fault that leaves a logged-in status behind while killing the
+// connections must not overlap the next action, which may need one (a
+// "replaced" sent to nobody is one that never happened).
+func lastingFault(kind string, minD, maxD time.Duration) action {
+	return action{name: "fault " + kind, run: func(ctx context.Context, h *harness, rng *rand.Rand) error {
+		d := randDuration(rng, minD, maxD)
+		if err := h.sb.fault(ctx, kind, d); err != nil {
+			return err
+		}
+		return poll(ctx, d+10*time.Second, func() bool {
+			var active []struct{ Kind string }
+			if code := doJSON(ctx, "GET", h.sb.url+"/control/faults", nil, &active); code != http.StatusOK {
+				return false
+			}
+			for _, f := range active {
+				if f.Kind == kind {
+					return false
+				}
+			}
+			return true
+		})
+	}}
+}
+
 // actions lists every chaos action. logout and device_removed are left
 // out: they unlink the device, which needs a person to scan a QR code again;
 // the queue keeps messages across that, but it is not an outage the bot can
@@ -40,7 +65,7 @@ func actions(cfg config) []action {
 		faultAction("blackhole_pings", 3*time.Second, 12*time.Second),
 		faultAction("withhold_acks", 2*time.Second, 5*time.Second),
 		faultAction("down", 2*time.Second, 5*time.Second),
-		faultAction("kill_on_login", 2*time.Second, 5*time.Second),
+		lastingFault("kill_on_login", 2*time.Second, 5*time.Second),
 		// Dead but connected: ACK_TIMEOUT (1 s, half NOTIFY_SEND_TIMEOUT)
 		// ends a stuck connection at the next send; SILENCE_TIMEOUT (1 m)
 		// a deaf one, unless another fault ends it first.
@@ -143,7 +168,7 @@ func outdated(ctx context.Context, h *harness, _ *rand.Rand) error {
 
 // undecryptableContact writes to the bot in the undecryptable action; it is
 // not one of the contacts the sender writes to, so the report ignores it.
-const undecryptableContact = "15552000001"
+const undecryptableContact = "15559990001"
 
 // undecryptable: a contact's command reaches the bot undecryptable; the
 // bot asks the phone for it, the phone resends it, and the bot answers.

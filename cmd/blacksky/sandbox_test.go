@@ -56,8 +56,25 @@ func TestBotAgainstSandboxProcess(t *testing.T) {
 		t.Error("the bot did not log the contact's message")
 	}
 
+	// A drop is redialled at once (a few ms here, too short to poll for a
+	// 503): the sandbox sees a new login, and /readyz is 200 again.
+	var before []struct{ Seq uint64 }
+	control(t, sbURL, "GET", "/control/events?since=0", nil, &before)
+	var last uint64
+	if len(before) > 0 {
+		last = before[len(before)-1].Seq
+	}
 	control(t, sbURL, "POST", "/control/faults", map[string]string{"kind": "drop"}, nil)
-	bot.waitHTTP(t, "/readyz", http.StatusServiceUnavailable)
+	waitFor(t, "a login after the drop", func() bool {
+		var evs []struct{ Kind string }
+		control(t, sbURL, "GET", fmt.Sprintf("/control/events?since=%d", last), nil, &evs)
+		for _, e := range evs {
+			if e.Kind == "login" {
+				return true
+			}
+		}
+		return false
+	}, bot)
 	bot.waitHTTP(t, "/readyz", http.StatusOK)
 
 	// The API queues a message and reports its delivery.
