@@ -243,6 +243,7 @@ func (d *dispatcher) deliver(runCtx, sendCtx context.Context, m Message) {
 		return
 	}
 	ctx, cancelSend := context.WithTimeout(sendCtx, q.opts.SendTimeout)
+	sentAt := q.now()
 	err := d.sender.Send(ctx, m)
 	cancelSend()
 	if err == nil {
@@ -262,7 +263,7 @@ func (d *dispatcher) deliver(runCtx, sendCtx context.Context, m Message) {
 	switch {
 	case errors.Is(err, ErrReachoutLocked):
 		// WhatsApp's answer, not a failure of the message: no attempt, never dead.
-		until := q.reachout.refused(q.now())
+		until := q.reachout.refused(sentAt, q.now())
 		log.Warn("WhatsApp refused the message: the account's reach-out lock is in force", "until", until)
 		d.waitOutLock(dbCtx, log, m, until, err.Error())
 	case IsPermanent(err):

@@ -81,8 +81,9 @@ type reachout struct {
 	// episode is set from the first sign of a lock until proof it is over;
 	// the owner is alerted when it is set.
 	episode  bool
-	alertDue bool // the dispatcher owes the owner an alert
-	release  bool // waiting messages are to be looked at again now
+	alertDue bool      // the dispatcher owes the owner an alert
+	release  bool      // waiting messages are to be looked at again now
+	lifted   time.Time // when WhatsApp last said the lock is over
 }
 
 // inForce returns the lock's end if it is in force at now.
@@ -129,14 +130,22 @@ func (r *reachout) notice(now time.Time, active bool, ends time.Time) {
 		r.until, r.announced = now.Add(DefaultReachoutLock), false
 	default:
 		r.until, r.announced, r.episode = time.Time{}, false, false
+		r.lifted = now
 	}
 }
 
-// refused records a 463 at now and returns the end to wait for.
-func (r *reachout) refused(now time.Time) time.Time {
+// refused records a 463 at now for a send begun at sent, and returns the
+// end to wait for. A refusal of a send begun before WhatsApp said the lock
+// was over belongs to that lock: it starts none (the short chaos run saw the
+// lift notice overtake the 463 of a message in flight, which then waited an
+// assumed hour), and the message may go again at once.
+func (r *reachout) refused(sent, now time.Time) time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.refusals++
+	if !r.lifted.IsZero() && sent.Before(r.lifted) {
+		return now
+	}
 	r.expireLocked(now)
 	if r.until.IsZero() {
 		r.beginLocked()

@@ -298,3 +298,25 @@ func TestReachoutMetrics(t *testing.T) {
 		}
 	})
 }
+
+// A 463 for a message sent before WhatsApp said the lock is over belongs to
+// that lock: it starts no new one, and the message may go again at once.
+func TestReachoutRefusalOvertakenByTheLift(t *testing.T) {
+	var r reachout
+	t0 := time.Date(2026, 12, 2, 6, 19, 49, 0, time.UTC)
+	r.notice(t0, true, t0.Add(4*time.Second))
+	sent := t0.Add(time.Millisecond)
+	r.notice(t0.Add(2*time.Millisecond), false, time.Time{})
+	now := t0.Add(3 * time.Millisecond)
+	if until := r.refused(sent, now); until.After(now) {
+		t.Errorf("a refusal overtaken by the lift waits until %v, want no wait", until)
+	}
+	if until, on := r.inForce(now); on {
+		t.Errorf("the lock is in force until %v after a refusal of a send from before the lift", until)
+	}
+	// A refusal of a send after the lift is a new lock.
+	later := now.Add(time.Second)
+	if until := r.refused(later, later); !until.After(later) {
+		t.Errorf("a refusal after the lift waits until %v, want a lock", until)
+	}
+}
