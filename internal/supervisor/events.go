@@ -57,7 +57,7 @@ func (s *Supervisor) onEvent(evt any) {
 	case *events.TemporaryBan:
 		s.send(signal{kind: sigBanned, reason: e.String(), expire: e.Expire})
 	case *events.ClientOutdated:
-		s.send(signal{kind: sigOutdated, reason: "WhatsApp rejected this client version; upgrade blacksky"})
+		s.send(signal{kind: sigOutdated, reason: "WhatsApp refused the client version (405)"})
 	case *events.QR:
 		s.send(signal{kind: sigQR, codes: e.Codes})
 	case *events.PairSuccess:

@@ -44,8 +44,9 @@ type Options struct {
 	// AckTimeout ends a connection on which WhatsApp acknowledged no message
 	// within this long after it was written (liveness.go); 0 is off.
 	AckTimeout time.Duration
-	// SilenceTimeout ends a connection on which nothing but keep-alive
-	// answers came for this long (liveness.go); 0 is off.
+	// SilenceTimeout ends a connection on which the server pushed nothing
+	// (no event; keep-alive answers and acks do not count) for this long
+	// (liveness.go); 0 is off.
 	SilenceTimeout time.Duration
 	// ProbeInterval is how often, while waiting to reconnect, to check
 	// whether WhatsApp answers again, so a short outage does not cost a long
