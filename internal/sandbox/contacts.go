@@ -67,6 +67,7 @@ type Contact struct {
 
 	// cryptoMu serialises Signal operations, which are not safe concurrently.
 	cryptoMu sync.Mutex
+	copies   decryptedCopies // guarded by cryptoMu
 	mu       sync.Mutex
 	inbox    []InboxMessage
 	receipts []Receipt
@@ -489,6 +490,10 @@ func (s *Server) handleBotMessage(c *conn, n *waBinary.Node) {
 			continue
 		}
 		msg, err := ct.receive(s.ctx, from, id, t.enc)
+		if errors.Is(err, errDuplicateCopy) {
+			s.emit(Event{Kind: EventDuplicateIgnored, ConnID: c.id, JID: ct.JID().String(), Detail: id})
+			continue
+		}
 		if err != nil {
 			s.log.Warn("contact could not decrypt message", "contact", ct.number, "id", id, "err", err)
 			s.emit(Event{Kind: EventDecryptFailed, ConnID: c.id, JID: ct.JID().String(), Detail: id + ": " + err.Error()})
@@ -508,16 +513,17 @@ func (s *Server) handleBotMessage(c *conn, n *waBinary.Node) {
 	if !to.IsEmpty() {
 		ack.Attrs["from"] = to
 	}
-	if s.holdAck(c, ack) {
-		return
+	if !s.holdAck(c, ack) {
+		c.sendLogged(ack)
+		for _, d := range delivered {
+			c.sendLogged(waBinary.Node{Tag: "receipt", Attrs: waBinary.Attrs{
+				"id": id, "from": d.jid, "t": strconv.FormatInt(time.Now().Unix(), 10),
+			}})
+		}
 	}
-	c.sendLogged(ack)
-	for _, d := range delivered {
-		c.sendLogged(waBinary.Node{Tag: "receipt", Attrs: waBinary.Attrs{
-			"id": id, "from": d.jid, "t": strconv.FormatInt(time.Now().Unix(), 10),
-		}})
-	}
-	// The phone answers after the server acked the request, as a message of its own.
+	// The phone answers a request it got, as a message of its own, after the
+	// server's ack if there is one: a server that withholds its ack has
+	// still handed the phone its copy.
 	for _, req := range phoneRequests {
 		s.answerPlaceholderResend(s.ctx, from, id, req)
 	}
@@ -558,8 +564,12 @@ func (ct *Contact) receive(ctx context.Context, sender types.JID, id string, enc
 		return nil, fmt.Errorf("unsupported enc type %q", encType)
 	}
 	if err != nil {
+		if ct.copies.seen(addr.String(), ciphertext) {
+			return nil, fmt.Errorf("decrypt %s: %w", encType, errDuplicateCopy)
+		}
 		return nil, fmt.Errorf("decrypt %s: %w", encType, err)
 	}
+	ct.copies.add(addr.String(), ciphertext)
 	plain, err = unpad(plain)
 	if err != nil {
 		return nil, err

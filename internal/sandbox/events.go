@@ -37,6 +37,7 @@ const (
 	EventFailure            EventKind = "failure"             // Detail: reason
 	EventFault              EventKind = "fault"               // injected or cleared
 	EventDecryptFailed      EventKind = "decrypt_failed"      // a contact could not decrypt
+	EventDuplicateIgnored   EventKind = "duplicate_ignored"   // a contact got a copy it had decrypted already (Detail: ID)
 	EventDeviceLoggedOut    EventKind = "device_logged_out"   // device unlinked
 	EventContactAdded       EventKind = "contact_added"
 	EventContactMigrated    EventKind = "contact_migrated"     // a contact moved to LID addressing (JID: its LID)

@@ -159,3 +159,49 @@ func TestFaultsOnMessages(t *testing.T) {
 	t.Parallel()
 	runOnOneClient(t, messageFaults)
 }
+
+// A server that withholds its acks has still handed the phone the bot's
+// request, so the phone answers it; the bot reads the answer once its
+// request is acked. (Before, the phone answered only after an ack, so a
+// request sent while acks were withheld was never answered: the chaos run
+// of seed 1796193833505037035 never saw its .ping answered.)
+func TestPhoneAnswersWhileAcksAreWithheld(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, Options{})
+	b := rerequesting(t, s)
+	ctx := testCtx(t, 30*time.Second)
+	alice, err := s.AddContact("+4915112345678")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := b.rec.mark()
+	hello, err := alice.Send(ctx, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	messageWithID(t, ctx, b, mark, hello)
+
+	for _, f := range []FaultKind{FaultWithholdAcks, FaultUndecryptable} {
+		if err := s.Inject(Fault{Kind: f}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	since := s.LastSeq()
+	mark = b.rec.mark()
+	id, err := alice.Send(ctx, "the secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WaitEvent(ctx, EventAckWithheld, since); err != nil {
+		t.Fatalf("the bot's request to the phone was not withheld: %v", err)
+	}
+	answered, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if ev, err := s.WaitEvent(answered, EventPlaceholderResent, since); err != nil || ev.Detail != id {
+		t.Fatalf("phone did not answer while acks were withheld: %+v %v", ev, err)
+	}
+	s.ClearFaults()
+	if got := messageWithID(t, ctx, b, mark, id); got.Message.GetConversation() != "the secret" || got.UnavailableRequestID == "" {
+		t.Fatalf("phone's copy %q (request %q)", got.Message.GetConversation(), got.UnavailableRequestID)
+	}
+}
