@@ -189,7 +189,10 @@ func undecryptable(ctx context.Context, h *harness, _ *rand.Rand) error {
 	if code := doJSON(ctx, "POST", h.sb.url+"/control/contacts/"+n+"/send", map[string]string{"text": ".ping"}, nil); code != http.StatusOK {
 		return fmt.Errorf("contact %s sends .ping: HTTP %d", n, code)
 	}
-	err = poll(ctx, 30*time.Second, func() bool {
+	// The .ping may land on a connection an earlier deaf fault left deaf;
+	// with nothing to send, SILENCE_TIMEOUT ends it (a run of seed
+	// 1796192988911087851 waited 33 s for that).
+	err = poll(ctx, silenceTimeout+30*time.Second, func() bool {
 		in, err := h.sb.inbox(ctx, n)
 		return err == nil && len(in) > len(before)
 	})

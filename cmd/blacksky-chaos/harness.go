@@ -149,6 +149,10 @@ func (h *harness) run(ctx context.Context, bin, dbURL string) (*Report, error) {
 	return h.phases(ctx)
 }
 
+// silenceTimeout is the bots' SILENCE_TIMEOUT: how long a deaf connection
+// with nothing to send can last (the minimum the setting allows).
+const silenceTimeout = time.Minute
+
 // botVars is the bots' environment: fast to reconnect and retry, unthrottled,
 // loopback-only API, backups on.
 func (h *harness) botVars(dbURL string) map[string]string {
@@ -158,7 +162,7 @@ func (h *harness) botVars(dbURL string) map[string]string {
 		"SEND_RATE_PER_MINUTE": "0", "SEND_CHAT_GAP": "0", "NOTIFY_RETRY_BASE_DELAY": "100ms",
 		"NOTIFY_RETRY_MAX_DELAY": "1s", "NOTIFY_SEND_TIMEOUT": "2s", "LEASE_INTERVAL": "200ms",
 		"SESSION_ENCRYPTION_KEY": "chaos-run-key-" + randomHex(8), "SHUTDOWN_TIMEOUT": "10s",
-		"KEEPALIVE_MAX_FAIL": "10s", "SILENCE_TIMEOUT": "1m", "LOG_LEVEL": "info",
+		"KEEPALIVE_MAX_FAIL": "10s", "SILENCE_TIMEOUT": silenceTimeout.String(), "LOG_LEVEL": "info",
 		// Messages to a contact without a LID wait for its migration, retried.
 		"NOTIFY_MAX_ATTEMPTS": "1000",
 	}
