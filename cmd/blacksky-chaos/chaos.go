@@ -190,8 +190,9 @@ func undecryptable(ctx context.Context, h *harness, _ *rand.Rand) error {
 		return fmt.Errorf("contact %s sends .ping: HTTP %d", n, code)
 	}
 	// The .ping may land on a connection an earlier deaf fault left deaf;
-	// with nothing to send, SILENCE_TIMEOUT ends it (a run of seed
-	// 1796192988911087851 waited 33 s for that).
+	// with nothing to send, the bot ends it once it has heard nothing for
+	// SILENCE_TIMEOUT, checked every quarter of it (a run of seed
+	// 1796192988911087851 waited 73 s; 30 s had been allowed).
 	err = poll(ctx, silenceTimeout+30*time.Second, func() bool {
 		in, err := h.sb.inbox(ctx, n)
 		return err == nil && len(in) > len(before)
