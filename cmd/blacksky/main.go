@@ -18,9 +18,6 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/logging"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // Exit codes: 2 means the command line or configuration needs fixing.
 const (
 	exitOK      = 0
@@ -127,6 +124,6 @@ func versionCommand(ctx context.Context, env *environment, args []string) int {
 	if code := parseFlags(env, fs, args); code >= 0 {
 		return code
 	}
-	fmt.Fprintf(env.stdout, "blacksky %s (%s)\n", version, dependencyVersions())
+	fmt.Fprintln(env.stdout, versionLine())
 	return exitOK
 }
