@@ -104,7 +104,7 @@ func withBackups(ctx context.Context, env *environment, cmd string, f func(*conf
 	st, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler), true)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "blacksky %s: %v\n", cmd, err)
-		return exitFailure
+		return openFailure(err)
 	}
 	defer st.Close()
 	m, err := newBackups(cfg, st, log)

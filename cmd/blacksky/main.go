@@ -18,9 +18,6 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/logging"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // Exit codes: 2 means the command line or configuration needs fixing.
 const (
 	exitOK      = 0
@@ -42,16 +39,17 @@ type environment struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"run":     {"connect and run the bot (the default)", runCommand},
-		"pair":    {"link the bot as a WhatsApp device, then exit", pairCommand},
-		"doctor":  {"check configuration, database and session, and say what to fix", doctorCommand},
-		"version": {"print the version", versionCommand},
-		"send":    {"queue a message from the shell; the running bot delivers it", sendCommand},
-		"queue":   {"show the outgoing queue; list, retry or purge messages", queueCommand},
-		"backup":  {"take an encrypted backup of the session now", backupCommand},
-		"restore": {"restore the session from the newest backup or a file (bot stopped)", restoreCommand},
-		"sandbox": {"run a local WhatsApp simulator for development and tests", sandboxCommand},
-		"demo":    {"watch the bot pair, send, lose its connection and recover, against a sandbox", demoCommand},
+		"run":         {"connect and run the bot (the default)", runCommand},
+		"pair":        {"link the bot as a WhatsApp device, then exit", pairCommand},
+		"doctor":      {"check configuration, database and session, and say what to fix", doctorCommand},
+		"healthcheck": {"exit 0 if this machine's bot answers /healthz (the Docker HEALTHCHECK)", healthcheckCommand},
+		"version":     {"print the version", versionCommand},
+		"send":        {"queue a message from the shell; the running bot delivers it", sendCommand},
+		"queue":       {"show the outgoing queue; list, retry or purge messages", queueCommand},
+		"backup":      {"take an encrypted backup of the session now", backupCommand},
+		"restore":     {"restore the session from the newest backup or a file (bot stopped)", restoreCommand},
+		"sandbox":     {"run a local WhatsApp simulator for development and tests", sandboxCommand},
+		"demo":        {"watch the bot pair, send, lose its connection and recover, against a sandbox", demoCommand},
 	}
 }
 
@@ -94,7 +92,7 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(w, "  %-11s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintln(w, "\nConfiguration comes from environment variables; see the README.")
 	fmt.Fprintln(w, "Run 'blacksky <command> --help' for a command's flags.")
@@ -126,6 +124,6 @@ func versionCommand(ctx context.Context, env *environment, args []string) int {
 	if code := parseFlags(env, fs, args); code >= 0 {
 		return code
 	}
-	fmt.Fprintf(env.stdout, "blacksky %s (%s)\n", version, dependencyVersions())
+	fmt.Fprintln(env.stdout, versionLine())
 	return exitOK
 }

@@ -35,7 +35,7 @@ func pairCommand(ctx context.Context, env *environment, args []string) int {
 	st, err := openStore(ctx, cfg, log, true)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "blacksky pair: %v\n", err)
-		return exitFailure
+		return openFailure(err)
 	}
 	defer st.Close()
 	// Pairing connects to WhatsApp: never beside a running bot on this account.

@@ -39,6 +39,11 @@ func runCommand(ctx context.Context, env *environment, args []string) int {
 	}
 	log := newLogger(env, cfg)
 	if err := serve(ctx, env, cfg, log); err != nil {
+		if code := openFailure(err); code == exitUsage {
+			// One line, as for a bad variable: the operator's to fix.
+			fmt.Fprintf(env.stderr, "blacksky run: %v\n", err)
+			return code
+		}
 		log.Error("blacksky stopped", "err", err)
 		fmt.Fprintf(env.stderr, "blacksky run: %v\n", err)
 		return exitFailure

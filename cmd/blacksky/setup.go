@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -44,6 +45,16 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, migrat
 		}
 	}
 	return st, nil
+}
+
+// openFailure is the exit code for a database that did not open: a data
+// directory the process may not write is for the operator to fix (exit 2,
+// like a bad variable), anything else is a runtime failure.
+func openFailure(err error) int {
+	if errors.Is(err, store.ErrNotWritable) {
+		return exitUsage
+	}
+	return exitFailure
 }
 
 func describeDatabase(cfg *config.Config) string {

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -110,8 +109,8 @@ func (s *Store) Close() error {
 }
 
 func openSQLite(ctx context.Context, path string) (*sql.DB, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
+	if err := checkWritable(path); err != nil {
+		return nil, err
 	}
 	// WAL lets readers (health checks) run beside the writer; IMMEDIATE
 	// transactions take the write lock up front so two writers queue on
