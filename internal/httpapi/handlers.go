@@ -2,17 +2,12 @@ package httpapi
 
 import (
 	"context"
-	"errors"
-	"html/template"
 	"net/http"
 	"runtime"
 	"runtime/debug"
 	"time"
 
-	"rsc.io/qr"
-
 	"github.com/blacksky-bot/blacksky/internal/outbox"
-	"github.com/blacksky-bot/blacksky/internal/phone"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
 )
 
@@ -117,75 +112,4 @@ func (a *api) backups(ctx context.Context) any {
 
 func mb(b uint64) float64 {
 	return float64(b*10>>20) / 10
-}
-
-func (a *api) pairJSON(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.Conn.Pairing())
-}
-
-type codeRequest struct {
-	Phone string `json:"phone"`
-}
-
-// pairCode asks for a pairing code for a phone number; it changes what the
-// bot does, so it sits behind the token like every such endpoint.
-func (a *api) pairCode(w http.ResponseWriter, r *http.Request) {
-	var req codeRequest
-	if !decodeJSON(w, r, &req) {
-		return
-	}
-	number, err := phone.Normalize(req.Phone)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "phone "+err.Error())
-		return
-	}
-	code, err := a.Conn.RequestPairCode(r.Context(), number)
-	switch {
-	case errors.Is(err, supervisor.ErrNotPairing):
-		writeError(w, http.StatusConflict, err.Error()+"; the code will be requested on the next pairing connection")
-	case err != nil:
-		a.Logger.Error("pairing code request failed", "err", err)
-		writeError(w, http.StatusBadGateway, err.Error())
-	default:
-		writeJSON(w, http.StatusOK, map[string]string{"pair_code": code, "phone": number})
-	}
-}
-
-func (a *api) pairQR(w http.ResponseWriter, r *http.Request) {
-	p := a.Conn.Pairing()
-	if p.QR == "" {
-		writeError(w, http.StatusNotFound, "no QR code to show: the bot is paired or not connected to WhatsApp yet")
-		return
-	}
-	code, err := qr.Encode(p.QR, qr.M)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "render QR code: "+err.Error())
-		return
-	}
-	code.Scale = 6
-	w.Header().Set("Content-Type", "image/png")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Write(code.PNG())
-}
-
-var pairPage = template.Must(template.New("pair").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
-<title>{{.Bot}}: pair with WhatsApp</title>
-<style>body{font-family:sans-serif;max-width:36em;margin:2em auto;text-align:center}</style></head>
-<body><h1>{{.Bot}}</h1>
-{{if .Pairing.Paired}}<p>Paired as <b>{{.Pairing.Account}}</b>. Connection: <b>{{.State}}</b>.</p>
-{{else if .Pairing.QR}}<p>On your phone: WhatsApp &rsaquo; Linked devices &rsaquo; Link a device, then scan:</p>
-<img src="pair/qr.png?t={{.Now}}" alt="QR code" width="300" height="300">
-{{if .Pairing.Code}}<p>Or choose "Link with phone number" and enter <b>{{.Pairing.Code}}</b></p>{{end}}
-{{else}}<p>Waiting for WhatsApp ({{.State}}: {{.Reason}}). This page refreshes itself.</p>{{end}}
-</body></html>`))
-
-func (a *api) pairPage(w http.ResponseWriter, r *http.Request) {
-	st := a.Conn.Status()
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	pairPage.Execute(w, map[string]any{
-		"Bot": a.BotName, "Pairing": a.Conn.Pairing(), "State": st.State, "Reason": st.Reason,
-		"Now": time.Now().Unix(),
-	})
 }

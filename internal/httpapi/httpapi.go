@@ -67,6 +67,7 @@ func New(opts Options) http.Handler {
 	}
 	a := &api{Options: opts}
 	mux := http.NewServeMux()
+	mux.Handle("/{$}", only(http.MethodGet, a.landingPage))
 	mux.Handle("/healthz", only(http.MethodGet, a.healthz))
 	mux.Handle("/readyz", only(http.MethodGet, a.readyz))
 	mux.Handle("/status", only(http.MethodGet, a.status))

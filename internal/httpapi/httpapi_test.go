@@ -503,30 +503,6 @@ func TestPairJSON(t *testing.T) {
 	}
 }
 
-func TestPairPage(t *testing.T) {
-	f := newFixture(t, "")
-	f.conn.pairing = supervisor.Pairing{QR: qrText, Code: "ABCD-EFGH"}
-	w := f.do(http.MethodGet, "/pair", "", loopback)
-	body := w.Body.String()
-	if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") {
-		t.Fatalf("status %d, Content-Type %q", w.Code, w.Header().Get("Content-Type"))
-	}
-	for _, want := range []string{`src="pair/qr.png`, "ABCD-EFGH", "testbot"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("page lacks %q", want)
-		}
-	}
-
-	f.conn.pairing = supervisor.Pairing{Paired: true, Account: "<script>alert(1)</script>"}
-	body = f.do(http.MethodGet, "/pair", "", loopback).Body.String()
-	if strings.Contains(body, "<script>") {
-		t.Errorf("page does not escape the account name: %s", body)
-	}
-	if strings.Contains(body, "qr.png") {
-		t.Error("paired page shows a QR code")
-	}
-}
-
 func TestPairCode(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -621,7 +597,7 @@ func TestWrongMethod(t *testing.T) {
 
 func TestUnknownPath(t *testing.T) {
 	f := newFixture(t, token)
-	for _, path := range []string{"/", "/nope", "/healthz/x", "/pair/", "/pair/qr.jpg", "/api/v1", "/api/v2/pair", "/api/v1/pair/code/x"} {
+	for _, path := range []string{"/index.html", "/nope", "/healthz/x", "/pair/", "/pair/qr.jpg", "/api/v1", "/api/v2/pair", "/api/v1/pair/code/x"} {
 		for _, method := range []string{http.MethodGet, http.MethodPost} {
 			msg := wantError(t, f.do(method, path, ""), http.StatusNotFound)
 			if !strings.Contains(msg, path) {
