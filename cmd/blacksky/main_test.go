@@ -52,6 +52,23 @@ func TestUsageErrorsExitTwoWithOneLine(t *testing.T) {
 	}
 }
 
+// Several bad variables give one line each, all of them (issue 15).
+func TestEveryBadVariableHasItsLine(t *testing.T) {
+	code, _, stderr := runCLI(t, map[string]string{"PORT": "http", "LOG_LEVEL": "loud", "LISTEN_ADDR": "localhost"}, "run")
+	if code != exitUsage {
+		t.Errorf("exit code = %d, want %d", code, exitUsage)
+	}
+	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("stderr has %d lines, want one per bad variable:\n%s", len(lines), stderr)
+	}
+	for i, name := range []string{"PORT=", "LOG_LEVEL=", "LISTEN_ADDR="} {
+		if !strings.HasPrefix(lines[i], "blacksky run: "+name) {
+			t.Errorf("line %d = %q; want it about %s", i+1, lines[i], name)
+		}
+	}
+}
+
 func TestHelpExitsZero(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"help"}, {"run", "--help"}, {"pair", "-h"}, {"doctor", "--help"}, {"version", "--help"}} {
 		code, stdout, _ := runCLI(t, nil, args...)

@@ -196,3 +196,26 @@ func TestStartupFailuresAreClear(t *testing.T) {
 		t.Error("the corrupt database file was changed")
 	}
 }
+
+// LISTEN_ADDR=127.0.0.1 serves there only (issue 15: always every
+// interface): 127.0.0.2, another loopback address, is refused, as it would
+// be answered on the default.
+func TestListenAddrBindsThere(t *testing.T) {
+	for addr, otherAnswers := range map[string]bool{"127.0.0.1": false, "": true} {
+		t.Run("LISTEN_ADDR="+addr, func(t *testing.T) {
+			env := map[string]string{"DATA_DIR": t.TempDir()}
+			if addr != "" {
+				env["LISTEN_ADDR"] = addr
+			}
+			p := start(t, env)
+			p.waitHTTP(t, "/healthz", http.StatusOK)
+			conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.2:%d", p.port), 5*time.Second)
+			if err == nil {
+				conn.Close()
+			}
+			if answered := err == nil; answered != otherAnswers {
+				t.Errorf("a connection to 127.0.0.2: %v; want answered=%v", err, otherAnswers)
+			}
+		})
+	}
+}

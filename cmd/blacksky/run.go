@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -64,9 +63,9 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 
 	// Bind the port before anything slow: Heroku kills a web dyno that does
 	// not listen within 60 s, and a port in use should fail at once.
-	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
-		return fmt.Errorf("listen on port %d: %w; set PORT to a free port", cfg.Port, err)
+		return fmt.Errorf("listen on %s: %w; set PORT to a free port (or LISTEN_ADDR to an address of this machine)", cfg.ListenAddr, err)
 	}
 	defer ln.Close()
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 
 	"go.mau.fi/whatsmeow"
 
@@ -19,22 +18,14 @@ type target struct {
 }
 
 // sandboxTarget fetches a running sandbox's trust settings and returns the
-// client setup that points whatsmeow at it instead of WhatsApp.
+// client setup that points whatsmeow at it instead of WhatsApp. The trust is
+// fetched again when the sandbox's certificate changes (sandbox.Remote), so
+// a bot outlives a sandbox restarted without --data.
 func sandboxTarget(ctx context.Context, controlURL string, log *slog.Logger) (target, error) {
-	trust, err := sandbox.FetchTrust(ctx, controlURL)
+	remote, err := sandbox.DialRemote(ctx, controlURL, log)
 	if err != nil {
 		return target{}, fmt.Errorf("WA_SANDBOX=%s: %w (is 'blacksky sandbox' running there?)", controlURL, err)
 	}
-	// The simulator and its control API share one address, so dial the
-	// address the operator gave: it is reachable from here, whatever the
-	// sandbox thinks its own address is.
-	if u, err := url.Parse(controlURL); err == nil && u.Host != "" {
-		trust.Addr = u.Host
-	}
-	client, err := trust.HTTPClient()
-	if err != nil {
-		return target{}, fmt.Errorf("WA_SANDBOX=%s: %w", controlURL, err)
-	}
 	log.Warn("WA_SANDBOX is set: NOT talking to WhatsApp; connecting to the local sandbox", "sandbox", controlURL)
-	return target{configure: trust.Apply, client: client}, nil
+	return target{configure: remote.Apply, client: remote.HTTPClient()}, nil
 }

@@ -15,15 +15,30 @@ import (
 	thirdparty "github.com/blacksky-bot/blacksky/third_party"
 )
 
-// loadConfig reads the environment, printing one line and returning false
-// when a variable is invalid.
+// loadConfig reads the environment, printing one line per invalid variable
+// and returning false when there is one.
 func loadConfig(env *environment, cmd string) (*config.Config, bool) {
 	cfg, err := config.Load(env.getenv)
 	if err != nil {
-		fmt.Fprintf(env.stderr, "blacksky %s: %v\n", cmd, err)
+		for _, line := range configProblems(err) {
+			fmt.Fprintf(env.stderr, "blacksky %s: %s\n", cmd, line)
+		}
 		return nil, false
 	}
 	return cfg, true
+}
+
+// configProblems is one line per problem of a config.Load error.
+func configProblems(err error) []string {
+	var es config.Errors
+	if !errors.As(err, &es) {
+		return []string{err.Error()}
+	}
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return lines
 }
 
 func newLogger(env *environment, cfg *config.Config) *slog.Logger {

@@ -1,11 +1,15 @@
 // Package config reads blacksky's settings from environment variables and
-// validates them, so a bad value stops the program with one line that says
-// which variable is wrong and how to fix it.
+// validates them, so a bad value stops the program with one line per wrong
+// variable that says what is wrong and how to fix it. Load reports every
+// invalid variable it finds (Errors), not only the first: 'blacksky doctor'
+// lists them all, and a fix-one-rerun loop wastes a deploy per variable.
 package config
 
 import (
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -16,6 +20,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/blacksky-bot/blacksky/internal/phone"
 )
 
@@ -23,7 +29,8 @@ import (
 type Config struct {
 	DatabaseURL string // postgres:// URL; empty means SQLite in DataDir
 	DataDir     string
-	Port        int
+	Port        int      // the port to listen on: PORT, or LISTEN_ADDR's when it names one
+	ListenAddr  string   // host:port for net.Listen; ":PORT" (all interfaces) by default
 	Owners      []string // phone numbers in international form, digits only
 	BotName     string
 	Prefix      string
@@ -89,16 +96,42 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s=%q: %s (example: %s=%s)", e.Var, e.Value, e.Problem, e.Var, e.Example)
 }
 
+// Errors is every problem Load found, one per variable, in the order the
+// variables are read. errors.As finds the first *Error in it.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Unwrap lets errors.As and errors.Is look at each problem.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
 // Getenv looks up one environment variable; os.LookupEnv satisfies it.
 type Getenv func(name string) (string, bool)
 
 // ignoredVars are settings of the original bot that have no meaning here.
 var ignoredVars = []string{"KEEP_ALIVE_URL", "ENABLE_HEALTH_CHECK", "LANGUAGE"}
 
-// Load reads and validates the configuration; the first invalid variable is
-// reported as an *Error.
+// Load reads and validates the configuration; every invalid variable is
+// reported, as Errors. A variable that depends on another (RECONNECT_MAX_DELAY
+// on RECONNECT_BASE_DELAY) is checked against it only when both are valid,
+// so one mistake is reported once.
 func Load(env Getenv) (*Config, error) {
 	p := parser{env: env}
+	if _, ok := p.get("DATABASE_URL"); ok {
+		p.pgSSLMode("PGSSLMODE")
+	}
 	c := &Config{
 		DatabaseURL: p.databaseURL("DATABASE_URL"),
 		DataDir:     p.str("DATA_DIR", "./data"),
@@ -163,21 +196,22 @@ func Load(env Getenv) (*Config, error) {
 	c.WebhookSecret = p.secret("WEBHOOK_SECRET", 16, "a long random string (openssl rand -hex 32)")
 	c.WebhookMaxAttempts = p.intRange("WEBHOOK_MAX_ATTEMPTS", 12, 1, 1000, "12")
 	c.WebhookTimeout = p.duration("WEBHOOK_TIMEOUT", 10*time.Second, 100*time.Millisecond, 5*time.Minute, "10s")
-	if p.err == nil && c.WebhookURL != "" && c.WebhookSecret == "" {
+	c.ListenAddr, c.Port = p.listenAddr("LISTEN_ADDR", c.Port)
+	if p.valid("WEBHOOK_URL", "WEBHOOK_SECRET") && c.WebhookURL != "" && c.WebhookSecret == "" {
 		// An unsigned webhook lets anyone who guesses the URL forge events.
 		p.fail("WEBHOOK_SECRET", "", "must be set (at least 16 characters) when WEBHOOK_URL is set, so receivers can verify events", "(openssl rand -hex 32)")
 	}
-	if p.err == nil && c.ReconnectMaxDelay < c.ReconnectBaseDelay {
+	if p.valid("RECONNECT_MAX_DELAY", "RECONNECT_BASE_DELAY", "RECONNECT_INTERVAL") && c.ReconnectMaxDelay < c.ReconnectBaseDelay {
 		p.fail("RECONNECT_MAX_DELAY", c.ReconnectMaxDelay.String(), "must not be shorter than RECONNECT_BASE_DELAY ("+c.ReconnectBaseDelay.String()+")", "60s")
 	}
 	if _, set := p.get("ACK_TIMEOUT"); !set && c.AckTimeout >= c.NotifySendTimeout {
 		c.AckTimeout = c.NotifySendTimeout / 2
 	}
-	if p.err == nil && c.AckTimeout >= c.NotifySendTimeout {
+	if p.valid("ACK_TIMEOUT", "NOTIFY_SEND_TIMEOUT") && c.AckTimeout >= c.NotifySendTimeout {
 		// A send attempt ends at NOTIFY_SEND_TIMEOUT: a longer wait for the ack would never run out.
 		p.fail("ACK_TIMEOUT", c.AckTimeout.String(), "must be shorter than NOTIFY_SEND_TIMEOUT ("+c.NotifySendTimeout.String()+")", "15s")
 	}
-	if p.err == nil && c.SilenceTimeout > 0 && c.SilenceTimeout < time.Minute {
+	if p.valid("SILENCE_TIMEOUT") && c.SilenceTimeout > 0 && c.SilenceTimeout < time.Minute {
 		// Shorter would redial healthy quiet connections over and over.
 		p.fail("SILENCE_TIMEOUT", c.SilenceTimeout.String(), "must be 0 (off) or at least 1m", "20m")
 	}
@@ -186,8 +220,8 @@ func Load(env Getenv) (*Config, error) {
 			c.Ignored = append(c.Ignored, name)
 		}
 	}
-	if p.err != nil {
-		return nil, p.err
+	if len(p.errs) > 0 {
+		return nil, p.errs
 	}
 	return c, nil
 }
@@ -198,10 +232,10 @@ func (c *Config) UsesPostgres() bool { return c.DatabaseURL != "" }
 // SQLitePath is where the SQLite database lives when PostgreSQL is not used.
 func (c *Config) SQLitePath() string { return filepath.Join(c.DataDir, "blacksky.db") }
 
-// parser collects the first error so Load reads as a list of fields.
+// parser collects the errors so Load reads as a list of fields.
 type parser struct {
-	env Getenv
-	err error
+	env  Getenv
+	errs Errors
 }
 
 func (p *parser) get(name string) (string, bool) {
@@ -210,10 +244,22 @@ func (p *parser) get(name string) (string, bool) {
 	return v, ok && v != ""
 }
 
+// fail records a problem with name; only its first counts, as the variable
+// has one value.
 func (p *parser) fail(name, value, problem, example string) {
-	if p.err == nil {
-		p.err = &Error{Var: name, Value: value, Problem: problem, Example: example}
+	if p.valid(name) {
+		p.errs = append(p.errs, &Error{Var: name, Value: value, Problem: problem, Example: example})
 	}
+}
+
+// valid reports whether none of names has failed.
+func (p *parser) valid(names ...string) bool {
+	for _, e := range p.errs {
+		if slices.Contains(names, e.Var) {
+			return false
+		}
+	}
+	return true
 }
 
 // unlessSet reads a fallback (an old variable name) only when name is unset,
@@ -245,7 +291,44 @@ func (p *parser) databaseURL(name string) string {
 		return ""
 	}
 	// Schemes are case-insensitive, but pgx reads only a lowercase one as a URL.
-	return u.Scheme + v[len(u.Scheme):]
+	v = u.Scheme + v[len(u.Scheme):]
+	const example = "postgres://user:pass@host:5432/db?sslmode=require"
+	if mode := u.Query().Get("sslmode"); mode != "" && !slices.Contains(sslModes, mode) {
+		p.fail(name, redactURL(v), fmt.Sprintf("has sslmode=%q; it must be one of %s", mode, strings.Join(sslModes, ", ")), example)
+		return ""
+	}
+	// What the driver refuses (a bad port, connect_timeout, target_session_attrs)
+	// is a configuration problem too, found now rather than at the first connect.
+	if _, err := pgx.ParseConfig(v); err != nil && p.valid("PGSSLMODE") {
+		p.fail(name, redactURL(v), "is not a connection URL PostgreSQL's driver accepts"+driverProblem(err, u), example)
+		return ""
+	}
+	return v
+}
+
+// sslModes are the sslmode values libpq and pgx know.
+var sslModes = []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+
+// driverProblem is what pgx says is wrong with a URL, without the URL it
+// quotes (redacted only at its best effort), or nothing when it could
+// contain the password.
+func driverProblem(err error, u *url.URL) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "`: "); i >= 0 {
+		msg = msg[i+len("`: "):]
+	}
+	if pw, ok := u.User.Password(); (ok && pw != "" && strings.Contains(msg, pw)) || strings.Contains(msg, "`") {
+		return ""
+	}
+	return ": " + strings.Join(strings.Fields(msg), " ")
+}
+
+// pgSSLMode checks PGSSLMODE, which the driver reads when the URL names no
+// sslmode: a bad one would fail every connection.
+func (p *parser) pgSSLMode(name string) {
+	if v, ok := p.get(name); ok && !slices.Contains(sslModes, v) {
+		p.fail(name, v, "must be one of "+strings.Join(sslModes, ", ")+" (or unset)", "require")
+	}
 }
 
 var schemePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)
@@ -259,6 +342,54 @@ func redactURL(v string) string {
 		return "(hidden: not a scheme:// URL)"
 	}
 	return scheme + "://(rest hidden)"
+}
+
+// listenAddr reads LISTEN_ADDR, the address to listen on, and returns it
+// as host:port with the port to use. Unset, the bot listens on every
+// interface (what Heroku and Docker need) on PORT. An IP address alone
+// (127.0.0.1, ::1, [::1]) listens there on PORT. An address with a port
+// (127.0.0.1:8080, [::1]:8080, :8080) uses that port, which must then agree
+// with PORT if PORT is set: PORT is what a platform says to listen on, and a
+// bot on another port silently gets no traffic. Host names are refused:
+// one resolves to an address chosen at bind time, which is not what was
+// written.
+func (p *parser) listenAddr(name string, port int) (string, int) {
+	all := net.JoinHostPort("", strconv.Itoa(port))
+	v, ok := p.get(name)
+	if !ok {
+		return all, port
+	}
+	const example = "127.0.0.1"
+	host, portText, err := net.SplitHostPort(v)
+	withPort := err == nil
+	if !withPort {
+		// No port: an IP address alone, IPv6 with or without brackets.
+		host = v
+		if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") {
+			host = v[1 : len(v)-1]
+		}
+	}
+	if host != "" {
+		addr, err := netip.ParseAddr(host)
+		if err != nil {
+			p.fail(name, v, "must be an IP address to listen on, optionally with :port (127.0.0.1, ::1, 0.0.0.0, 127.0.0.1:8080, [::1]:8080); a host name is not accepted, write its address", example)
+			return all, port
+		}
+		host = addr.String()
+	}
+	if !withPort {
+		return net.JoinHostPort(host, strconv.Itoa(port)), port
+	}
+	n, err := strconv.Atoi(portText)
+	if err != nil || n < 1 || n > 65535 {
+		p.fail(name, v, "names a port that is not a number from 1 to 65535", example+":8080")
+		return all, port
+	}
+	if _, set := p.get("PORT"); set && p.valid("PORT") && n != port {
+		p.fail(name, v, fmt.Sprintf("names port %d but PORT is %d; give only the address (PORT chooses the port, and platforms such as Heroku set it) or the same port", n, port), example)
+		return all, port
+	}
+	return net.JoinHostPort(host, portText), n
 }
 
 func (p *parser) port(name string, def int) int {

@@ -61,6 +61,7 @@ var defaults = config.Config{
 	DatabaseURL:         "",
 	DataDir:             "./data",
 	Port:                8080,
+	ListenAddr:          ":8080",
 	Owners:              nil,
 	BotName:             "blacksky",
 	Prefix:              ".",
@@ -100,7 +101,7 @@ var defaults = config.Config{
 }
 
 var allVars = []string{
-	"DATABASE_URL", "DATA_DIR", "PORT", "OWNER_NUMBER", "BOT_NAME", "PREFIX", "SESSION_ID",
+	"DATABASE_URL", "DATA_DIR", "PORT", "LISTEN_ADDR", "PGSSLMODE", "OWNER_NUMBER", "BOT_NAME", "PREFIX", "SESSION_ID",
 	"API_TOKEN", "LOG_LEVEL", "LOG_FORMAT", "MAX_MEMORY_MB", "WA_SANDBOX", "PAIR_PHONE", "WA_VERSION",
 	"SHUTDOWN_TIMEOUT", "RECONNECT_BASE_DELAY", "RECONNECT_MAX_DELAY", "RECONNECT_MAX_RETRIES",
 	"RECONNECT_INTERVAL", "MAX_RECONNECT_RETRIES", "RECONNECT_PROBE_INTERVAL",
@@ -319,12 +320,119 @@ func TestReconnectMaxShorterThanBase(t *testing.T) {
 	}
 }
 
-// The first invalid variable is reported, not a later one.
-func TestFirstErrorWins(t *testing.T) {
-	ce := loadErr(t, env("PORT", "x", "LOG_FORMAT", "yaml"))
-	if ce.Var != "PORT" {
-		t.Errorf("got error for %s, want PORT: %v", ce.Var, ce)
+// Every invalid variable is reported, in the order they are read, not
+// only the first (issue 15: doctor showed one bad variable per run); a
+// check across variables is not made against one that is invalid itself.
+func TestEveryInvalidVariableIsReported(t *testing.T) {
+	_, err := config.Load(env("PORT", "x", "LOG_FORMAT", "yaml", "RECONNECT_BASE_DELAY", "soon", "RECONNECT_MAX_DELAY", "20ms",
+		"WEBHOOK_URL", "ftp://hook", "SILENCE_TIMEOUT", "5s"))
+	var es config.Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("Load error %v (%T) is not config.Errors", err, err)
 	}
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Var)
+	}
+	// RECONNECT_MAX_DELAY=20ms is valid on its own, and is not compared with
+	// the invalid RECONNECT_BASE_DELAY; WEBHOOK_SECRET is not asked for an
+	// invalid WEBHOOK_URL.
+	want := []string{"PORT", "LOG_FORMAT", "RECONNECT_BASE_DELAY", "WEBHOOK_URL", "SILENCE_TIMEOUT"}
+	if !slices.Equal(got, want) {
+		t.Errorf("reported %v, want %v", got, want)
+	}
+	var first *config.Error
+	if !errors.As(err, &first) || first.Var != "PORT" {
+		t.Errorf("errors.As finds %v, want the first problem, PORT", first)
+	}
+	if strings.ContainsAny(err.Error(), "\r\n") {
+		t.Errorf("Errors.Error() is not one line: %q", err)
+	}
+}
+
+// LISTEN_ADDR chooses the address (issue 15: always all interfaces); PORT
+// the port unless LISTEN_ADDR names one, which must then agree with a PORT
+// that is set.
+func TestListenAddr(t *testing.T) {
+	valid := []struct {
+		kv   []string
+		addr string
+		port int
+	}{
+		{nil, ":8080", 8080},
+		{[]string{"PORT", "5000"}, ":5000", 5000},
+		{[]string{"LISTEN_ADDR", "127.0.0.1"}, "127.0.0.1:8080", 8080},
+		{[]string{"LISTEN_ADDR", "127.0.0.1", "PORT", "5000"}, "127.0.0.1:5000", 5000},
+		{[]string{"LISTEN_ADDR", "0.0.0.0"}, "0.0.0.0:8080", 8080},
+		{[]string{"LISTEN_ADDR", "::1"}, "[::1]:8080", 8080},
+		{[]string{"LISTEN_ADDR", "[::1]"}, "[::1]:8080", 8080},
+		{[]string{"LISTEN_ADDR", "::"}, "[::]:8080", 8080},
+		{[]string{"LISTEN_ADDR", "127.0.0.1:9000"}, "127.0.0.1:9000", 9000},
+		{[]string{"LISTEN_ADDR", "[::1]:9000"}, "[::1]:9000", 9000},
+		{[]string{"LISTEN_ADDR", ":9000"}, ":9000", 9000},
+		{[]string{"LISTEN_ADDR", "127.0.0.1:9000", "PORT", "9000"}, "127.0.0.1:9000", 9000},
+		{[]string{"LISTEN_ADDR", " 10.1.2.3 "}, "10.1.2.3:8080", 8080},
+	}
+	for _, tt := range valid {
+		c := mustLoad(t, env(tt.kv...))
+		if c.ListenAddr != tt.addr || c.Port != tt.port {
+			t.Errorf("%q: ListenAddr %q, Port %d; want %q, %d", tt.kv, c.ListenAddr, c.Port, tt.addr, tt.port)
+		}
+	}
+	invalid := []struct {
+		kv   []string
+		want string
+	}{
+		{[]string{"LISTEN_ADDR", "localhost"}, "host name"},
+		{[]string{"LISTEN_ADDR", "bot.example.org:8080"}, "host name"},
+		{[]string{"LISTEN_ADDR", "127.0.0.1:http"}, "port"},
+		{[]string{"LISTEN_ADDR", "127.0.0.1:0"}, "port"},
+		{[]string{"LISTEN_ADDR", "127.0.0.1:"}, "port"},
+		{[]string{"LISTEN_ADDR", "[::1"}, "IP address"},
+		{[]string{"LISTEN_ADDR", "300.1.1.1"}, "IP address"},
+		{[]string{"LISTEN_ADDR", "127.0.0.1:9000", "PORT", "8080"}, "PORT is 8080"},
+	}
+	for _, tt := range invalid {
+		ce := loadErr(t, env(tt.kv...))
+		checkError(t, ce, "LISTEN_ADDR")
+		if !strings.Contains(ce.Problem, tt.want) {
+			t.Errorf("%q: problem %q does not say %q", tt.kv, ce.Problem, tt.want)
+		}
+	}
+	// A bad PORT is reported once, not again as a disagreement.
+	_, err := config.Load(env("PORT", "x", "LISTEN_ADDR", "127.0.0.1:9000"))
+	var es config.Errors
+	if !errors.As(err, &es) || len(es) != 1 || es[0].Var != "PORT" {
+		t.Errorf("a bad PORT with LISTEN_ADDR's port: %v; want only the PORT error", err)
+	}
+}
+
+// An sslmode the driver does not know is a configuration error (exit 2),
+// not a failure to connect (issue 15: exit 1), and so is a bad PGSSLMODE.
+func TestDatabaseURLIsCheckedAsTheDriverReadsIt(t *testing.T) {
+	tests := []struct {
+		kv        []string
+		name      string
+		want      string
+		forbidden string
+	}{
+		{[]string{"DATABASE_URL", "postgres://u:hunter2@db/x?sslmode=bogus"}, "DATABASE_URL", `sslmode="bogus"`, "hunter2"},
+		{[]string{"DATABASE_URL", "postgres://u:hunter2@db/x?connect_timeout=soon"}, "DATABASE_URL", "driver", "hunter2"},
+		{[]string{"DATABASE_URL", "postgres://u:hunter2@db/x", "PGSSLMODE", "strict"}, "PGSSLMODE", "verify-full", "hunter2"},
+	}
+	for _, tt := range tests {
+		ce := loadErr(t, env(tt.kv...))
+		checkError(t, ce, tt.name)
+		if msg := ce.Error(); !strings.Contains(msg, tt.want) || strings.Contains(msg, tt.forbidden) {
+			t.Errorf("%q: %s; want it to say %q and not show %q", tt.kv, msg, tt.want, tt.forbidden)
+		}
+	}
+	for _, mode := range []string{"disable", "prefer", "require", "verify-full"} {
+		mustLoad(t, env("DATABASE_URL", "postgres://u:p@db/x?sslmode="+mode))
+		mustLoad(t, env("DATABASE_URL", "postgres://u:p@db/x", "PGSSLMODE", mode))
+	}
+	// PGSSLMODE concerns PostgreSQL only.
+	mustLoad(t, env("PGSSLMODE", "strict"))
 }
 
 func TestDatabaseURLErrorHidesPassword(t *testing.T) {

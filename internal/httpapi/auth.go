@@ -31,7 +31,7 @@ func (a *api) protect(h http.HandlerFunc) http.HandlerFunc {
 		}
 		if a.Token == "" {
 			if !fromLoopback(r) {
-				writeError(w, http.StatusForbidden, "set API_TOKEN to use this endpoint from another machine")
+				writeError(w, http.StatusForbidden, "set API_TOKEN to use "+r.URL.Path+" from another machine (without it, only this machine may)")
 				return
 			}
 			if !loopbackHost(r.Host) {
@@ -49,6 +49,16 @@ func (a *api) protect(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+// protectWithToken is protect when API_TOKEN is set, and nothing without
+// one: for an endpoint that reveals nothing a stranger could use (/metrics),
+// so scrapers on other machines keep working on a bot without a token.
+func (a *api) protectWithToken(h http.HandlerFunc) http.HandlerFunc {
+	if a.Token == "" {
+		return h
+	}
+	return a.protect(h)
 }
 
 // crossSite says why a request comes from another site's page, or "".

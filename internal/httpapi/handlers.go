@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
 )
 
@@ -22,7 +23,10 @@ type readiness struct {
 }
 
 // readyz is 200 only when the bot can do its job: logged in to WhatsApp and
-// with storage that can keep what it accepts (Storage).
+// with storage that can keep what it accepts (Storage). It answers anyone,
+// so its reason names no number, host, path or session: the connection's
+// reasons are fixed words and durations (supervisor.Status.Ready), the
+// database's its kind of failure (store.CheckSummary).
 func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	st := a.Conn.Status()
 	ok, reason := st.Ready()
@@ -32,7 +36,9 @@ func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := a.DB.Check(ctx); err != nil {
-		ok, reason = false, "database: "+err.Error()
+		// The reason is public: it names the kind of failure, the log the rest.
+		ok, reason = false, "database: "+store.CheckSummary(err)
+		a.Logger.Warn("not ready: the database check failed", "err", err)
 	}
 	code := http.StatusOK
 	if !ok {

@@ -2,6 +2,13 @@
 // status, metrics, the pairing page and API that operators and scripts use
 // to link the bot as a WhatsApp device, and the messages API that queues
 // outgoing messages and manages the queue.
+//
+// Who may ask what (auth.go): /healthz and /readyz answer anyone and reveal
+// nothing of the deployment (no number, host, path or session). /status
+// names the account's number and the host holding it, so it is protected
+// like the API: API_TOKEN when set, else this machine only. /metrics names
+// neither: with API_TOKEN it needs the token (Prometheus sends it as a
+// bearer token), without it answers anyone, as it always did.
 package httpapi
 
 import (
@@ -70,8 +77,8 @@ func New(opts Options) http.Handler {
 	mux.Handle("/{$}", only(http.MethodGet, a.landingPage))
 	mux.Handle("/healthz", only(http.MethodGet, a.healthz))
 	mux.Handle("/readyz", only(http.MethodGet, a.readyz))
-	mux.Handle("/status", only(http.MethodGet, a.status))
-	mux.Handle("/metrics", only(http.MethodGet, promhttp.HandlerFor(opts.Metrics.Registry, promhttp.HandlerOpts{}).ServeHTTP))
+	mux.Handle("/status", a.protect(only(http.MethodGet, a.status)))
+	mux.Handle("/metrics", a.protectWithToken(only(http.MethodGet, promhttp.HandlerFor(opts.Metrics.Registry, promhttp.HandlerOpts{}).ServeHTTP)))
 	mux.Handle("/pair", a.protect(only(http.MethodGet, a.pairPage)))
 	mux.Handle("/pair/qr.png", a.protect(only(http.MethodGet, a.pairQR)))
 	mux.Handle("/api/v1/pair", a.protect(only(http.MethodGet, a.pairJSON)))

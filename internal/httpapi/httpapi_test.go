@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/blacksky-bot/blacksky/internal/httpapi"
 	"github.com/blacksky-bot/blacksky/internal/metrics"
+	"github.com/blacksky-bot/blacksky/internal/sqlitedb"
+	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
 )
 
@@ -193,7 +196,7 @@ func TestReadyz(t *testing.T) {
 		{"reconnecting", supervisor.Status{State: supervisor.Reconnecting, Account: account, Attempt: 2}, nil, 503, "connecting"},
 		{"banned", supervisor.Status{State: supervisor.Banned, Account: account}, nil, 503, "banned"},
 		{"database down", supervisor.Status{State: supervisor.Connected, Account: account},
-			errors.New("dial tcp 10.0.0.5:5432: connection refused"), 503, "database: dial tcp 10.0.0.5:5432: connection refused"},
+			&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}, 503, "database: unreachable or not answering"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -226,7 +229,7 @@ func TestStatus(t *testing.T) {
 		State: supervisor.Reconnecting, Reason: "keep-alive timed out",
 		Since: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Attempt: 3, NextAttempt: &next, Account: account,
 	}
-	w := f.do(http.MethodGet, "/status", "")
+	w := f.do(http.MethodGet, "/status", "", loopback)
 	if w.Code != http.StatusOK {
 		t.Fatalf("status %d", w.Code)
 	}
@@ -259,7 +262,7 @@ func TestStatus(t *testing.T) {
 
 	// Attempt fields only appear while reconnecting.
 	f.conn.status = supervisor.Status{State: supervisor.Connected, Account: account}
-	m = decode(t, f.do(http.MethodGet, "/status", ""))
+	m = decode(t, f.do(http.MethodGet, "/status", "", loopback))
 	for _, key := range []string{"attempt", "next_attempt", "reason"} {
 		if _, ok := m[key]; ok {
 			t.Errorf("connected status has %s: %v", key, m[key])
@@ -270,7 +273,7 @@ func TestStatus(t *testing.T) {
 	}
 
 	f.conn.alerts = []supervisor.Alert{{Time: time.Now(), Text: "This bot was logged out of WhatsApp"}}
-	m = decode(t, f.do(http.MethodGet, "/status", ""))
+	m = decode(t, f.do(http.MethodGet, "/status", "", loopback))
 	alerts, _ := m["alerts"].([]any)
 	if len(alerts) != 1 || alerts[0].(map[string]any)["text"] != "This bot was logged out of WhatsApp" {
 		t.Errorf("alerts = %v", m["alerts"])
@@ -456,13 +459,109 @@ func TestBrowserPagesCannotDriveTheAPI(t *testing.T) {
 	}
 }
 
-// The unprotected endpoints stay reachable from anywhere without a token.
-func TestOpenEndpointsNeedNoToken(t *testing.T) {
-	f := newFixture(t, token)
-	for _, path := range []string{"/healthz", "/readyz", "/status", "/metrics"} {
-		if w := f.do(http.MethodGet, path, "", fromAddr("203.0.113.9:1234")); w.Code != http.StatusOK {
-			t.Errorf("GET %s: %d, want 200", path, w.Code)
+// The health endpoints answer anyone, token or not, and say nothing about
+// the deployment: no phone number, host, session or database address
+// (issue 15). A database error's details (a path, a host, a user) stay out
+// of /readyz's reason; its kind is named.
+func TestHealthEndpointsAreOpenAndRevealNothing(t *testing.T) {
+	secrets := []string{"4915123456789", "bot-host-7", "secret-session", "db.internal", "/srv/bot-data", "alice"}
+	dbErrors := []struct {
+		err  error
+		want string
+	}{
+		{errors.New(`write to postgres: failed to connect to "user=alice database=bot": dial tcp db.internal:5432: connection refused`), "database: "},
+		{fmt.Errorf("%w: /srv/bot-data/blacksky.db", sqlitedb.ErrFileGone), "deleted or replaced"},
+		{fmt.Errorf("%w: 3 MiB free in /srv/bot-data, 32 MiB needed", store.ErrDiskFull), "disk"},
+		{fmt.Errorf("%w: open /srv/bot-data/blacksky.db: database disk image is malformed", sqlitedb.ErrDamaged), "damaged"},
+	}
+	for _, tok := range []string{"", token} {
+		for _, dbErr := range dbErrors {
+			f := newFixture(t, tok)
+			f.h = httpapi.New(httpapi.Options{Conn: f.conn, DB: f.db, Metrics: f.metrics, Token: tok, Session: "secret-session", BotName: "testbot"})
+			f.conn.status = supervisor.Status{State: supervisor.Connected, Account: account, Holder: "bot-host-7/pid-42"}
+			f.db.err = dbErr.err
+			for _, path := range []string{"/healthz", "/readyz"} {
+				w := f.do(http.MethodGet, path, "", fromAddr("203.0.113.9:1234"), host("bot.example.org"))
+				if w.Code != http.StatusOK && !(path == "/readyz" && w.Code == http.StatusServiceUnavailable) {
+					t.Errorf("GET %s from another machine (token %v): %d; want an answer", path, tok != "", w.Code)
+				}
+				for _, s := range secrets {
+					if strings.Contains(w.Body.String(), s) {
+						t.Errorf("GET %s reveals %q: %s", path, s, w.Body)
+					}
+				}
+				if path == "/readyz" && !strings.Contains(w.Body.String(), dbErr.want) {
+					t.Errorf("GET /readyz with database error %q: %s; want the reason to name %q", dbErr.err, w.Body, dbErr.want)
+				}
+			}
 		}
+	}
+}
+
+// With API_TOKEN set, /status and /metrics need it like the API (issue 15:
+// they answered anyone, and /status names the account's number and the
+// host); Prometheus scrapes with a bearer token.
+func TestStatusAndMetricsNeedTheToken(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []reqOpt
+		want int
+	}{
+		{"no token, another machine", []reqOpt{fromAddr("203.0.113.9:1234")}, 401},
+		{"no token, this machine", []reqOpt{loopback}, 401},
+		{"wrong token", []reqOpt{bearer("wrong-token-0123456789abcdef")}, 401},
+		{"bearer token", []reqOpt{bearer(token), fromAddr("203.0.113.9:1234")}, 200},
+		{"basic auth password", []reqOpt{func(r *http.Request) { r.SetBasicAuth("", token) }}, 200},
+	}
+	for _, path := range []string{"/status", "/metrics"} {
+		for _, tt := range tests {
+			t.Run(path+"/"+tt.name, func(t *testing.T) {
+				f := newFixture(t, token)
+				w := f.do(http.MethodGet, path, "", tt.opts...)
+				if tt.want == 200 {
+					if w.Code != 200 {
+						t.Fatalf("status %d, want 200; body %q", w.Code, w.Body.String())
+					}
+					return
+				}
+				wantError(t, w, tt.want)
+				if strings.Contains(w.Body.String(), "4915123456789") {
+					t.Errorf("the refusal reveals the account: %s", w.Body)
+				}
+			})
+		}
+	}
+}
+
+// Without API_TOKEN, /status (it names the account's number and the host)
+// answers this machine only, as the API does; another machine gets a 403
+// that says how to see it. /metrics names neither and stays open to
+// scrapers, as before.
+func TestStatusWithoutTokenAnswersOnlyThisMachine(t *testing.T) {
+	f := newFixture(t, "")
+	f.conn.status.Holder = "bot-host-7/pid-42"
+	w := f.do(http.MethodGet, "/status", "", loopback)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), account) {
+		t.Fatalf("/status from this machine: %d %s; want 200 with the account", w.Code, w.Body)
+	}
+	for name, opts := range map[string][]reqOpt{
+		"another machine":                   {fromAddr("203.0.113.9:1234")},
+		"another machine claiming loopback": {fromAddr("203.0.113.9:1234"), header("X-Forwarded-For", "127.0.0.1")},
+		"DNS rebinding page":                {loopback, host("evil.example:8080")},
+	} {
+		w := f.do(http.MethodGet, "/status", "", opts...)
+		msg := wantError(t, w, http.StatusForbidden)
+		if !strings.Contains(msg, "API_TOKEN") {
+			t.Errorf("%s: the 403 does not say to set API_TOKEN: %q", name, msg)
+		}
+		for _, s := range []string{"4915123456789", "bot-host-7"} {
+			if strings.Contains(w.Body.String(), s) {
+				t.Errorf("%s: the 403 reveals %q: %s", name, s, w.Body)
+			}
+		}
+	}
+	if w := f.do(http.MethodGet, "/metrics", "", fromAddr("203.0.113.9:1234")); w.Code != http.StatusOK {
+		t.Errorf("/metrics from another machine without API_TOKEN: %d; want 200 as before", w.Code)
 	}
 }
 
@@ -589,7 +688,7 @@ func TestWrongMethod(t *testing.T) {
 	// HEAD works wherever GET does.
 	f := newFixture(t, "")
 	for _, path := range []string{"/healthz", "/readyz", "/status", "/metrics"} {
-		if w := f.do(http.MethodHead, path, ""); w.Code != http.StatusOK {
+		if w := f.do(http.MethodHead, path, "", loopback); w.Code != http.StatusOK {
 			t.Errorf("HEAD %s: %d", path, w.Code)
 		}
 	}
@@ -655,7 +754,7 @@ func TestStatusAnswersWhateverTheDatabaseDoes(t *testing.T) {
 	f := &fixture{h: h}
 	done := make(chan *httptest.ResponseRecorder, 1)
 	start := time.Now()
-	go func() { done <- f.do(http.MethodGet, "/status", "") }()
+	go func() { done <- f.do(http.MethodGet, "/status", "", loopback) }()
 	select {
 	case w := <-done:
 		if w.Code != http.StatusOK {

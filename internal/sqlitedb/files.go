@@ -21,6 +21,10 @@ import (
 // of them).
 var ErrFileGone = errors.New("the database file was deleted or replaced while open")
 
+// ErrDamaged is Health's error once SQLite reported the file damaged
+// ("database disk image is malformed", "not a database"): that does not heal.
+var ErrDamaged = errors.New("the database file is damaged")
+
 // files watches the database file a connector opens.
 type files struct {
 	path   string // "" for an in-memory database
@@ -99,7 +103,7 @@ func Health(db *sql.DB) error {
 	d.files.mu.Lock()
 	defer d.files.mu.Unlock()
 	if d.files.damage != nil {
-		return fmt.Errorf("the database file is damaged: %w", d.files.damage)
+		return fmt.Errorf("%w: %w", ErrDamaged, d.files.damage)
 	}
 	return nil
 }

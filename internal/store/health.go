@@ -77,6 +77,27 @@ func (s *Store) check(ctx context.Context) error {
 	return nil
 }
 
+// CheckSummary says what kind of failure a Check error is, in words that
+// name nothing of the deployment (no path, host, user or database name):
+// readiness answers anyone (issue 15), and the error itself carries all of
+// them. The process's log and 'blacksky doctor' have the details.
+func CheckSummary(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, sqlitedb.ErrFileGone):
+		return sqlitedb.ErrFileGone.Error()
+	case errors.Is(err, sqlitedb.ErrDamaged):
+		return sqlitedb.ErrDamaged.Error()
+	case errors.Is(err, ErrDiskFull):
+		return ErrDiskFull.Error()
+	case IsUnavailable(err):
+		return "unreachable or not answering"
+	default:
+		return "a test write failed"
+	}
+}
+
 // diskRoom reports ErrDiskFull when dir's file system has less than need
 // bytes free for an unprivileged process.
 func diskRoom(dir string, need uint64) error {
