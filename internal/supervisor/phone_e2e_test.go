@@ -48,7 +48,11 @@ func TestPhoneLastSeenWarnsOnce(t *testing.T) {
 			}
 			linked := seen(func(at time.Time) bool { return time.Since(at) < time.Minute })
 			rec := httptest.NewRecorder()
-			h.api.ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
+			// As an operator on the bot's machine asks: without API_TOKEN,
+			// /status answers this machine only.
+			req := httptest.NewRequest("GET", "http://127.0.0.1:8080/status", nil)
+			req.RemoteAddr = "127.0.0.1:1234"
+			h.api.ServeHTTP(rec, req)
 			var body struct {
 				PhoneLastSeen time.Time `json:"phone_last_seen"`
 			}
