@@ -257,7 +257,7 @@ func (d *dispatcher) deliver(runCtx, sendCtx context.Context, m Message) {
 		} else {
 			log.Debug("message sent")
 		}
-		d.reachedNewChat(dbCtx, m)
+		d.reachedNewChat(dbCtx, m, sentAt)
 		return
 	}
 	switch {

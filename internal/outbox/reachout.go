@@ -84,6 +84,7 @@ type reachout struct {
 	alertDue bool      // the dispatcher owes the owner an alert
 	release  bool      // waiting messages are to be looked at again now
 	lifted   time.Time // when WhatsApp last said the lock is over
+	began    time.Time // when the lock in force became known
 }
 
 // inForce returns the lock's end if it is in force at now.
@@ -106,9 +107,13 @@ func (r *reachout) expireLocked(now time.Time) {
 	r.until, r.announced = time.Time{}, false
 }
 
-// beginLocked marks a lock begun, owing the owner an alert unless this
-// lock already had one.
-func (r *reachout) beginLocked() {
+// beginLocked marks a lock known at now, owing the owner an alert unless
+// this lock already had one.
+func (r *reachout) beginLocked(now time.Time) {
+	r.expireLocked(now)
+	if r.until.IsZero() {
+		r.began = now
+	}
 	if !r.episode {
 		r.episode, r.alertDue = true, true
 	}
@@ -122,11 +127,11 @@ func (r *reachout) notice(now time.Time, active bool, ends time.Time) {
 	r.release = true
 	switch {
 	case active && ends.After(now):
-		r.beginLocked()
+		r.beginLocked(now)
 		r.until, r.announced = ends, true
 	case active && ends.IsZero():
 		// In force with no end named: as after a refusal.
-		r.beginLocked()
+		r.beginLocked(now)
 		r.until, r.announced = now.Add(DefaultReachoutLock), false
 	default:
 		r.until, r.announced, r.episode = time.Time{}, false, false
@@ -148,7 +153,7 @@ func (r *reachout) refused(sent, now time.Time) time.Time {
 	}
 	r.expireLocked(now)
 	if r.until.IsZero() {
-		r.beginLocked()
+		r.beginLocked(now)
 		r.until, r.announced = now.Add(DefaultReachoutLock), false
 	}
 	return r.until
@@ -156,9 +161,14 @@ func (r *reachout) refused(sent, now time.Time) time.Time {
 
 // reached records that a message to a chat that had not written went
 // through: whatever lock there was is over.
-func (r *reachout) reached() {
+func (r *reachout) reached(sent time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !r.until.IsZero() && sent.Before(r.began) {
+		// Begun before the lock was known: it went through before the
+		// lock, or WhatsApp let a message in flight pass; no proof.
+		return
+	}
 	r.until, r.announced, r.episode = time.Time{}, false, false
 }
 
@@ -331,15 +341,16 @@ func (d *dispatcher) waitOutLock(ctx context.Context, log *slog.Logger, m Messag
 	}
 }
 
-// reachedNewChat ends the lock's episode when m, just sent, went to a chat
-// that has not written: WhatsApp let it through, so no lock holds.
-func (d *dispatcher) reachedNewChat(ctx context.Context, m Message) {
+// reachedNewChat ends the lock's episode when m, whose send began at sent,
+// went to a chat that has not written: WhatsApp let it through, so no lock
+// holds (unless the send began before the lock was known).
+func (d *dispatcher) reachedNewChat(ctx context.Context, m Message, sent time.Time) {
 	q := d.q
 	if !q.reachout.episodeOpen() {
 		return
 	}
 	if written, err := q.hasWritten(ctx, m.To); err == nil && !written {
-		q.reachout.reached()
+		q.reachout.reached(sent)
 	}
 }
 

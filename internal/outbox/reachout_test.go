@@ -320,3 +320,29 @@ func TestReachoutRefusalOvertakenByTheLift(t *testing.T) {
 		t.Errorf("a refusal after the lift waits until %v, want a lock", until)
 	}
 }
+
+// A message whose send began before the lock was known may still go
+// through; that proves nothing about the lock. Taking it for the lock's end
+// made the next 463 assume an hour-long lock instead of the announced 5 s,
+// and the short chaos run (seed 1796211420028667730) ended with 447
+// messages waiting for it.
+func TestReachoutSendFromBeforeTheLockProvesNothing(t *testing.T) {
+	var r reachout
+	t0 := time.Date(2026, 12, 2, 11, 37, 24, 0, time.UTC)
+	ends := t0.Add(5 * time.Second)
+	sent := t0.Add(-time.Millisecond)
+	r.notice(t0, true, ends)
+	r.reached(sent)
+	now := t0.Add(10 * time.Millisecond)
+	if until, on := r.inForce(now); !on || !until.Equal(ends) {
+		t.Errorf("lock in force %v until %v after a send from before it went through, want until %v", on, until, ends)
+	}
+	if until := r.refused(now, now); !until.Equal(ends) {
+		t.Errorf("a refusal during the announced lock waits until %v, want %v", until, ends)
+	}
+	// A send begun while the lock was known that goes through ends it.
+	r.reached(now.Add(time.Millisecond))
+	if until, on := r.inForce(now.Add(2 * time.Millisecond)); on {
+		t.Errorf("lock still in force until %v after a send during it went through", until)
+	}
+}
