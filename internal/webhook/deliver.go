@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/blacksky-bot/blacksky/internal/troubleshoot"
 )
 
 // Signature returns the X-Blacksky-Signature value of body under secret:
@@ -144,7 +146,8 @@ func (c *Client) attempt(ctx context.Context, d due) error {
 		if err != nil {
 			return fmt.Errorf("record dead webhook event: %w", err)
 		}
-		c.log.Error("webhook: event is dead after its last attempt", "event_id", d.id, "kind", d.kind, "attempts", attempt, "err", msg)
+		c.log.Error("webhook: event is dead after its last attempt", "event_id", d.id, "kind", d.kind, "attempts", attempt, "err", msg,
+			"help", troubleshoot.Webhook)
 		return nil
 	}
 	next := now.Add(c.opts.Backoff.Delay(attempt - 1))

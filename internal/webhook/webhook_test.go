@@ -20,6 +20,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/testkit"
+	"github.com/blacksky-bot/blacksky/internal/troubleshoot"
 )
 
 const secret = "s3cret"
@@ -361,6 +362,10 @@ func TestSecretInURLIsNeverShown(t *testing.T) {
 	}
 	if !strings.Contains(e.LastError, addr) {
 		t.Errorf("last_error %q does not name the host %s", e.LastError, addr)
+	}
+	// The dead event's line says where to read what to do.
+	if !strings.Contains(logged, "event is dead") || !strings.Contains(logged, "help="+troubleshoot.Webhook.URL()) {
+		t.Errorf("the dead event's log line carries no help link:\n%s", logged)
 	}
 }
 
