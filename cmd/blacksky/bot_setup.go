@@ -24,7 +24,7 @@ func newWebhook(cfg *config.Config, st *store.Store, log *slog.Logger) (*webhook
 	if cfg.WebhookURL == "" {
 		return nil, nil
 	}
-	wh, err := webhook.New(st.DB(), webhook.Options{
+	wh, err := webhook.New(st.DB(), st.Kind(), webhook.Options{
 		URL: cfg.WebhookURL, Secret: cfg.WebhookSecret, Session: cfg.SessionID,
 		MaxAttempts: cfg.WebhookMaxAttempts, Timeout: cfg.WebhookTimeout,
 		UserAgent: "blacksky/" + version, Logger: log.With("component", "webhook"),

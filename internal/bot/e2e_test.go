@@ -62,7 +62,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	hook := newHookRecorder(t)
-	wh, err := webhook.New(st.DB(), webhook.Options{
+	wh, err := webhook.New(st.DB(), st.Kind(), webhook.Options{
 		URL: hook.srv.URL, Secret: "topsecret", Session: "e2e", PollInterval: 20 * time.Millisecond, Logger: log,
 	})
 	if err != nil {

@@ -196,7 +196,7 @@ func TestRehandlingSendsOneReply(t *testing.T) {
 			var wh *webhook.Client
 			f := newFixture(t, kind, func(o *Options) {
 				var err error
-				wh, err = webhook.New(o.DB, webhook.Options{URL: "http://127.0.0.1:1/hook", Session: o.Session, Now: o.Now})
+				wh, err = webhook.New(o.DB, kind, webhook.Options{URL: "http://127.0.0.1:1/hook", Session: o.Session, Now: o.Now})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -48,7 +48,7 @@ func TestUndecryptableMessageRecoveredFromPhone(t *testing.T) {
 	}
 	defer st.Close()
 	hook := newHookRecorder(t)
-	wh, err := webhook.New(st.DB(), webhook.Options{URL: hook.srv.URL, Secret: "s3", Session: "und", PollInterval: 20 * time.Millisecond})
+	wh, err := webhook.New(st.DB(), st.Kind(), webhook.Options{URL: hook.srv.URL, Secret: "s3", Session: "und", PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/blacksky-bot/blacksky/internal/jobs"
 	"github.com/blacksky-bot/blacksky/internal/troubleshoot"
 )
 
@@ -35,9 +35,10 @@ func Verify(secret string, body []byte, header string) bool {
 }
 
 // Run delivers due events one at a time, oldest first, until ctx ends, then
-// returns nil. Database errors are logged and retried, never returned.
-// Run only where the account is held (one process), though a second
-// dispatcher would only deliver some events twice, under the same ID.
+// returns nil. Database errors are logged and retried, never returned. Each
+// event is claimed under a lease (internal/jobs), so dispatchers of several
+// processes never post one event at once, and an event whose process died
+// mid-post is posted again when its lease ends, under the same event ID.
 func (c *Client) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -73,90 +74,84 @@ func (c *Client) Run(ctx context.Context) error {
 // one is due.
 func (c *Client) deliverDue(ctx context.Context) (time.Duration, error) {
 	for ctx.Err() == nil {
-		e, ok, err := c.nextDue(ctx)
+		claimed, err := c.jobs.Claim(ctx, 1, c.owner, c.lease())
 		if err != nil {
 			return 0, err
 		}
-		if !ok {
+		if len(claimed) == 0 {
 			return c.untilNext(ctx)
 		}
-		if err := c.attempt(ctx, e); err != nil {
+		d, err := c.load(ctx, claimed[0])
+		if err != nil {
+			return 0, err
+		}
+		if err := c.attempt(ctx, d); err != nil {
 			return 0, err
 		}
 	}
 	return 0, nil
 }
 
+// lease is how long a claimed event is this dispatcher's: its post is
+// bounded by Timeout, and recording the outcome follows at once.
+func (c *Client) lease() time.Duration { return 2*c.opts.Timeout + 30*time.Second }
+
 type due struct {
-	rowID    int64
+	job      jobs.Job
 	id, kind string
 	body     string
-	attempts int
 }
 
-func (c *Client) nextDue(ctx context.Context) (due, bool, error) {
-	var d due
-	err := c.db.QueryRowContext(ctx, `SELECT id, event_id, kind, body, attempts FROM blacksky_webhook
-		WHERE session_id = $1 AND state = 'pending' AND run_at <= $2 ORDER BY run_at, id LIMIT 1`,
-		c.opts.Session, ms(c.opts.Now())).Scan(&d.rowID, &d.id, &d.kind, &d.body, &d.attempts)
-	if errors.Is(err, sql.ErrNoRows) {
-		return due{}, false, nil
-	}
+func (c *Client) load(ctx context.Context, j jobs.Job) (due, error) {
+	d := due{job: j}
+	err := c.db.QueryRowContext(ctx, `SELECT event_id, kind, body FROM blacksky_webhook WHERE id = $1`, j.ID).
+		Scan(&d.id, &d.kind, &d.body)
 	if err != nil {
-		return due{}, false, fmt.Errorf("find due webhook event: %w", err)
+		return due{}, fmt.Errorf("load webhook event: %w", err)
 	}
-	return d, true, nil
+	return d, nil
 }
 
 func (c *Client) untilNext(ctx context.Context) (time.Duration, error) {
-	var next sql.NullInt64
-	err := c.db.QueryRowContext(ctx, `SELECT min(run_at) FROM blacksky_webhook
-		WHERE session_id = $1 AND state = 'pending'`, c.opts.Session).Scan(&next)
+	next, ok, err := c.jobs.NextDue(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("find next webhook event: %w", err)
+		return 0, err
 	}
-	if !next.Valid {
+	if !ok {
 		return c.opts.PollInterval, nil
 	}
-	return max(time.Until(fromMS(next.Int64)), time.Millisecond), nil
+	return max(next.Sub(c.opts.Now()), time.Millisecond), nil
 }
 
 // attempt posts one event and records the outcome.
 func (c *Client) attempt(ctx context.Context, d due) error {
-	attempt := d.attempts + 1
+	attempt := d.job.Attempts
 	postErr := c.post(ctx, d, attempt)
 	if ctx.Err() != nil {
 		// Shutting down: the attempt does not count, it is made again later.
+		if err := c.jobs.Release(context.WithoutCancel(ctx), d.job); err != nil {
+			c.log.Warn("webhook: give back an event at shutdown; it is due again when its lease ends", "event_id", d.id, "err", err)
+		}
 		return nil
 	}
-	now := c.opts.Now()
 	if postErr == nil {
-		_, err := c.db.ExecContext(ctx, `UPDATE blacksky_webhook SET state = 'delivered', attempts = $2,
-			last_error = '', updated_at = $3, delivered_at = $3 WHERE id = $1`, d.rowID, attempt, ms(now))
-		if err != nil {
+		if err := c.jobs.Complete(ctx, d.job, nil); err != nil {
 			return fmt.Errorf("record webhook delivery: %w", err)
 		}
 		c.log.Debug("webhook: delivered", "event_id", d.id, "kind", d.kind, "attempt", attempt)
 		return nil
 	}
 	msg := truncate(postErr.Error(), 500)
-	if attempt >= c.opts.MaxAttempts {
-		_, err := c.db.ExecContext(ctx, `UPDATE blacksky_webhook SET state = 'dead', attempts = $2,
-			last_error = $3, updated_at = $4 WHERE id = $1`, d.rowID, attempt, msg, ms(now))
-		if err != nil {
-			return fmt.Errorf("record dead webhook event: %w", err)
-		}
+	dead, err := c.jobs.Fail(ctx, d.job, msg, jobs.Policy{MaxAttempts: c.opts.MaxAttempts, Backoff: c.opts.Backoff})
+	if err != nil {
+		return fmt.Errorf("record failed webhook attempt: %w", err)
+	}
+	if dead {
 		c.log.Error("webhook: event is dead after its last attempt", "event_id", d.id, "kind", d.kind, "attempts", attempt, "err", msg,
 			"help", troubleshoot.Webhook)
 		return nil
 	}
-	next := now.Add(c.opts.Backoff.Delay(attempt - 1))
-	_, err := c.db.ExecContext(ctx, `UPDATE blacksky_webhook SET attempts = $2, last_error = $3,
-		run_at = $4, updated_at = $5 WHERE id = $1`, d.rowID, attempt, msg, ms(next), ms(now))
-	if err != nil {
-		return fmt.Errorf("record failed webhook attempt: %w", err)
-	}
-	c.log.Warn("webhook: attempt failed, will retry", "event_id", d.id, "kind", d.kind, "attempt", attempt, "next", next, "err", msg)
+	c.log.Warn("webhook: attempt failed, will retry", "event_id", d.id, "kind", d.kind, "attempt", attempt, "err", msg)
 	return nil
 }
 

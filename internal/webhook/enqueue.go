@@ -119,53 +119,27 @@ func (c *Client) Get(ctx context.Context, id string) (Event, bool, error) {
 	return e, true, nil
 }
 
-// Depths returns how many events are in each state; every state is present.
+// Depths returns how many events are in each state (one being posted is
+// pending); every state is present.
 func (c *Client) Depths(ctx context.Context) (map[State]int, error) {
-	out := map[State]int{Pending: 0, Delivered: 0, Dead: 0}
-	rows, err := c.db.QueryContext(ctx, `SELECT state, count(*) FROM blacksky_webhook
-		WHERE session_id = $1 GROUP BY state`, c.opts.Session)
+	d, err := c.jobs.Depths(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("count webhook events: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var s State
-		var n int
-		if err := rows.Scan(&s, &n); err != nil {
-			return nil, fmt.Errorf("count webhook events: %w", err)
-		}
-		out[s] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("count webhook events: %w", err)
-	}
-	return out, nil
+	return map[State]int{Pending: d[string(Pending)], Delivered: d[string(Delivered)], Dead: d[string(Dead)]}, nil
 }
 
 // RetryDead puts every dead event back to pending with its attempts reset
 // and returns how many.
 func (c *Client) RetryDead(ctx context.Context) (int64, error) {
-	now := ms(c.opts.Now())
-	res, err := c.db.ExecContext(ctx, `UPDATE blacksky_webhook SET state = 'pending', attempts = 0,
-		run_at = $2, updated_at = $2 WHERE session_id = $1 AND state = 'dead'`, c.opts.Session, now)
-	if err != nil {
-		return 0, fmt.Errorf("retry dead webhook events: %w", err)
-	}
-	n, _ := res.RowsAffected()
+	n, err := c.jobs.RetryDead(ctx)
 	if n > 0 {
 		c.Wake()
 	}
-	return n, nil
+	return n, err
 }
 
 // Prune deletes delivered events older than Retention and returns how many.
 func (c *Client) Prune(ctx context.Context) (int64, error) {
-	cut := ms(c.opts.Now().Add(-c.opts.Retention))
-	res, err := c.db.ExecContext(ctx, `DELETE FROM blacksky_webhook
-		WHERE session_id = $1 AND state = 'delivered' AND updated_at < $2`, c.opts.Session, cut)
-	if err != nil {
-		return 0, fmt.Errorf("prune webhook events: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	return n, nil
+	return c.jobs.Prune(ctx, c.opts.Now().Add(-c.opts.Retention))
 }

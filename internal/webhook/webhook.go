@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
+	"github.com/blacksky-bot/blacksky/internal/jobs"
+	"github.com/blacksky-bot/blacksky/internal/store"
 )
 
 // Defaults for Options.
@@ -77,6 +79,8 @@ type Options struct {
 // Client is one account's webhook: a durable event table and its dispatcher.
 type Client struct {
 	db      *sql.DB
+	jobs    *jobs.Queue
+	owner   string // this dispatcher's name on the events it holds
 	opts    Options
 	target  *url.URL
 	http    *http.Client
@@ -85,10 +89,10 @@ type Client struct {
 	running atomic.Bool
 }
 
-// New returns the webhook of opts.Session on db (SQLite or PostgreSQL),
-// whose schema Store.Migrate has created; it does not touch the database
-// and refuses a URL that is not absolute http(s).
-func New(db *sql.DB, opts Options) (*Client, error) {
+// New returns the webhook of opts.Session on db, a database of kind whose
+// schema Store.Migrate has created; it does not touch the database and
+// refuses a URL that is not absolute http(s).
+func New(db *sql.DB, kind store.Kind, opts Options) (*Client, error) {
 	u, err := url.Parse(opts.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, errors.Join(ErrInvalid, errors.New("webhook URL must be an absolute http:// or https:// URL"))
@@ -132,12 +136,21 @@ func New(db *sql.DB, opts Options) (*Client, error) {
 		hc = &c
 	}
 	hc.CheckRedirect = sameHostRedirects(u)
+	q, err := jobs.New(db, kind, table, opts.Session, opts.Now)
+	if err != nil {
+		return nil, err
+	}
 	return &Client{
-		db: db, opts: opts, target: u, http: hc,
+		db: db, jobs: q, owner: "webhook-" + NewEventID()[4:], opts: opts, target: u, http: hc,
 		log:  opts.Logger,
 		wake: make(chan struct{}, 1),
 	}, nil
 }
+
+// table is the events' table as the job engine sees it: a pending event
+// under a live lease is being posted.
+var table = jobs.Table{Name: "blacksky_webhook", Pending: string(Pending), Running: string(Pending),
+	Done: string(Delivered), Dead: string(Dead), DoneAt: "delivered_at"}
 
 // Options returns the client's options with defaults filled in.
 func (c *Client) Options() Options { return c.opts }

@@ -72,7 +72,7 @@ func newClient(t testing.TB, st *store.Store, url string, tune func(*Options)) *
 	if tune != nil {
 		tune(&opts)
 	}
-	c, err := New(st.DB(), opts)
+	c, err := New(st.DB(), st.Kind(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +310,7 @@ func TestEnqueue(t *testing.T) {
 		t.Errorf("unmarshallable payload: %v", err)
 	}
 	for _, u := range []string{"", "ftp://x/y", "/relative", "http://"} {
-		if _, err := New(st.DB(), Options{URL: u}); !errors.Is(err, ErrInvalid) {
+		if _, err := New(st.DB(), st.Kind(), Options{URL: u}); !errors.Is(err, ErrInvalid) {
 			t.Errorf("New(%q) = %v, want ErrInvalid", u, err)
 		}
 	}
@@ -392,5 +392,77 @@ func TestMaskURL(t *testing.T) {
 		if got := MaskURL(in); got != want {
 			t.Errorf("MaskURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// Two processes' dispatchers on one database (the old and the new dyno of a
+// deploy) post each event once: each event is claimed under a lease.
+func TestTwoDispatchersPostEachEventOnce(t *testing.T) {
+	for _, kind := range testkit.Kinds {
+		t.Run(string(kind), func(t *testing.T) {
+			st := openStore(t, kind)
+			ep, srv := newEndpoint(t, func(int) int { return http.StatusOK })
+			a := newClient(t, st, srv.URL, nil)
+			b := newClient(t, st, srv.URL, nil)
+			const n = 60
+			ids := make([]string, n)
+			for i := range ids {
+				id, err := a.Enqueue(context.Background(), "test", i)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids[i] = id
+			}
+			run(t, a)
+			run(t, b)
+			for _, id := range ids {
+				waitState(t, a, id, Delivered)
+			}
+			posts := map[string]int{}
+			for _, h := range ep.all() {
+				posts[h.header.Get("X-Blacksky-Event-Id")]++
+			}
+			for _, id := range ids {
+				if posts[id] != 1 {
+					t.Errorf("event %s posted %d times, want once", id, posts[id])
+				}
+			}
+		})
+	}
+}
+
+// An event whose dispatcher died mid-post (its process killed) is posted
+// again, under the same ID, once its lease has ended; until then no other
+// dispatcher takes it.
+func TestEventOfADeadDispatcherIsPostedAfterItsLease(t *testing.T) {
+	st := openStore(t, store.SQLite)
+	ep, srv := newEndpoint(t, func(int) int { return http.StatusOK })
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	dead := newClient(t, st, srv.URL, func(o *Options) { o.Now = clock })
+	id, err := dead.Enqueue(context.Background(), "test", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The dead dispatcher claimed the event and never came back.
+	if claimed, err := dead.jobs.Claim(context.Background(), 1, dead.owner, dead.lease()); err != nil || len(claimed) != 1 {
+		t.Fatalf("claim: %v %v", claimed, err)
+	}
+	next := newClient(t, st, srv.URL, func(o *Options) { o.Now = clock })
+	run(t, next)
+	if _, ok, _ := next.jobs.NextDue(context.Background()); !ok {
+		t.Fatal("the held event is not open")
+	}
+	if got, _, _ := next.Get(context.Background(), id); got.State != Pending || len(ep.all()) != 0 {
+		t.Fatalf("under the dead dispatcher's lease: %s, %d posts", got.State, len(ep.all()))
+	}
+	mu.Lock()
+	now = now.Add(dead.lease() + time.Second)
+	mu.Unlock()
+	next.Wake()
+	e := waitState(t, next, id, Delivered)
+	if h := ep.all(); len(h) != 1 || h[0].header.Get("X-Blacksky-Event-Id") != id || e.Attempts != 2 {
+		t.Fatalf("posts %d, attempts %d; want one post of %s, its second attempt", len(h), e.Attempts, id)
 	}
 }

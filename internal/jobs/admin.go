@@ -1,0 +1,90 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Depths returns how many jobs are in each state, by the words the table
+// writes (where Running equals Pending, running jobs count as pending);
+// every state is present.
+func (q *Queue) Depths(ctx context.Context) (map[string]int, error) {
+	out := map[string]int{q.t.Pending: 0, q.t.Running: 0, q.t.Done: 0, q.t.Dead: 0}
+	rows, err := q.db.QueryContext(ctx, `SELECT state, count(*) FROM `+q.t.Name+`
+		WHERE session_id = $1 GROUP BY state`, q.session)
+	if err != nil {
+		return nil, fmt.Errorf("count %s jobs: %w", q.t.Name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, fmt.Errorf("count %s jobs: %w", q.t.Name, err)
+		}
+		out[s] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count %s jobs: %w", q.t.Name, err)
+	}
+	return out, nil
+}
+
+// RetryDead makes every dead job pending again, due now with its attempts
+// reset, and returns how many.
+func (q *Queue) RetryDead(ctx context.Context) (int64, error) {
+	return q.revive(ctx, "", nil)
+}
+
+// RetryOne makes the dead job id pending again; ErrNotFound when id names no dead job.
+func (q *Queue) RetryOne(ctx context.Context, id int64) error {
+	n, err := q.revive(ctx, " AND id = $3", []any{id})
+	if err == nil && n == 0 {
+		err = ErrNotFound
+	}
+	return err
+}
+
+func (q *Queue) revive(ctx context.Context, cond string, args []any) (int64, error) {
+	res, err := q.db.ExecContext(ctx, `UPDATE `+q.t.Name+` SET state = `+quote(q.t.Pending)+`, attempts = 0,
+		lease_owner = NULL, lease_until = NULL, run_at = $2, updated_at = $2
+		WHERE session_id = $1 AND state = `+quote(q.t.Dead)+cond, append([]any{q.session, ms(q.now())}, args...)...)
+	if err != nil {
+		return 0, fmt.Errorf("retry dead %s jobs: %w", q.t.Name, err)
+	}
+	return res.RowsAffected()
+}
+
+// PurgeDead deletes every dead job and returns how many.
+func (q *Queue) PurgeDead(ctx context.Context) (int64, error) {
+	res, err := q.db.ExecContext(ctx, `DELETE FROM `+q.t.Name+` WHERE session_id = $1 AND state = `+quote(q.t.Dead), q.session)
+	if err != nil {
+		return 0, fmt.Errorf("purge dead %s jobs: %w", q.t.Name, err)
+	}
+	return res.RowsAffected()
+}
+
+// PurgeOne deletes the job id if it is dead or done; ErrNotFound otherwise
+// (an open job is never deleted under its worker).
+func (q *Queue) PurgeOne(ctx context.Context, id int64) error {
+	res, err := q.db.ExecContext(ctx, `DELETE FROM `+q.t.Name+` WHERE session_id = $1 AND id = $2
+		AND state IN (`+quote(q.t.Dead)+`, `+quote(q.t.Done)+`)`, q.session, id)
+	if err := changedOne(res, err); err != nil {
+		if err == ErrLeaseLost {
+			return ErrNotFound
+		}
+		return fmt.Errorf("purge %s job %d: %w", q.t.Name, id, err)
+	}
+	return nil
+}
+
+// Prune deletes done jobs last changed before cut and returns how many.
+func (q *Queue) Prune(ctx context.Context, cut time.Time) (int64, error) {
+	res, err := q.db.ExecContext(ctx, `DELETE FROM `+q.t.Name+` WHERE session_id = $1 AND state = `+quote(q.t.Done)+`
+		AND updated_at < $2`, q.session, ms(cut))
+	if err != nil {
+		return 0, fmt.Errorf("prune %s jobs: %w", q.t.Name, err)
+	}
+	return res.RowsAffected()
+}

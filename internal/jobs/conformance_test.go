@@ -1,0 +1,429 @@
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/backoff"
+	"github.com/blacksky-bot/blacksky/internal/store"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
+)
+
+// The conformance suite: every rule of the engine, on SQLite and on
+// PostgreSQL, over a partitioned table with a running state of its own (the
+// shape of the outgoing queue) and an unordered one whose running jobs are
+// pending rows under a lease (the shape of the webhook events).
+
+var (
+	ordered   = Table{Name: "jobs_ordered", Partition: "chat", Pending: "pending", Running: "running", Done: "done", Dead: "dead", DoneAt: "done_at"}
+	unordered = Table{Name: "jobs_unordered", Pending: "pending", Running: "pending", Done: "delivered", Dead: "dead"}
+)
+
+func ddl(kind store.Kind, t Table) string {
+	id := "INTEGER PRIMARY KEY AUTOINCREMENT"
+	if kind == store.Postgres {
+		id = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+	}
+	return fmt.Sprintf(`CREATE TABLE %s (
+		id %s, session_id TEXT NOT NULL, chat TEXT NOT NULL DEFAULT '', payload TEXT NOT NULL,
+		state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, run_at BIGINT NOT NULL,
+		lease_owner TEXT, lease_until BIGINT, last_error TEXT NOT NULL DEFAULT '',
+		updated_at BIGINT NOT NULL, done_at BIGINT)`, t.Name, id)
+}
+
+// clock is a settable clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type fixture struct {
+	t   *testing.T
+	db  *sql.DB
+	q   *Queue
+	clk *clock
+}
+
+func eachKind(t *testing.T, table Table, test func(t *testing.T, f *fixture)) {
+	for _, kind := range testkit.Kinds {
+		t.Run(string(kind), func(t *testing.T) {
+			st := testkit.Store(t, kind)
+			if _, err := st.DB().Exec(ddl(kind, table)); err != nil {
+				t.Fatal(err)
+			}
+			clk := &clock{t: time.UnixMilli(1_800_000_000_000)}
+			q, err := New(st.DB(), kind, table, "s1", clk.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			test(t, &fixture{t: t, db: st.DB(), q: q, clk: clk})
+		})
+	}
+}
+
+// add inserts a pending job due now and returns its id.
+func (f *fixture) add(chat, payload string) int64 {
+	f.t.Helper()
+	now := ms(f.clk.now())
+	_, err := f.db.Exec(`INSERT INTO `+f.q.t.Name+` (session_id, chat, payload, state, run_at, updated_at)
+		VALUES ('s1', $1, $2, 'pending', $3, $3)`, chat, payload, now)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var id int64
+	if err := f.db.QueryRow(`SELECT max(id) FROM ` + f.q.t.Name).Scan(&id); err != nil {
+		f.t.Fatal(err)
+	}
+	return id
+}
+
+func (f *fixture) claim(n int, owner string) []Job {
+	f.t.Helper()
+	jobs, err := f.q.Claim(context.Background(), n, owner, 10*time.Second)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return jobs
+}
+
+func (f *fixture) payloads(jobs []Job) []string {
+	f.t.Helper()
+	var out []string
+	for _, j := range jobs {
+		var p string
+		if err := f.db.QueryRow(`SELECT payload FROM `+f.q.t.Name+` WHERE id = $1`, j.ID).Scan(&p); err != nil {
+			f.t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func (f *fixture) row(id int64) (state string, attempts int, lastError string) {
+	f.t.Helper()
+	if err := f.db.QueryRow(`SELECT state, attempts, last_error FROM `+f.q.t.Name+` WHERE id = $1`, id).Scan(&state, &attempts, &lastError); err != nil {
+		f.t.Fatal(err)
+	}
+	return state, attempts, lastError
+}
+
+func same(a, b []string) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
+
+// A partition's jobs run one at a time in id order; a job waiting for its
+// retry holds back the later ones of its partition, never overtaken, while
+// other partitions go on.
+func TestPartitionOrderSurvivesRetries(t *testing.T) {
+	eachKind(t, ordered, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		f.add("a", "a1")
+		f.add("a", "a2")
+		f.add("b", "b1")
+		f.add("b", "b2")
+		first := f.claim(10, "w")
+		if got := f.payloads(first); !same(got, []string{"a1", "b1"}) {
+			t.Fatalf("first claim %v, want each chat's first: [a1 b1]", got)
+		}
+		if again := f.claim(10, "w"); len(again) != 0 {
+			t.Fatalf("claimed %v while each chat's first runs", f.payloads(again))
+		}
+		if err := f.q.Retry(ctx, first[0], "boom", f.clk.now().Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.q.Complete(ctx, first[1], nil); err != nil {
+			t.Fatal(err)
+		}
+		b2 := f.claim(10, "w")
+		if got := f.payloads(b2); !same(got, []string{"b2"}) {
+			t.Fatalf("while a1 waits for its retry: claimed %v, want [b2] (a2 must not overtake a1)", got)
+		}
+		if err := f.q.Complete(ctx, b2[0], nil); err != nil {
+			t.Fatal(err)
+		}
+		f.clk.add(time.Minute)
+		retried := f.claim(10, "w")
+		if got := f.payloads(retried); !same(got, []string{"a1"}) || retried[0].Attempts != 2 {
+			t.Fatalf("after the retry delay: claimed %v (%+v), want a1 at attempt 2", got, retried)
+		}
+		if err := f.q.Complete(ctx, retried[0], nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.payloads(f.claim(10, "w")); !same(got, []string{"a2"}) {
+			t.Fatalf("after a1: claimed %v, want [a2]", got)
+		}
+	})
+}
+
+// A job whose worker died is due again when its lease ends; the dead
+// worker's late outcome is refused, the new claimer's counts.
+func TestExpiredLeaseIsRescued(t *testing.T) {
+	for _, table := range []Table{ordered, unordered} {
+		t.Run(table.Name, func(t *testing.T) {
+			eachKind(t, table, func(t *testing.T, f *fixture) {
+				ctx := context.Background()
+				id := f.add("a", "x")
+				lost := f.claim(1, "dead-worker")
+				if len(f.claim(1, "other")) != 0 {
+					t.Fatal("a job under a live lease was claimed again")
+				}
+				f.clk.add(11 * time.Second)
+				rescued := f.claim(1, "other")
+				if len(rescued) != 1 || rescued[0].ID != id || rescued[0].Attempts != 2 {
+					t.Fatalf("after the lease ended: %+v, want job %d at attempt 2", rescued, id)
+				}
+				if err := f.q.Complete(ctx, lost[0], nil); !errors.Is(err, ErrLeaseLost) {
+					t.Fatalf("the dead worker's Complete: %v, want ErrLeaseLost", err)
+				}
+				if err := f.q.Complete(ctx, rescued[0], nil); err != nil {
+					t.Fatal(err)
+				}
+				if state, _, _ := f.row(id); state != table.Done {
+					t.Fatalf("state %q, want %q", state, table.Done)
+				}
+			})
+		})
+	}
+}
+
+// Complete's own writes commit with the state change or not at all.
+func TestCompleteCommitsTheCallersWritesWithIt(t *testing.T) {
+	eachKind(t, ordered, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		if _, err := f.db.Exec(`CREATE TABLE jobs_report (what TEXT NOT NULL)`); err != nil {
+			t.Fatal(err)
+		}
+		id := f.add("a", "x")
+		j := f.claim(1, "w")[0]
+		refused := errors.New("refused")
+		err := f.q.Complete(ctx, j, func(tx *sql.Tx) error {
+			if _, err := tx.Exec(`INSERT INTO jobs_report (what) VALUES ('done')`); err != nil {
+				return err
+			}
+			return refused
+		})
+		if !errors.Is(err, refused) {
+			t.Fatalf("Complete = %v, want the hook's error", err)
+		}
+		var n int
+		f.db.QueryRow(`SELECT count(*) FROM jobs_report`).Scan(&n)
+		if state, _, _ := f.row(id); state != "running" || n != 0 {
+			t.Fatalf("after a failed hook: state %q and %d reports, want running and none", state, n)
+		}
+		err = f.q.Complete(ctx, j, func(tx *sql.Tx) error {
+			_, err := tx.Exec(`INSERT INTO jobs_report (what) VALUES ('done')`)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.db.QueryRow(`SELECT count(*) FROM jobs_report`).Scan(&n)
+		var doneAt sql.NullInt64
+		f.db.QueryRow(`SELECT done_at FROM jobs_ordered WHERE id = $1`, id).Scan(&doneAt)
+		if state, _, _ := f.row(id); state != "done" || n != 1 || doneAt.Int64 != ms(f.clk.now()) {
+			t.Fatalf("state %q, %d reports, done_at %v", state, n, doneAt)
+		}
+	})
+}
+
+// A job given back at shutdown is due again at once and its claim is not
+// counted; the policy retries until MaxAttempts, then buries; an operator
+// revives or purges the dead.
+func TestReleaseFailRetryPurge(t *testing.T) {
+	eachKind(t, ordered, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		p := Policy{MaxAttempts: 2, Backoff: backoff.Policy{Base: time.Second, Max: time.Second}}
+		id := f.add("a", "x")
+		if err := f.q.Release(ctx, f.claim(1, "w")[0]); err != nil {
+			t.Fatal(err)
+		}
+		j := f.claim(1, "w")
+		if len(j) != 1 || j[0].Attempts != 1 {
+			t.Fatalf("after Release: %+v, want the job again at attempt 1", j)
+		}
+		if dead, err := f.q.Fail(ctx, j[0], "first", p); dead || err != nil {
+			t.Fatalf("first failure: dead %v, %v", dead, err)
+		}
+		f.clk.add(time.Second)
+		j = f.claim(1, "w")
+		if dead, err := f.q.Fail(ctx, j[0], "second", p); !dead || err != nil {
+			t.Fatalf("failure at MaxAttempts: dead %v, %v", dead, err)
+		}
+		if state, attempts, last := f.row(id); state != "dead" || attempts != 2 || last != "second" {
+			t.Fatalf("buried job: %q %d %q", state, attempts, last)
+		}
+		d, err := f.q.Depths(ctx)
+		if err != nil || d["dead"] != 1 || d["pending"] != 0 || d["running"] != 0 || d["done"] != 0 {
+			t.Fatalf("depths %v, %v", d, err)
+		}
+		if len(f.claim(1, "w")) != 0 {
+			t.Fatal("a dead job was claimed")
+		}
+		if err := f.q.PurgeOne(ctx, f.add("b", "open")); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("purging an open job: %v, want ErrNotFound", err)
+		}
+		if err := f.q.RetryOne(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if state, attempts, _ := f.row(id); state != "pending" || attempts != 0 {
+			t.Fatalf("revived job: %q at %d attempts", state, attempts)
+		}
+		if err := f.q.RetryOne(ctx, id); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("reviving a pending job: %v, want ErrNotFound", err)
+		}
+		j = f.claim(10, "w")
+		for _, job := range j {
+			f.q.Bury(ctx, job, "again")
+		}
+		if n, err := f.q.PurgeDead(ctx); err != nil || n != 2 {
+			t.Fatalf("PurgeDead = %d, %v; want both", n, err)
+		}
+	})
+}
+
+// Done jobs are pruned after their retention; open and dead ones stay.
+func TestPruneDeletesOnlyOldDoneJobs(t *testing.T) {
+	eachKind(t, unordered, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		old := f.add("", "old")
+		f.q.Complete(ctx, f.claim(1, "w")[0], nil)
+		f.add("", "dead")
+		f.q.Bury(ctx, f.claim(1, "w")[0], "x")
+		f.clk.add(time.Hour)
+		recent := f.add("", "recent")
+		f.q.Complete(ctx, f.claim(1, "w")[0], nil)
+		open := f.add("", "open")
+		n, err := f.q.Prune(ctx, f.clk.now().Add(-time.Minute))
+		if err != nil || n != 1 {
+			t.Fatalf("Prune = %d, %v; want 1", n, err)
+		}
+		var left []int64
+		rows, _ := f.db.Query(`SELECT id FROM jobs_unordered ORDER BY id`)
+		for rows.Next() {
+			var id int64
+			rows.Scan(&id)
+			left = append(left, id)
+		}
+		rows.Close()
+		if fmt.Sprint(left) != fmt.Sprint([]int64{old + 1, recent, open}) {
+			t.Fatalf("left %v; want the dead, the recent and the open job", left)
+		}
+	})
+}
+
+// Unordered jobs are claimed by due time, several at once; NextDue says
+// when the next one is due, a running one's when its lease ends.
+func TestUnorderedClaimsByDueTime(t *testing.T) {
+	eachKind(t, unordered, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		if _, ok, err := f.q.NextDue(ctx); ok || err != nil {
+			t.Fatalf("NextDue on an empty queue: %v, %v", ok, err)
+		}
+		a, b := f.add("", "a"), f.add("", "b")
+		j := f.claim(1, "w")
+		if len(j) != 1 || j[0].ID != a {
+			t.Fatalf("claimed %+v, want the oldest", j)
+		}
+		if err := f.q.Retry(ctx, j[0], "later", f.clk.now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		next, ok, err := f.q.NextDue(ctx)
+		if !ok || err != nil || !next.Equal(f.clk.now()) {
+			t.Fatalf("NextDue = %v %v %v, want now (b is due)", next, ok, err)
+		}
+		j = f.claim(5, "w")
+		if len(j) != 1 || j[0].ID != b {
+			t.Fatalf("claimed %+v, want b only (a waits an hour)", j)
+		}
+		next, _, _ = f.q.NextDue(ctx)
+		if want := f.clk.now().Add(10 * time.Second); !next.Equal(want) {
+			t.Fatalf("NextDue = %v, want b's lease end %v", next, want)
+		}
+	})
+}
+
+// Several workers claiming at once: every job is done exactly once, and
+// each partition's jobs complete in id order.
+func TestConcurrentClaimersDoEachJobOnceInOrder(t *testing.T) {
+	eachKind(t, ordered, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		const chats, perChat = 10, 20
+		for i := range perChat {
+			for c := range chats {
+				f.add(fmt.Sprintf("c%d", c), fmt.Sprintf("c%d-%02d", c, i))
+			}
+		}
+		var mu sync.Mutex
+		done := map[string][]int64{}
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Go(func() {
+				owner := fmt.Sprintf("w%d", w)
+				for {
+					jobs, err := f.q.Claim(ctx, 3, owner, time.Minute)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(jobs) == 0 {
+						d, _ := f.q.Depths(ctx)
+						if d["pending"]+d["running"] == 0 {
+							return
+						}
+						continue
+					}
+					for _, j := range jobs {
+						if err := f.q.Complete(ctx, j, nil); err != nil {
+							t.Error(err)
+							return
+						}
+						mu.Lock()
+						done[j.Partition] = append(done[j.Partition], j.ID)
+						mu.Unlock()
+					}
+				}
+			})
+		}
+		wg.Wait()
+		total := 0
+		for chat, ids := range done {
+			total += len(ids)
+			for i := 1; i < len(ids); i++ {
+				if ids[i] <= ids[i-1] {
+					t.Errorf("chat %s completed out of order: %v", chat, ids)
+					break
+				}
+			}
+		}
+		if total != chats*perChat {
+			t.Errorf("%d jobs done, want %d", total, chats*perChat)
+		}
+	})
+}
+
+func TestNewRefusesOddNames(t *testing.T) {
+	for _, tb := range []Table{
+		{Name: "x; DROP TABLE y", Pending: "p", Running: "r", Done: "d", Dead: "x"},
+		{Name: "ok", Partition: "chat)", Pending: "p", Running: "r", Done: "d", Dead: "x"},
+		{Name: "ok", Pending: "p", Running: "r", Done: "d"},
+	} {
+		if _, err := New(nil, store.SQLite, tb, "s", nil); err == nil {
+			t.Errorf("New accepted %+v", tb)
+		}
+	}
+}
