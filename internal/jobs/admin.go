@@ -79,12 +79,32 @@ func (q *Queue) PurgeOne(ctx context.Context, id int64) error {
 	return nil
 }
 
-// Prune deletes done jobs last changed before cut and returns how many.
+// Prune deletes jobs done before cut (by DoneAt, else by their last
+// change) and returns how many.
 func (q *Queue) Prune(ctx context.Context, cut time.Time) (int64, error) {
+	at := "updated_at"
+	if q.t.DoneAt != "" {
+		at = q.t.DoneAt
+	}
 	res, err := q.db.ExecContext(ctx, `DELETE FROM `+q.t.Name+` WHERE session_id = $1 AND state = `+quote(q.t.Done)+`
-		AND updated_at < $2`, q.session, ms(cut))
+		AND `+at+` < $2`, q.session, ms(cut))
 	if err != nil {
 		return 0, fmt.Errorf("prune %s jobs: %w", q.t.Name, err)
+	}
+	return res.RowsAffected()
+}
+
+// ReclaimAll makes every job under a lease due again at once, keeping its
+// attempts, and returns how many. Call it only where no other worker of the
+// session can be running (the process holding the account's lease, as it
+// starts): those leases are then a dead process's, and need not be waited out.
+func (q *Queue) ReclaimAll(ctx context.Context) (int64, error) {
+	now := ms(q.now())
+	res, err := q.db.ExecContext(ctx, `UPDATE `+q.t.Name+` SET state = `+quote(q.t.Pending)+`, lease_owner = NULL,
+		lease_until = NULL, run_at = $2, updated_at = $2 WHERE session_id = $1 AND `+q.sql.open+` AND lease_owner IS NOT NULL`,
+		q.session, now)
+	if err != nil {
+		return 0, fmt.Errorf("reclaim %s jobs: %w", q.t.Name, err)
 	}
 	return res.RowsAffected()
 }

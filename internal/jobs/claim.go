@@ -87,10 +87,12 @@ func newStatements(kind store.Kind, t Table) statements {
 			WHERE o.session_id = $1 AND o.` + open + ` AND o.run_at <= $2 AND COALESCE(o.lease_until, 0) <= $2
 			ORDER BY o.run_at, o.id LIMIT $3`
 	}
-	// When the next job may be due: the earliest of the open rows' times,
-	// a running row's when its lease ends.
-	s.due = `SELECT min(CASE WHEN COALESCE(lease_until, 0) > run_at THEN lease_until ELSE run_at END)
-		FROM ` + t.Name + ` WHERE session_id = $1 AND ` + open
+	// When a job next becomes due: the earliest time still to come among
+	// the open rows' run_at and lease ends. Times already past are left
+	// out: such a job is claimable now, or waits behind its partition's
+	// running job, whose end the worker hears of without polling.
+	s.due = `SELECT min(t) FROM (SELECT CASE WHEN COALESCE(lease_until, 0) > run_at THEN lease_until ELSE run_at END AS t
+		FROM ` + t.Name + ` WHERE session_id = $1 AND ` + open + `) open_times WHERE t > $2`
 	return s
 }
 
@@ -202,11 +204,13 @@ func (q *Queue) unorderedCandidates(ctx context.Context, now time.Time, n int) (
 	return ids, nil
 }
 
-// NextDue returns when the next open job may be due (a running one when its
-// lease ends), and false when none is open.
+// NextDue returns the next time still to come at which an open job becomes
+// due (a retry's time, or a running job's lease end), and false when there
+// is none: a job due already is claimable now or waits for the running job
+// ahead of it in its partition.
 func (q *Queue) NextDue(ctx context.Context) (time.Time, bool, error) {
 	var next sql.NullInt64
-	if err := q.db.QueryRowContext(ctx, q.sql.due, q.session).Scan(&next); err != nil {
+	if err := q.db.QueryRowContext(ctx, q.sql.due, q.session, ms(q.now())).Scan(&next); err != nil {
 		return time.Time{}, false, fmt.Errorf("find the next due %s job: %w", q.t.Name, err)
 	}
 	if !next.Valid {

@@ -343,8 +343,8 @@ func TestUnorderedClaimsByDueTime(t *testing.T) {
 			t.Fatal(err)
 		}
 		next, ok, err := f.q.NextDue(ctx)
-		if !ok || err != nil || !next.Equal(f.clk.now()) {
-			t.Fatalf("NextDue = %v %v %v, want now (b is due)", next, ok, err)
+		if !ok || err != nil || !next.Equal(f.clk.now().Add(time.Hour)) {
+			t.Fatalf("NextDue = %v %v %v, want a's retry in an hour (b, due already, is claimable)", next, ok, err)
 		}
 		j = f.claim(5, "w")
 		if len(j) != 1 || j[0].ID != b {
@@ -425,5 +425,26 @@ func TestNewRefusesOddNames(t *testing.T) {
 		if _, err := New(nil, store.SQLite, tb, "s", nil); err == nil {
 			t.Errorf("New accepted %+v", tb)
 		}
+	}
+}
+
+// The account's new holder takes back a dead process's claims at once.
+func TestReclaimAllFreesEveryLease(t *testing.T) {
+	for _, table := range []Table{ordered, unordered} {
+		t.Run(table.Name, func(t *testing.T) {
+			eachKind(t, table, func(t *testing.T, f *fixture) {
+				ctx := context.Background()
+				a := f.add("a", "x")
+				f.add("b", "y")
+				f.claim(10, "dead-process")
+				if n, err := f.q.ReclaimAll(ctx); err != nil || n != 2 {
+					t.Fatalf("ReclaimAll = %d, %v; want 2", n, err)
+				}
+				j := f.claim(10, "new-holder")
+				if len(j) != 2 || j[0].ID != a || j[0].Attempts != 2 {
+					t.Fatalf("after ReclaimAll: %+v, want both at once, attempts kept", j)
+				}
+			})
+		})
 	}
 }
