@@ -41,7 +41,7 @@ func newWebhook(cfg *config.Config, st *store.Store, log *slog.Logger) (*webhook
 func newBot(cfg *config.Config, st *store.Store, q *outbox.Queue, wh *webhook.Client, backups *backup.Manager,
 	m *metrics.Metrics, acct **account.Runner, started time.Time, log *slog.Logger) *bot.Bot {
 	b := bot.New(bot.Options{
-		DB: st.DB(), Session: cfg.SessionID, Prefix: cfg.Prefix, Owners: cfg.Owners,
+		DB: st.DB(), Kind: st.Kind(), Session: cfg.SessionID, Prefix: cfg.Prefix, Owners: cfg.Owners,
 		BotName: cfg.BotName, Version: version, Started: started, Queue: q, Webhook: wh, Metrics: m,
 		Status: func() supervisor.Status { return (*acct).Status() },
 		Reconnect: func() {

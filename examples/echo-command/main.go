@@ -94,7 +94,7 @@ func run(ctx context.Context) error {
 
 	// The bot: built-in commands plus ours.
 	q := outbox.New(st.DB(), st.Kind(), outbox.Options{Session: "echo"})
-	b := bot.New(bot.Options{DB: st.DB(), Session: "echo", BotName: "echo-bot", Queue: q, Logger: log})
+	b := bot.New(bot.Options{DB: st.DB(), Kind: st.Kind(), Session: "echo", BotName: "echo-bot", Queue: q, Logger: log})
 	if err := b.Register(echoCommand()); err != nil {
 		return err
 	}

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
+	"github.com/blacksky-bot/blacksky/internal/jobs"
 	"github.com/blacksky-bot/blacksky/internal/metrics"
 	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
 	"github.com/blacksky-bot/blacksky/internal/webhook"
 )
@@ -41,9 +43,10 @@ var ErrNotConfigured = errors.New("not configured")
 
 // Options configures a Bot; zero fields take the documented defaults.
 type Options struct {
-	// DB is the migrated database holding the inbox (Store.DB()); the SQL is
-	// the same on SQLite and PostgreSQL.
-	DB *sql.DB
+	// DB is the migrated database holding the inbox (Store.DB()), and Kind
+	// its engine (Store.Kind()); both are required.
+	DB   *sql.DB
+	Kind store.Kind
 	// Session is the account (SESSION_ID); default "default".
 	Session string
 	// Prefix starts a command (PREFIX); default ".".
@@ -108,15 +111,26 @@ type Bot struct {
 	notified  atomic.Bool
 	running   atomic.Bool
 	lids      atomic.Pointer[lidMap]
+	jobs      *jobs.Queue // the inbox, as the job engine sees it
+	owner     string      // this process's name on the messages it handles
 
 	// failMark, when set by a test, fails the step that marks a message
 	// handled, simulating a crash between the reply and the mark.
 	failMark func() error
 }
 
+// inboxTable is the inbox as the job engine sees it: a chat's messages are
+// handled one at a time in the order they were stored, and a pending
+// message under a live lease is being handled.
+var inboxTable = jobs.Table{Name: "blacksky_inbox", Partition: "chat", Pending: string(Pending), Running: string(Pending),
+	Done: string(Handled), Dead: string(Failed), DoneAt: "handled_at"}
+
 // New returns a bot with the built-in commands registered; it does not
-// touch the database.
+// touch the database. It panics without Options.DB and Options.Kind.
 func New(opts Options) *Bot {
+	if opts.DB == nil || opts.Kind == "" {
+		panic("bot: Options.DB and Options.Kind are required")
+	}
 	if opts.Session == "" {
 		opts.Session = DefaultSession
 	}
@@ -164,7 +178,15 @@ func New(opts Options) *Bot {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	q, err := jobs.New(opts.DB, opts.Kind, inboxTable, opts.Session, opts.Now)
+	if err != nil {
+		panic(err) // the table is this package's constant
+	}
+	var owner [6]byte
+	rand.Read(owner[:])
 	b := &Bot{
+		jobs:      q,
+		owner:     "bot-" + hex.EncodeToString(owner[:]),
 		opts:      opts,
 		log:       opts.Logger,
 		owners:    make(map[string]bool, len(opts.Owners)),

@@ -75,7 +75,7 @@ func TestEndToEnd(t *testing.T) {
 	var sup *supervisor.Supervisor
 	b := bot.New(bot.Options{
 		Webhook: wh,
-		DB:      st.DB(), Session: "e2e", Owners: []string{"+1 555 000 0002"},
+		DB:      st.DB(), Kind: st.Kind(), Session: "e2e", Owners: []string{"+1 555 000 0002"},
 		BotName: "e2ebot", Version: "v0.0.1", Queue: q, Logger: botLog, PollInterval: 20 * time.Millisecond,
 		Status: func() supervisor.Status { return sup.Status() },
 	})

@@ -2,12 +2,14 @@ package bot
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"runtime/debug"
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/blacksky-bot/blacksky/internal/jobs"
 	"github.com/blacksky-bot/blacksky/internal/outbox"
 	"github.com/blacksky-bot/blacksky/internal/webhook"
 )
@@ -62,13 +64,13 @@ func replyKey(m Message, n int) string {
 	return k
 }
 
-// process handles one stored message and marks it handled; an error means
-// a storage step failed and the message stays pending.
-func (b *Bot) process(ctx context.Context, m Message) error {
+// process handles one stored message, claimed as j, and marks it handled;
+// an error means a storage step failed and the message stays pending.
+func (b *Bot) process(ctx context.Context, j jobs.Job, m Message) error {
 	if err := b.route(ctx, m); err != nil {
 		return err
 	}
-	return b.finish(ctx, m)
+	return b.finish(ctx, j, m)
 }
 
 // route runs the command m calls, if any, and returns only storage errors.
@@ -136,28 +138,21 @@ func (b *Bot) run(ctx context.Context, c *Context) {
 
 var errPanic = errors.New("command panicked")
 
-// finish passes m to the webhook and marks it handled, in one transaction.
-func (b *Bot) finish(ctx context.Context, m Message) error {
-	tx, err := b.opts.DB.BeginTx(ctx, nil)
+// finish marks m handled and passes it to the webhook, in one transaction.
+func (b *Bot) finish(ctx context.Context, j jobs.Job, m Message) error {
+	err := b.jobs.Complete(ctx, j, func(tx *sql.Tx) error {
+		if b.opts.Webhook != nil {
+			if err := b.opts.Webhook.EnqueueID(ctx, tx, messageEventID(b.opts.Session, m), webhook.KindMessageReceived, m); err != nil {
+				return err
+			}
+		}
+		if b.failMark != nil {
+			return b.failMark()
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("finish message: begin: %w", err)
-	}
-	defer tx.Rollback()
-	if b.opts.Webhook != nil {
-		if err := b.opts.Webhook.EnqueueID(ctx, tx, messageEventID(b.opts.Session, m), webhook.KindMessageReceived, m); err != nil {
-			return fmt.Errorf("finish message: %w", err)
-		}
-	}
-	if b.failMark != nil {
-		if err := b.failMark(); err != nil {
-			return fmt.Errorf("finish message: %w", err)
-		}
-	}
-	if err := markHandled(ctx, tx, m.ID, b.opts.Now()); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("finish message: commit: %w", err)
+		return fmt.Errorf("finish message: %w", err)
 	}
 	if b.opts.Webhook != nil {
 		b.opts.Webhook.Wake()

@@ -60,7 +60,7 @@ func newFixture(t testing.TB, kind store.Kind, tune func(*Options)) *fixture {
 	f := &fixture{st: st, clock: &clock{t: time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)}}
 	f.q = outbox.New(st.DB(), st.Kind(), outbox.Options{Session: "s", Now: f.clock.Now})
 	opts := Options{
-		DB: st.DB(), Session: "s", Owners: []string{"+49 151 00000001"},
+		DB: st.DB(), Kind: st.Kind(), Session: "s", Owners: []string{"+49 151 00000001"},
 		BotName: "testbot", Version: "v1", Queue: f.q, Now: f.clock.Now,
 		Started: f.clock.Now().Add(-time.Hour), StartID: "start1",
 	}
@@ -89,7 +89,7 @@ func (f *fixture) deliver(t testing.TB, m Message) Message {
 	if _, err := f.bot.Store(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	f.bot.drain(ctx, m.Chat)
+	f.bot.handleDue(ctx)
 	got, ok, err := f.bot.Get(ctx, m.Chat, m.MsgID)
 	if err != nil || !ok {
 		t.Fatalf("Get: %v %v", ok, err)

@@ -54,20 +54,21 @@ func TestInbox(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			hs, err := f.bot.heads(ctx, 10)
+			claimed, err := f.bot.jobs.Claim(ctx, 10, f.bot.owner, time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var chats []string
-			for _, h := range hs {
-				chats = append(chats, h.chat)
+			for _, j := range claimed {
+				chats = append(chats, j.Partition)
+				if err := f.bot.jobs.Release(ctx, j); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if len(chats) != 3 || chats[0] != groupJID || chats[1] != strangerJID || chats[2] != ownerJID {
-				t.Errorf("heads = %q", chats)
+				t.Errorf("claimed chats = %q, want each chat's oldest message, oldest first", chats)
 			}
-			for _, c := range chats {
-				f.bot.drain(ctx, c)
-			}
+			f.bot.handleDue(ctx)
 			d, err := f.bot.InboxDepths(ctx)
 			if err != nil || d[Handled] != 4 || d[Pending] != 0 {
 				t.Fatalf("depths = %v, %v", d, err)

@@ -216,7 +216,7 @@ func TestRehandlingSendsOneReply(t *testing.T) {
 			// "Restart": a new bot on the same database handles it again.
 			f.clock.Advance(time.Hour)
 			b2 := New(f.bot.opts)
-			b2.drain(ctx, strangerJID)
+			b2.handleDue(ctx)
 			m2, _, err := b2.Get(ctx, m.Chat, m.MsgID)
 			if err != nil || m2.State != Handled {
 				t.Fatalf("after the restart: %+v %v", m2, err)
@@ -240,7 +240,7 @@ func TestRehandlingSendsOneReply(t *testing.T) {
 			if created, err := b2.Store(ctx, m); err != nil || created {
 				t.Fatalf("redelivery: created %v err %v", created, err)
 			}
-			b2.drain(ctx, strangerJID)
+			b2.handleDue(ctx)
 			if n := len(f.replies(t, strangerJID)); n != 1 {
 				t.Fatalf("replies after a redelivery = %d, want 1", n)
 			}
@@ -255,7 +255,7 @@ func TestFailingHandlingGivesUp(t *testing.T) {
 	m := f.deliver(t, msg(strangerJID, "just text"))
 	for i := 0; i < 5; i++ {
 		f.clock.Advance(time.Hour)
-		f.bot.drain(context.Background(), strangerJID)
+		f.bot.handleDue(context.Background())
 	}
 	got, _, _ := f.bot.Get(context.Background(), m.Chat, m.MsgID)
 	if got.State != Failed || got.Attempts != 3 {
@@ -265,7 +265,7 @@ func TestFailingHandlingGivesUp(t *testing.T) {
 	if n, err := f.bot.RetryFailed(context.Background()); err != nil || n != 1 {
 		t.Fatalf("RetryFailed = %d, %v", n, err)
 	}
-	f.bot.drain(context.Background(), strangerJID)
+	f.bot.handleDue(context.Background())
 	if got, _, _ := f.bot.Get(context.Background(), m.Chat, m.MsgID); got.State != Handled {
 		t.Fatalf("state after retry %s", got.State)
 	}
@@ -293,5 +293,36 @@ func TestNotifyConnected(t *testing.T) {
 	}
 	if r := f.replies(t, ownerJID); len(r) != 2 {
 		t.Errorf("a new start sent %d notices in all, want 2", len(r))
+	}
+}
+
+// A message the previous holder of the account was handling when it died
+// is handled by the next holder as soon as its worker starts, not after the
+// dead process's lease (minutes) runs out.
+func TestNewHolderTakesBackADeadHoldersMessages(t *testing.T) {
+	for _, kind := range testkit.Kinds {
+		t.Run(string(kind), func(t *testing.T) {
+			f := newFixture(t, kind, nil)
+			ctx := context.Background()
+			m := msg(strangerJID, ".ping")
+			m.SentAt, m.ReceivedAt = f.clock.Now(), f.clock.Now()
+			if _, err := f.bot.Store(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			// The dead process claimed it and never finished.
+			if j, err := f.bot.jobs.Claim(ctx, 1, "dead-process", time.Hour); err != nil || len(j) != 1 {
+				t.Fatalf("claim: %v %v", j, err)
+			}
+			next := New(f.bot.opts)
+			runCtx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- next.Run(runCtx) }()
+			defer func() { cancel(); <-done }()
+			testkit.WaitFor(t, "the reply of the next holder", func() bool { return len(f.replies(t, strangerJID)) == 1 })
+			got, _, err := next.Get(ctx, m.Chat, m.MsgID)
+			if err != nil || got.State != Handled || got.Attempts != 2 {
+				t.Fatalf("message %+v %v; want handled at its second attempt", got, err)
+			}
+		})
 	}
 }

@@ -61,7 +61,7 @@ func TestUndecryptableMessageRecoveredFromPhone(t *testing.T) {
 	if os.Getenv("BOT_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	b := bot.New(bot.Options{DB: st.DB(), Session: "und", Queue: q, Webhook: wh, Metrics: m, PollInterval: 20 * time.Millisecond, Logger: log})
+	b := bot.New(bot.Options{DB: st.DB(), Kind: st.Kind(), Session: "und", Queue: q, Webhook: wh, Metrics: m, PollInterval: 20 * time.Millisecond, Logger: log})
 	var mu sync.Mutex
 	var echoed []string
 	if err := b.Register(bot.Command{Name: "echo", Run: func(ctx context.Context, c *bot.Context) error {
