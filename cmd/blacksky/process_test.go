@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -136,6 +137,10 @@ func TestRunServesAndStopsOnSIGTERM(t *testing.T) {
 			if status["state"] == "" || status["version"] == "" {
 				t.Errorf("/status lacks state or version: %v", status)
 			}
+			// Every queue of the job engine is scraped, read from this database.
+			if body := get(t, p, "/metrics"); !strings.Contains(body, `blacksky_jobs{kind="incoming",state="pending"} 0`) {
+				t.Errorf("/metrics lacks the incoming queue's depths:\n%s", body)
+			}
 			if name == "sqlite" {
 				if _, err := os.Stat(filepath.Join(env["DATA_DIR"], "blacksky.db")); err != nil {
 					t.Errorf("database file not created: %v", err)
@@ -218,4 +223,19 @@ func TestListenAddrBindsThere(t *testing.T) {
 			}
 		})
 	}
+}
+
+// get returns the body of a GET of path on p's HTTP port.
+func get(t *testing.T, p *process, path string) string {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", p.port, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

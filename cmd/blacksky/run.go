@@ -20,6 +20,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/config"
 	"github.com/blacksky-bot/blacksky/internal/contacts"
 	"github.com/blacksky-bot/blacksky/internal/httpapi"
+	"github.com/blacksky-bot/blacksky/internal/jobs"
 	"github.com/blacksky-bot/blacksky/internal/lease"
 	"github.com/blacksky-bot/blacksky/internal/memlimit"
 	"github.com/blacksky-bot/blacksky/internal/metrics"
@@ -99,6 +100,11 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 	m.Registry.MustRegister(q.Collector())
 	var acct *account.Runner
 	b := newBot(cfg, st, q, wh, backups, m, &acct, started, log)
+	queues := []*jobs.Queue{b.Jobs()}
+	if wh != nil {
+		queues = append(queues, wh.Jobs())
+	}
+	m.Registry.MustRegister(jobs.Collector(queues...))
 	chainConfigure(&opts, b.Configure)
 	// Contacts are looked up through the client of whichever lease this
 	// process holds; a standby has none and answers from what it learnt.

@@ -122,7 +122,7 @@ type Bot struct {
 // inboxTable is the inbox as the job engine sees it: a chat's messages are
 // handled one at a time in the order they were stored, and a pending
 // message under a live lease is being handled.
-var inboxTable = jobs.Table{Name: "blacksky_inbox", Partition: "chat", Pending: string(Pending), Running: string(Pending),
+var inboxTable = jobs.Table{Name: "blacksky_inbox", Kind: "incoming", Partition: "chat", Pending: string(Pending), Running: string(Pending),
 	Done: string(Handled), Dead: string(Failed), DoneAt: "handled_at"}
 
 // New returns a bot with the built-in commands registered; it does not

@@ -89,6 +89,10 @@ func (b *Bot) InboxDepths(ctx context.Context) (map[MessageState]int, error) {
 	return map[MessageState]int{Pending: d[string(Pending)], Handled: d[string(Handled)], Failed: d[string(Failed)]}, nil
 }
 
+// Jobs is the inbox as the job engine sees it (kind "incoming"), for its
+// metrics and administration.
+func (b *Bot) Jobs() *jobs.Queue { return b.jobs }
+
 // policy is how handlings that failed are retried.
 func (b *Bot) policy() jobs.Policy {
 	return jobs.Policy{MaxAttempts: b.opts.MaxAttempts, Backoff: b.opts.Backoff}

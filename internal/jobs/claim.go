@@ -133,6 +133,7 @@ func (q *Queue) Claim(ctx context.Context, n int, owner string, lease time.Durat
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("claim %s jobs: %w", q.t.Name, err)
 	}
+	q.stats.claimed.Add(int64(len(jobs)))
 	// RETURNING has no order.
 	slices.SortFunc(jobs, func(a, b Job) int { return cmp.Compare(a.ID, b.ID) })
 	return jobs, nil

@@ -41,6 +41,7 @@ func (q *Queue) Complete(ctx context.Context, j Job, also func(tx *sql.Tx) error
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("complete %s job %d: %w", q.t.Name, j.ID, err)
 	}
+	q.stats.completed.Add(1)
 	return nil
 }
 
@@ -53,6 +54,7 @@ func (q *Queue) Retry(ctx context.Context, j Job, cause string, at time.Time) er
 	if err := changedOne(res, err); err != nil {
 		return fmt.Errorf("reschedule %s job %d: %w", q.t.Name, j.ID, err)
 	}
+	q.stats.retried.Add(1)
 	return nil
 }
 
@@ -65,6 +67,7 @@ func (q *Queue) Bury(ctx context.Context, j Job, cause string) error {
 	if err := changedOne(res, err); err != nil {
 		return fmt.Errorf("bury %s job %d: %w", q.t.Name, j.ID, err)
 	}
+	q.stats.buried.Add(1)
 	return nil
 }
 
@@ -77,6 +80,7 @@ func (q *Queue) Release(ctx context.Context, j Job) error {
 	if err := changedOne(res, err); err != nil {
 		return fmt.Errorf("release %s job %d: %w", q.t.Name, j.ID, err)
 	}
+	q.stats.released.Add(1)
 	return nil
 }
 

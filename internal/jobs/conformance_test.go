@@ -5,9 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/store"
@@ -20,8 +23,8 @@ import (
 // pending rows under a lease (the shape of the webhook events).
 
 var (
-	ordered   = Table{Name: "jobs_ordered", Partition: "chat", Pending: "pending", Running: "running", Done: "done", Dead: "dead", DoneAt: "done_at"}
-	unordered = Table{Name: "jobs_unordered", Pending: "pending", Running: "pending", Done: "delivered", Dead: "dead"}
+	ordered   = Table{Name: "jobs_ordered", Kind: "ordered", Partition: "chat", Pending: "pending", Running: "running", Done: "done", Dead: "dead", DoneAt: "done_at"}
+	unordered = Table{Name: "jobs_unordered", Kind: "unordered", Pending: "pending", Running: "pending", Done: "delivered", Dead: "dead"}
 )
 
 func ddl(kind store.Kind, t Table) string {
@@ -418,9 +421,9 @@ func TestConcurrentClaimersDoEachJobOnceInOrder(t *testing.T) {
 
 func TestNewRefusesOddNames(t *testing.T) {
 	for _, tb := range []Table{
-		{Name: "x; DROP TABLE y", Pending: "p", Running: "r", Done: "d", Dead: "x"},
-		{Name: "ok", Partition: "chat)", Pending: "p", Running: "r", Done: "d", Dead: "x"},
-		{Name: "ok", Pending: "p", Running: "r", Done: "d"},
+		{Name: "x; DROP TABLE y", Kind: "k", Pending: "p", Running: "r", Done: "d", Dead: "x"},
+		{Name: "ok", Kind: "k", Partition: "chat)", Pending: "p", Running: "r", Done: "d", Dead: "x"},
+		{Name: "ok", Kind: "k", Pending: "p", Running: "r", Done: "d"},
 	} {
 		if _, err := New(nil, store.SQLite, tb, "s", nil); err == nil {
 			t.Errorf("New accepted %+v", tb)
@@ -447,4 +450,42 @@ func TestReclaimAllFreesEveryLease(t *testing.T) {
 			})
 		})
 	}
+}
+
+// The metrics say each kind's depths, its lag and what this process did.
+func TestMetrics(t *testing.T) {
+	eachKind(t, ordered, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		f.add("a", "1")
+		f.add("b", "2")
+		f.add("c", "3")
+		j := f.claim(2, "w")
+		f.q.Complete(ctx, j[0], nil)
+		f.q.Retry(ctx, j[1], "x", f.clk.now().Add(time.Minute))
+		f.clk.add(90 * time.Second) // c has waited 90 s, the retry 30 s past its time
+		want := `
+# HELP blacksky_jobs Jobs by kind and state.
+# TYPE blacksky_jobs gauge
+blacksky_jobs{kind="ordered",state="dead"} 0
+blacksky_jobs{kind="ordered",state="done"} 1
+blacksky_jobs{kind="ordered",state="pending"} 2
+blacksky_jobs{kind="ordered",state="running"} 0
+# HELP blacksky_jobs_claimed_total Jobs this process claimed (attempts begun).
+# TYPE blacksky_jobs_claimed_total counter
+blacksky_jobs_claimed_total{kind="ordered"} 2
+# HELP blacksky_jobs_completed_total Jobs this process completed.
+# TYPE blacksky_jobs_completed_total counter
+blacksky_jobs_completed_total{kind="ordered"} 1
+# HELP blacksky_jobs_lag_seconds How long the most overdue job that is due and not running has waited; 0 when none waits.
+# TYPE blacksky_jobs_lag_seconds gauge
+blacksky_jobs_lag_seconds{kind="ordered"} 90
+# HELP blacksky_jobs_retried_total Failed attempts this process scheduled for another.
+# TYPE blacksky_jobs_retried_total counter
+blacksky_jobs_retried_total{kind="ordered"} 1
+`
+		if err := promtestutil.CollectAndCompare(Collector(f.q), strings.NewReader(want),
+			"blacksky_jobs", "blacksky_jobs_claimed_total", "blacksky_jobs_completed_total", "blacksky_jobs_lag_seconds", "blacksky_jobs_retried_total"); err != nil {
+			t.Error(err)
+		}
+	})
 }

@@ -47,6 +47,9 @@ import (
 // Partition and DoneAt when they are set.
 type Table struct {
 	Name string
+	// Kind names the work in metrics, the API and the CLI ("incoming",
+	// "webhook"); one word per kind everywhere.
+	Kind string
 	// Partition is the column whose jobs run one at a time in id order;
 	// empty: jobs run in any order (oldest due first).
 	Partition string
@@ -85,6 +88,7 @@ type Queue struct {
 	session string
 	now     func() time.Time
 	sql     statements
+	stats   counters
 }
 
 var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
@@ -98,8 +102,8 @@ func New(db *sql.DB, kind store.Kind, t Table, session string, now func() time.T
 			return nil, fmt.Errorf("jobs: %q is not a plain identifier", name)
 		}
 	}
-	if t.Name == "" || t.Pending == "" || t.Running == "" || t.Done == "" || t.Dead == "" {
-		return nil, errors.New("jobs: a table needs a name and its four state values")
+	if t.Name == "" || t.Kind == "" || t.Pending == "" || t.Running == "" || t.Done == "" || t.Dead == "" {
+		return nil, errors.New("jobs: a table needs a name, a kind and its four state values")
 	}
 	if now == nil {
 		now = time.Now

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/blacksky-bot/blacksky/internal/jobs"
 )
 
 // MaxEventIDBytes is the longest event ID accepted.
@@ -128,6 +130,10 @@ func (c *Client) Depths(ctx context.Context) (map[State]int, error) {
 	}
 	return map[State]int{Pending: d[string(Pending)], Delivered: d[string(Delivered)], Dead: d[string(Dead)]}, nil
 }
+
+// Jobs is the events' queue as the job engine sees it (kind "webhook"), for
+// its metrics and administration.
+func (c *Client) Jobs() *jobs.Queue { return c.jobs }
 
 // RetryDead puts every dead event back to pending with its attempts reset
 // and returns how many.

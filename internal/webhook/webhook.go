@@ -149,7 +149,7 @@ func New(db *sql.DB, kind store.Kind, opts Options) (*Client, error) {
 
 // table is the events' table as the job engine sees it: a pending event
 // under a live lease is being posted.
-var table = jobs.Table{Name: "blacksky_webhook", Pending: string(Pending), Running: string(Pending),
+var table = jobs.Table{Name: "blacksky_webhook", Kind: "webhook", Pending: string(Pending), Running: string(Pending),
 	Done: string(Delivered), Dead: string(Dead), DoneAt: "delivered_at"}
 
 // Options returns the client's options with defaults filled in.
