@@ -96,7 +96,7 @@ func withBackups(ctx context.Context, env *environment, cmd string, f func(*conf
 	if !ok {
 		return exitUsage
 	}
-	if cfg.EncryptionKey == "" {
+	if !cfg.BackupsEnabled() {
 		fmt.Fprintf(env.stderr, "blacksky %s: set SESSION_ENCRYPTION_KEY (at least 16 characters; e.g. openssl rand -base64 32): backups are never written or read in plaintext\n", cmd)
 		return exitUsage
 	}

@@ -52,40 +52,28 @@ func restoreMissing(m *backup.Manager, log *slog.Logger) func(context.Context) e
 }
 
 // recoverCorruptSQLite replaces a corrupt SQLite file with a fresh one
-// restored from the newest backup in BACKUP_DIR that the key opens. The
-// damaged file is kept beside it. Without such a backup it changes nothing
-// and returns the original error.
+// restored from the newest backup in BACKUP_DIR that the key opens (by the
+// restore's own rules, backup.Manager.Newest). The damaged file is kept
+// beside it. Without such a backup it changes nothing and returns the
+// original error.
 func recoverCorruptSQLite(ctx context.Context, cfg *config.Config, log *slog.Logger, corrupt error) (*store.Store, error) {
-	if cfg.UsesPostgres() || cfg.EncryptionKey == "" {
+	if cfg.UsesPostgres() || !cfg.BackupsEnabled() {
 		return nil, corrupt
 	}
-	dir := backup.NewDir(cfg.BackupDir, cfg.SessionID)
-	entries, err := dir.List(ctx)
-	if err != nil || len(entries) == 0 {
-		return nil, fmt.Errorf("%w; no backup in %s to restore from", corrupt, cfg.BackupDir)
+	files, err := backup.New(nil, backup.Options{SessionID: cfg.SessionID, Passphrase: cfg.EncryptionKey, Dir: cfg.BackupDir,
+		Logger: log.With("component", "backup")})
+	if err != nil {
+		return nil, fmt.Errorf("%w; %v", corrupt, err)
 	}
-	var sess *backup.Session
-	for _, e := range entries {
-		data, err := dir.Read(ctx, e)
-		if err == nil {
-			sess, err = backup.Decode(data, cfg.EncryptionKey)
-		}
-		if err == nil {
-			break
-		}
-		if errors.Is(err, backup.ErrWrongKey) {
-			return nil, fmt.Errorf("%w; SESSION_ENCRYPTION_KEY does not open backup %s", corrupt, e.Path)
-		}
-		log.Warn("skipped an unusable backup", "backup", e.Path, "err", err)
-	}
-	if sess == nil {
-		return nil, fmt.Errorf("%w; no usable backup in %s", corrupt, cfg.BackupDir)
+	sess, found, err := files.Newest(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w; nothing to restore from %s: %v", corrupt, cfg.BackupDir, err)
 	}
 	moved, err := backup.MoveAside(cfg.SQLitePath(), time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("%w; move the corrupt file aside: %v", corrupt, err)
 	}
-	log.Error("the SQLite database was corrupt; kept it aside and restoring the newest backup", "kept_as", moved)
+	log.Error("the SQLite database was corrupt; kept it aside and restoring the newest backup", "kept_as", moved, "backup", found.From.String())
 	st, err := openStore(ctx, cfg, log, true)
 	if err != nil {
 		return nil, err
@@ -101,7 +89,7 @@ func recoverCorruptSQLite(ctx context.Context, cfg *config.Config, log *slog.Log
 // backupStatus is what /status says about backups.
 func backupStatus(cfg *config.Config, m *backup.Manager) func(context.Context) any {
 	return func(ctx context.Context) any {
-		if cfg.EncryptionKey == "" {
+		if !cfg.BackupsEnabled() {
 			return map[string]any{"enabled": false, "reason": "SESSION_ENCRYPTION_KEY is not set: no backups are written (never in plaintext)"}
 		}
 		out := map[string]any{"enabled": true, "interval": cfg.BackupInterval.String(), "keep": cfg.BackupKeep, "dir": cfg.BackupDir}
@@ -119,7 +107,7 @@ func backupStatus(cfg *config.Config, m *backup.Manager) func(context.Context) a
 // finalBackup takes a backup on clean shutdown, after the connection closed
 // (so no key changes under it), within a few seconds of Heroku's 30.
 func finalBackup(ctx context.Context, cfg *config.Config, m *backup.Manager, log *slog.Logger) {
-	if cfg.EncryptionKey == "" {
+	if !cfg.BackupsEnabled() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 8*time.Second)

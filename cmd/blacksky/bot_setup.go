@@ -50,7 +50,7 @@ func newBot(cfg *config.Config, st *store.Store, q *outbox.Queue, wh *webhook.Cl
 			}
 		},
 		Backup: func(ctx context.Context) (string, error) {
-			if cfg.EncryptionKey == "" {
+			if !cfg.BackupsEnabled() {
 				return "", bot.ErrNotConfigured
 			}
 			res, err := backups.Backup(ctx)

@@ -82,7 +82,7 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 	if err != nil {
 		return err
 	}
-	if cfg.EncryptionKey == "" {
+	if !cfg.BackupsEnabled() {
 		log.Warn("SESSION_ENCRYPTION_KEY is not set: session backups are off (they are never written in plaintext)")
 	}
 
@@ -121,7 +121,7 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 		Prepare: restoreMissing(backups, log),
 		OnLeader: func(ctx context.Context, sup *supervisor.Supervisor) {
 			var wg sync.WaitGroup
-			if cfg.EncryptionKey != "" && cfg.BackupInterval > 0 {
+			if cfg.ScheduledBackups() {
 				wg.Go(func() { backups.Run(ctx, cfg.BackupInterval) })
 			}
 			wg.Go(func() { b.Run(ctx) })

@@ -82,6 +82,8 @@ type Skipped struct {
 
 // New returns a Manager for opts.SessionID. A passphrase that is set but
 // too short is refused; none at all makes Backup and restores return ErrNoKey.
+// A nil st gives a Manager of the directory's backups only, for finding a
+// backup when the database cannot be opened (Newest); it cannot Backup.
 func New(st *store.Store, opts Options) (*Manager, error) {
 	if opts.SessionID == "" {
 		return nil, errors.New("new backup manager: no session id")
@@ -89,7 +91,6 @@ func New(st *store.Store, opts Options) (*Manager, error) {
 	m := &Manager{
 		st:     st,
 		sessID: opts.SessionID,
-		db:     NewDB(st, opts.SessionID),
 		keep:   opts.Keep,
 		log:    opts.Logger,
 		now:    time.Now,
@@ -97,6 +98,9 @@ func New(st *store.Store, opts Options) (*Manager, error) {
 			t := time.NewTicker(d)
 			return t.C, t.Stop
 		},
+	}
+	if st != nil {
+		m.db = NewDB(st, opts.SessionID)
 	}
 	if m.keep < 1 {
 		m.keep = DefaultKeep
@@ -124,6 +128,9 @@ func New(st *store.Store, opts Options) (*Manager, error) {
 func (m *Manager) Backup(ctx context.Context) (BackupResult, error) {
 	if m.keys == nil {
 		return BackupResult{}, ErrNoKey
+	}
+	if m.st == nil {
+		return BackupResult{}, errors.New("backup: this manager has no database (made for finding a backup only)")
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -238,30 +245,48 @@ func (m *Manager) missing(ctx context.Context) (string, error) {
 // ErrWrongKey and nothing restored: a wrong key fails every backup, and
 // quietly falling back to an older one would roll the session back.
 func (m *Manager) RestoreNewest(ctx context.Context) (RestoreResult, error) {
-	if m.keys == nil {
-		return RestoreResult{}, ErrNoKey
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	s, res, err := m.newest(ctx)
+	if err != nil {
+		return res, err
+	}
+	if err := Restore(ctx, m.st, s); err != nil {
+		return res, fmt.Errorf("restore %s: %w", res.From, err)
+	}
+	res.Restored = true
+	m.log.Info("session restored from backup", "backup", res.From.String(), "jid", s.JID.String(),
+		"taken", s.CreatedAt, "skipped", len(res.Skipped))
+	return res, nil
+}
+
+// Newest returns the newest valid backup of the session and where it is
+// (res.From; res.Restored stays false), by RestoreNewest's rules, without
+// restoring it: for a caller that restores it into a database of its own.
+func (m *Manager) Newest(ctx context.Context) (*Session, RestoreResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.newest(ctx)
+}
+
+func (m *Manager) newest(ctx context.Context) (*Session, RestoreResult, error) {
+	if m.keys == nil {
+		return nil, RestoreResult{}, ErrNoKey
+	}
 	candidates, listErr := m.candidates(ctx)
 	var res RestoreResult
 	for _, e := range candidates {
 		s, err := m.open(ctx, e)
 		if errors.Is(err, ErrWrongKey) {
-			return res, fmt.Errorf("restore %s: %w: check SESSION_ENCRYPTION_KEY; nothing was restored", e, ErrWrongKey)
+			return nil, res, fmt.Errorf("restore %s: %w: check SESSION_ENCRYPTION_KEY; nothing was restored", e, ErrWrongKey)
 		}
 		if err != nil {
 			m.log.Warn("skipping unusable backup", "backup", e.String(), "err", err)
 			res.Skipped = append(res.Skipped, Skipped{Entry: e, Err: err})
 			continue
 		}
-		if err := Restore(ctx, m.st, s); err != nil {
-			return res, fmt.Errorf("restore %s: %w", e, err)
-		}
-		res.Restored, res.From, res.JID, res.CreatedAt = true, e, s.JID, s.CreatedAt
-		m.log.Info("session restored from backup", "backup", e.String(), "jid", s.JID.String(),
-			"taken", s.CreatedAt, "skipped", len(res.Skipped))
-		return res, nil
+		res.From, res.JID, res.CreatedAt = e, s.JID, s.CreatedAt
+		return s, res, nil
 	}
 	why := "none found"
 	if len(res.Skipped) > 0 {
@@ -271,7 +296,7 @@ func (m *Manager) RestoreNewest(ctx context.Context) (RestoreResult, error) {
 	if listErr != nil {
 		err = errors.Join(err, listErr)
 	}
-	return res, err
+	return nil, res, err
 }
 
 // List returns the session's backups in the database and the directory,
@@ -285,12 +310,14 @@ func (m *Manager) List(ctx context.Context) ([]Entry, error) {
 func (m *Manager) candidates(ctx context.Context) ([]Entry, error) {
 	var all []Entry
 	var errs []error
-	dbs, err := m.db.List(ctx)
-	if err != nil {
-		m.log.Warn("cannot list database backups", "err", err)
-		errs = append(errs, err)
+	if m.db != nil {
+		dbs, err := m.db.List(ctx)
+		if err != nil {
+			m.log.Warn("cannot list database backups", "err", err)
+			errs = append(errs, err)
+		}
+		all = append(all, dbs...)
 	}
-	all = append(all, dbs...)
 	if m.dir != nil {
 		files, err := m.dir.List(ctx)
 		if err != nil {

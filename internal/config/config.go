@@ -229,6 +229,15 @@ func Load(env Getenv) (*Config, error) {
 // UsesPostgres reports whether the configuration selects PostgreSQL.
 func (c *Config) UsesPostgres() bool { return c.DatabaseURL != "" }
 
+// BackupsEnabled reports whether session backups are written and read at
+// all: only with SESSION_ENCRYPTION_KEY, since they are never in plaintext.
+func (c *Config) BackupsEnabled() bool { return c.EncryptionKey != "" }
+
+// ScheduledBackups reports whether the running bot backs up on a schedule
+// (BACKUP_INTERVAL, unless ENABLE_SESSION_BACKUP=false); on-demand and
+// shutdown backups need only BackupsEnabled.
+func (c *Config) ScheduledBackups() bool { return c.BackupsEnabled() && c.BackupInterval > 0 }
+
 // SQLitePath is where the SQLite database lives when PostgreSQL is not used.
 func (c *Config) SQLitePath() string { return filepath.Join(c.DataDir, "blacksky.db") }
 

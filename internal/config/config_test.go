@@ -125,6 +125,25 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// Backups exist only with the key; the schedule also needs an interval
+// (ENABLE_SESSION_BACKUP=false turns only the schedule off).
+func TestBackupsEnabled(t *testing.T) {
+	for _, tc := range []struct {
+		kv                 []string
+		enabled, scheduled bool
+	}{
+		{nil, false, false},
+		{[]string{"SESSION_ENCRYPTION_KEY", "0123456789abcdef0123"}, true, true},
+		{[]string{"SESSION_ENCRYPTION_KEY", "0123456789abcdef0123", "ENABLE_SESSION_BACKUP", "false"}, true, false},
+		{[]string{"ENABLE_SESSION_BACKUP", "true"}, false, false},
+	} {
+		c := mustLoad(t, env(tc.kv...))
+		if c.BackupsEnabled() != tc.enabled || c.ScheduledBackups() != tc.scheduled {
+			t.Errorf("%v: BackupsEnabled %v, ScheduledBackups %v; want %v, %v", tc.kv, c.BackupsEnabled(), c.ScheduledBackups(), tc.enabled, tc.scheduled)
+		}
+	}
+}
+
 // An empty variable (VAR= in a compose or .env file) means the default.
 func TestEmptyMeansDefault(t *testing.T) {
 	var kv []string
