@@ -101,8 +101,10 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 	var acct *account.Runner
 	b := newBot(cfg, st, q, wh, backups, m, &acct, started, log)
 	queues := []*jobs.Queue{b.Jobs()}
+	kinds := map[string]httpapi.Jobs{"incoming": b.Jobs()}
 	if wh != nil {
 		queues = append(queues, wh.Jobs())
+		kinds["webhook"] = wh.Jobs()
 	}
 	m.Registry.MustRegister(jobs.Collector(queues...))
 	chainConfigure(&opts, b.Configure)
@@ -137,6 +139,7 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 	srv := httpapi.NewServer(httpapi.New(httpapi.Options{
 		Conn: acct, DB: st, Outbox: q, Contacts: dir, Backups: backupStatus(cfg, backups), Database: string(st.Kind()), Metrics: m, Token: cfg.APIToken,
 		BotName: cfg.BotName, Session: cfg.SessionID, Version: version, Started: started, Logger: log, Reachout: q.ReachoutLock,
+		Jobs: kinds,
 	}))
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()

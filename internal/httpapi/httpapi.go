@@ -59,6 +59,9 @@ type Options struct {
 	Reachout func() outbox.ReachoutLock
 	// Contacts answers GET /api/v1/contacts/{phone-or-lid}; nil makes it 503.
 	Contacts Contacts
+	// Jobs are the kinds of durable work beside the outgoing queue (which
+	// Outbox gives), by name ("incoming", "webhook"), for /api/v1/jobs.
+	Jobs map[string]Jobs
 	// RequestTimeout bounds each request; default DefaultRequestTimeout.
 	RequestTimeout time.Duration
 }
@@ -85,6 +88,7 @@ func New(opts Options) http.Handler {
 	mux.Handle("/api/v1/pair/code", a.protect(only(http.MethodPost, a.pairCode)))
 	a.registerMessages(mux)
 	a.registerContacts(mux)
+	a.registerJobs(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})

@@ -108,3 +108,54 @@ func (q *Queue) ReclaimAll(ctx context.Context) (int64, error) {
 	}
 	return res.RowsAffected()
 }
+
+// Summary is what every job shows an operator, whatever its kind.
+type Summary struct {
+	ID        int64     `json:"id"`
+	Partition string    `json:"partition,omitempty"`
+	State     string    `json:"state"`
+	Attempts  int       `json:"attempts"`
+	LastError string    `json:"last_error,omitempty"`
+	RunAt     time.Time `json:"run_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// List returns up to limit jobs in state (any state when empty) with an id
+// below before (none when 0), newest first.
+func (q *Queue) List(ctx context.Context, state string, before int64, limit int) ([]Summary, error) {
+	part := "''"
+	if q.t.Partition != "" {
+		part = q.t.Partition
+	}
+	query := `SELECT id, ` + part + `, state, attempts, last_error, run_at, updated_at FROM ` + q.t.Name + `
+		WHERE session_id = $1 AND ($2 = '' OR state = $2) AND ($3 = 0 OR id < $3) ORDER BY id DESC LIMIT $4`
+	rows, err := q.db.QueryContext(ctx, query, q.session, state, before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list %s jobs: %w", q.t.Name, err)
+	}
+	defer rows.Close()
+	out := []Summary{}
+	for rows.Next() {
+		var s Summary
+		var runAt, updated int64
+		if err := rows.Scan(&s.ID, &s.Partition, &s.State, &s.Attempts, &s.LastError, &runAt, &updated); err != nil {
+			return nil, fmt.Errorf("list %s jobs: %w", q.t.Name, err)
+		}
+		s.RunAt, s.UpdatedAt = fromMS(runAt), fromMS(updated)
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list %s jobs: %w", q.t.Name, err)
+	}
+	return out, nil
+}
+
+// States returns the words of the table's states: pending, running, done,
+// dead (running equal to pending where the table has no word of its own).
+func (q *Queue) States() []string {
+	out := []string{q.t.Pending}
+	if q.t.Running != q.t.Pending {
+		out = append(out, q.t.Running)
+	}
+	return append(out, q.t.Done, q.t.Dead)
+}

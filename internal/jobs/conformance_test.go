@@ -489,3 +489,28 @@ blacksky_jobs_retried_total{kind="ordered"} 1
 		}
 	})
 }
+
+// An operator lists a kind's jobs by state, newest first, a page at a time.
+func TestList(t *testing.T) {
+	eachKind(t, ordered, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		for i := range 5 {
+			f.add(fmt.Sprintf("c%d", i), "x")
+		}
+		for _, j := range f.claim(2, "w") {
+			f.q.Bury(ctx, j, "gave up: "+j.Partition)
+		}
+		dead, err := f.q.List(ctx, "dead", 0, 10)
+		if err != nil || len(dead) != 2 || dead[0].Partition != "c1" || dead[0].LastError != "gave up: c1" || dead[0].Attempts != 1 {
+			t.Fatalf("dead jobs %+v, %v", dead, err)
+		}
+		page, err := f.q.List(ctx, "", 0, 3)
+		if err != nil || len(page) != 3 || page[0].Partition != "c4" {
+			t.Fatalf("first page %+v, %v", page, err)
+		}
+		rest, err := f.q.List(ctx, "", page[2].ID, 3)
+		if err != nil || len(rest) != 2 || rest[1].Partition != "c0" {
+			t.Fatalf("second page %+v, %v", rest, err)
+		}
+	})
+}
