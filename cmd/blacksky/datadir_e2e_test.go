@@ -42,7 +42,7 @@ func TestDataDirNotWritableIsOneLineAndExitTwo(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(shared, "blacksky")
-	copyBinary(t, binaryPath, bin)
+	copyBinary(t, bins.Blacksky, bin)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

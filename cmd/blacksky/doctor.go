@@ -124,8 +124,8 @@ func checkPort(cfg *config.Config) checkResult {
 }
 
 func checkSandbox(ctx context.Context, cfg *config.Config) checkResult {
-	if _, err := sandboxTarget(ctx, cfg.Sandbox, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := sandboxTarget(cfg.Sandbox, cfg.SandboxTrust, slog.New(slog.DiscardHandler)); err != nil {
 		return checkResult{"FAIL", "sandbox", err.Error()}
 	}
-	return checkResult{"ok", "sandbox", cfg.Sandbox + " answers (NOT talking to WhatsApp)"}
+	return checkResult{"ok", "sandbox", cfg.Sandbox + " is trusted from " + cfg.SandboxTrust + " (NOT talking to WhatsApp)"}
 }

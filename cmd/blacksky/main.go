@@ -48,8 +48,8 @@ func commands() map[string]command {
 		"queue":       {"show the outgoing queue; list, retry or purge messages", queueCommand},
 		"backup":      {"take an encrypted backup of the session now", backupCommand},
 		"restore":     {"restore the session from the newest backup or a file (bot stopped)", restoreCommand},
-		"sandbox":     {"run a local WhatsApp simulator for development and tests", sandboxCommand},
-		"demo":        {"watch the bot pair, send, lose its connection and recover, against a sandbox", demoCommand},
+		"sandbox":     {"moved to blacksky-sandbox (go run ./cmd/blacksky-sandbox)", movedCommand("sandbox")},
+		"demo":        {"moved to blacksky-sandbox (go run ./cmd/blacksky-sandbox demo)", movedCommand("demo")},
 	}
 }
 

@@ -20,12 +20,12 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
 
-// binaryPath is the blacksky binary built once for the tests that run it as
-// an operator would.
-var binaryPath string
+// bins are the blacksky and blacksky-sandbox binaries, built once for the
+// tests that run them as an operator would.
+var bins testkit.Binaries
 
 func TestMain(m *testing.M) {
-	os.Exit(testkit.MainWithBlacksky(m, &binaryPath))
+	os.Exit(testkit.MainWithBinaries(m, &bins))
 }
 
 // process is a running blacksky binary.
@@ -49,29 +49,35 @@ func (p *process) output() string {
 	return p.stderr.String()
 }
 
-// start runs the binary with env added to a minimal environment.
+// start runs the blacksky binary with env added to a minimal environment.
 func start(t *testing.T, env map[string]string, args ...string) *process {
+	t.Helper()
+	return startProgram(t, bins.Blacksky, env, args...)
+}
+
+// startProgram runs bin with env added to a minimal environment.
+func startProgram(t *testing.T, bin string, env map[string]string, args ...string) *process {
 	t.Helper()
 	p := &process{done: make(chan struct{})}
 	if env["PORT"] == "" {
 		p.port = freePort(t)
 		env["PORT"] = fmt.Sprint(p.port)
 	}
-	p.cmd = exec.Command(binaryPath, args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	for k, v := range env {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
 	}
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start blacksky: %v", err)
+		t.Fatalf("start %s: %v", bin, err)
 	}
 	go func() { p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		p.cmd.Process.Kill()
 		<-p.done
 		if t.Failed() {
-			t.Logf("blacksky output:\n%s", p.output())
+			t.Logf("%s output:\n%s", filepath.Base(bin), p.output())
 		}
 	})
 	return p

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -96,7 +97,8 @@ func startBenchBot(b *testing.B, databaseURL string) *benchBot {
 	b.Helper()
 	benchInit()
 	ctx, cancel := context.WithCancel(context.Background())
-	sb, err := sandbox.New(sandbox.Options{NoiseRootKey: benchRoot.Priv[:]})
+	trust := filepath.Join(b.TempDir(), "trust.json")
+	sb, err := sandbox.New(sandbox.Options{NoiseRootKey: benchRoot.Priv[:], TrustFile: trust})
 	if err == nil {
 		err = sb.Start(ctx)
 	}
@@ -120,7 +122,7 @@ func startBenchBot(b *testing.B, databaseURL string) *benchBot {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	env := map[string]string{
-		"WA_SANDBOX": sb.ControlURL(), "DATA_DIR": b.TempDir(), "PORT": strconv.Itoa(port),
+		"WA_SANDBOX": sb.ControlURL(), "WA_SANDBOX_TRUST": trust, "DATA_DIR": b.TempDir(), "PORT": strconv.Itoa(port),
 		"SEND_RATE_PER_MINUTE": "0", "SEND_CHAT_GAP": "0", "LOG_LEVEL": "warn",
 		// The drain benchmark queues 10,000 messages, the default limit;
 		// refusing enqueues is not what is measured here.

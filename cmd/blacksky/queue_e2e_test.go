@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -13,10 +14,11 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/testdb"
 )
 
-// sandboxProc is a running 'blacksky sandbox' and its control URL.
+// sandboxProc is a running blacksky-sandbox, its control URL and its trust file.
 type sandboxProc struct {
 	*process
-	url string
+	url   string
+	trust string // the trust file it wrote, the bot's WA_SANDBOX_TRUST
 }
 
 func startSandbox(t *testing.T, contacts ...string) sandboxProc {
@@ -24,13 +26,20 @@ func startSandbox(t *testing.T, contacts ...string) sandboxProc {
 	return startSandboxWith(t, nil, contacts...)
 }
 
-// startSandboxWith is startSandbox with more flags for 'blacksky sandbox'.
+// startSandboxWith is startSandbox with more flags for blacksky-sandbox.
 func startSandboxWith(t *testing.T, flags []string, contacts ...string) sandboxProc {
 	t.Helper()
-	port := freePort(t)
-	args := append([]string{"sandbox", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--contacts", strings.Join(contacts, ",")}, flags...)
-	p := start(t, map[string]string{"PORT": "1"}, args...)
-	sb := sandboxProc{p, fmt.Sprintf("http://127.0.0.1:%d", port)}
+	return startSandboxOn(t, freePort(t), filepath.Join(t.TempDir(), "trust.json"), flags, contacts...)
+}
+
+// startSandboxOn starts blacksky-sandbox on a given port, writing its trust
+// to trust, so a test can start another one on the same address.
+func startSandboxOn(t *testing.T, port int, trust string, flags []string, contacts ...string) sandboxProc {
+	t.Helper()
+	args := append([]string{"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--contacts", strings.Join(contacts, ","),
+		"--trust-file", trust}, flags...)
+	p := startProgram(t, bins.Sandbox, map[string]string{"PORT": "1"}, args...)
+	sb := sandboxProc{p, fmt.Sprintf("http://127.0.0.1:%d", port), trust}
 	waitFor(t, "sandbox control API", func() bool {
 		return control(t, sb.url, "GET", "/control/trust", nil, nil) == http.StatusOK
 	}, p)
@@ -40,7 +49,7 @@ func startSandboxWith(t *testing.T, flags []string, contacts ...string) sandboxP
 // botEnv is a bot's environment against sb, fast to retry and unthrottled.
 func botEnv(t *testing.T, sb sandboxProc, databaseURL string) map[string]string {
 	env := map[string]string{
-		"DATA_DIR": t.TempDir(), "WA_SANDBOX": sb.url, "SESSION_ID": "e2e",
+		"DATA_DIR": t.TempDir(), "WA_SANDBOX": sb.url, "WA_SANDBOX_TRUST": sb.trust, "SESSION_ID": "e2e",
 		"RECONNECT_BASE_DELAY": "100ms", "RECONNECT_MAX_DELAY": "1s", "RECONNECT_PROBE_INTERVAL": "100ms",
 		"SEND_RATE_PER_MINUTE": "0", "SEND_CHAT_GAP": "0", "NOTIFY_RETRY_BASE_DELAY": "100ms",
 		"NOTIFY_RETRY_MAX_DELAY": "1s", "NOTIFY_SEND_TIMEOUT": "2s", "LEASE_INTERVAL": "100ms",

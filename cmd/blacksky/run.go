@@ -231,7 +231,7 @@ func supervisorOptions(ctx context.Context, cfg *config.Config, st *store.Store,
 		PinnedVersion:    wastore.WAVersionContainer(cfg.WAVersion),
 	}
 	if cfg.Sandbox != "" {
-		t, err := sandboxTarget(ctx, cfg.Sandbox, log)
+		t, err := sandboxTarget(cfg.Sandbox, cfg.SandboxTrust, log)
 		if err != nil {
 			return opts, err
 		}

@@ -2,35 +2,24 @@ package main
 
 import (
 	"fmt"
-	"net/http"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// startSandboxOn starts 'blacksky sandbox' on a given port, so a test can
-// start another one on the same address.
-func startSandboxOn(t *testing.T, port int, contacts ...string) sandboxProc {
-	t.Helper()
-	args := []string{"sandbox", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--contacts", strings.Join(contacts, ",")}
-	p := start(t, map[string]string{"PORT": "1"}, args...)
-	sb := sandboxProc{p, fmt.Sprintf("http://127.0.0.1:%d", port)}
-	waitFor(t, "sandbox control API", func() bool {
-		return control(t, sb.url, "GET", "/control/trust", nil, nil) == http.StatusOK
-	}, p)
-	return sb
-}
-
-// Issue 15: restarting 'blacksky sandbox' without --data (a new CA, a new
-// noise root, no linked devices) wedged a running bot in an x509 loop until
-// the bot was restarted. Now the bot fetches the sandbox's trust again and,
+// Issue 15: restarting the sandbox without --data (a new CA, a new noise
+// root, no linked devices) wedged a running bot in an x509 loop until the
+// bot was restarted. Now the bot reads the trust file the new sandbox wrote
+// over the old one and,
 // as against WhatsApp, takes the 401 the new sandbox gives the device it
 // does not know as a logout: it reports that pairing is needed, shows a new
 // QR code, and pairs with the new sandbox.
 func TestBotSurvivesASandboxRestartedWithoutData(t *testing.T) {
 	port := freePort(t)
-	sb := startSandboxOn(t, port, "15550000002")
+	trust := filepath.Join(t.TempDir(), "trust.json")
+	sb := startSandboxOn(t, port, trust, nil, "15550000002")
 	bot := start(t, botEnv(t, sb, ""))
 	pairThroughControlAPI(t, sb, bot)
 	before := bot.status(t)["account"]
@@ -39,7 +28,7 @@ func TestBotSurvivesASandboxRestartedWithoutData(t *testing.T) {
 	if code := sb.wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("sandbox exit code %d after SIGTERM", code)
 	}
-	fresh := startSandboxOn(t, port, "15550000002")
+	fresh := startSandboxOn(t, port, trust, nil, "15550000002")
 
 	// The state and the account are two fields /status reads at once, but
 	// the supervisor may set the state before it forgets the account; wait

@@ -40,6 +40,9 @@ type Config struct {
 	LogFormat   string // "text" or "json"
 	MaxMemoryMB int    // 0 means: derive from the container's limit
 	Sandbox     string // base URL of a blacksky sandbox; empty in production
+	// SandboxTrust is the trust file that sandbox wrote (WA_SANDBOX_TRUST),
+	// required with Sandbox: a bot never takes trust from the network.
+	SandboxTrust string
 	PairPhone   string // ask for a pairing code for this number instead of a QR code
 	// WAVersion pins the WhatsApp Web client version presented to WhatsApp
 	// (WA_VERSION, e.g. 2.3000.1012345678); zero means whatsmeow's built-in
@@ -197,6 +200,13 @@ func Load(env Getenv) (*Config, error) {
 	c.WebhookMaxAttempts = p.intRange("WEBHOOK_MAX_ATTEMPTS", 12, 1, 1000, "12")
 	c.WebhookTimeout = p.duration("WEBHOOK_TIMEOUT", 10*time.Second, 100*time.Millisecond, 5*time.Minute, "10s")
 	c.ListenAddr, c.Port = p.listenAddr("LISTEN_ADDR", c.Port)
+	c.SandboxTrust = p.str("WA_SANDBOX_TRUST", "")
+	if p.valid("WA_SANDBOX") && c.Sandbox != "" && c.SandboxTrust == "" {
+		p.fail("WA_SANDBOX_TRUST", "", "must name the trust file blacksky-sandbox wrote (it prints the path at start) when WA_SANDBOX is set", "/tmp/blacksky-sandbox-trust.json")
+	}
+	if p.valid("WA_SANDBOX") && c.Sandbox == "" && c.SandboxTrust != "" {
+		p.fail("WA_SANDBOX_TRUST", c.SandboxTrust, "is set without WA_SANDBOX; set both to use a sandbox, or neither", "/tmp/blacksky-sandbox-trust.json")
+	}
 	if p.valid("WEBHOOK_URL", "WEBHOOK_SECRET") && c.WebhookURL != "" && c.WebhookSecret == "" {
 		// An unsigned webhook lets anyone who guesses the URL forge events.
 		p.fail("WEBHOOK_SECRET", "", "must be set (at least 16 characters) when WEBHOOK_URL is set, so receivers can verify events", "(openssl rand -hex 32)")

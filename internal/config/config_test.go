@@ -102,7 +102,7 @@ var defaults = config.Config{
 
 var allVars = []string{
 	"DATABASE_URL", "DATA_DIR", "PORT", "LISTEN_ADDR", "PGSSLMODE", "OWNER_NUMBER", "BOT_NAME", "PREFIX", "SESSION_ID",
-	"API_TOKEN", "LOG_LEVEL", "LOG_FORMAT", "MAX_MEMORY_MB", "WA_SANDBOX", "PAIR_PHONE", "WA_VERSION",
+	"API_TOKEN", "LOG_LEVEL", "LOG_FORMAT", "MAX_MEMORY_MB", "WA_SANDBOX", "WA_SANDBOX_TRUST", "PAIR_PHONE", "WA_VERSION",
 	"SHUTDOWN_TIMEOUT", "RECONNECT_BASE_DELAY", "RECONNECT_MAX_DELAY", "RECONNECT_MAX_RETRIES",
 	"RECONNECT_INTERVAL", "MAX_RECONNECT_RETRIES", "RECONNECT_PROBE_INTERVAL",
 	"RECONNECT_ALERT_AFTER", "KEEPALIVE_MAX_FAIL", "ACK_TIMEOUT", "SILENCE_TIMEOUT", "REPLACED_BACKOFF", "LEASE_INTERVAL",
@@ -186,8 +186,8 @@ func TestValidValues(t *testing.T) {
 		{"log level WARNING", []string{"LOG_LEVEL", "WARNING"}, func(c *config.Config) bool { return c.LogLevel == slog.LevelWarn }},
 		{"log format json", []string{"LOG_FORMAT", "JSON"}, func(c *config.Config) bool { return c.LogFormat == "json" }},
 		{"max memory", []string{"MAX_MEMORY_MB", "512"}, func(c *config.Config) bool { return c.MaxMemoryMB == 512 }},
-		{"sandbox trailing slash", []string{"WA_SANDBOX", "http://127.0.0.1:7878/"},
-			func(c *config.Config) bool { return c.Sandbox == "http://127.0.0.1:7878" }},
+		{"sandbox trailing slash", []string{"WA_SANDBOX", "http://127.0.0.1:7878/", "WA_SANDBOX_TRUST", "/tmp/t.json"},
+			func(c *config.Config) bool { return c.Sandbox == "http://127.0.0.1:7878" && c.SandboxTrust == "/tmp/t.json" }},
 		{"pair phone normalized", []string{"PAIR_PHONE", "+49 151 2345 6789"},
 			func(c *config.Config) bool { return c.PairPhone == "4915123456789" }},
 		{"shutdown timeout", []string{"SHUTDOWN_TIMEOUT", "1m"}, func(c *config.Config) bool { return c.ShutdownTimeout == time.Minute }},
@@ -289,6 +289,18 @@ func TestInvalidValues(t *testing.T) {
 	}
 }
 
+// A sandbox is reached only with its trust file: WA_SANDBOX alone is refused,
+// naming the variable to add, rather than trusting whatever answers there.
+func TestSandboxNeedsItsTrustFile(t *testing.T) {
+	for _, kv := range [][]string{{"WA_SANDBOX", "http://127.0.0.1:7878"}, {"WA_SANDBOX_TRUST", "/tmp/t.json"}} {
+		ce := loadErr(t, env(kv...))
+		if msg := ce.Error(); ce.Var != "WA_SANDBOX_TRUST" || !strings.Contains(msg, "WA_SANDBOX") || strings.Contains(msg, "\n") {
+			t.Errorf("%v: %s; want one line about WA_SANDBOX_TRUST", kv, msg)
+		}
+	}
+	mustLoad(t, env("WA_SANDBOX", "http://127.0.0.1:7878", "WA_SANDBOX_TRUST", "/tmp/t.json"))
+}
+
 // checkError asserts what every configuration error must look like: it names
 // the variable, fits on one line and shows a working example.
 func checkError(t *testing.T, ce *config.Error, name string) {
@@ -310,10 +322,15 @@ func checkError(t *testing.T, ce *config.Error, name string) {
 		t.Errorf("message does not show the example: %s", msg)
 	}
 	// The example must itself be accepted (secrets' examples describe a
-	// secret rather than being one; a webhook needs its secret beside it).
+	// secret rather than being one; a webhook needs its secret beside it,
+	// a sandbox its trust file).
 	secrets := []string{"API_TOKEN", "SESSION_ENCRYPTION_KEY", "WEBHOOK_SECRET"}
 	if !slices.Contains(secrets, name) {
-		if _, err := config.Load(env(name, ce.Example, "WEBHOOK_SECRET", strings.Repeat("s", 32))); err != nil {
+		kv := []string{name, ce.Example, "WEBHOOK_SECRET", strings.Repeat("s", 32)}
+		if name == "WA_SANDBOX" {
+			kv = append(kv, "WA_SANDBOX_TRUST", "/tmp/t.json")
+		}
+		if _, err := config.Load(env(kv...)); err != nil {
 			t.Errorf("the example %s=%s is rejected: %v", name, ce.Example, err)
 		}
 	}

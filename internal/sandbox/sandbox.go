@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow/types"
+
+	"github.com/blacksky-bot/blacksky/internal/devsandbox"
 )
 
 // DefaultPhoneNumber is the bot account's number when Options.PhoneNumber is empty.
@@ -49,6 +51,9 @@ type Options struct {
 	// NoiseRootKey optionally fixes the 32-byte Curve25519 private key of the noise root
 	// (useful because whatsmeow.WACertPubKey is process-global).
 	NoiseRootKey []byte
+	// TrustFile, if set, is where Start writes what a bot must trust
+	// (devsandbox.WriteFile): the file a bot's WA_SANDBOX_TRUST names.
+	TrustFile string
 }
 
 // ConnInfo describes one open client connection.
@@ -183,6 +188,12 @@ func (s *Server) Start(ctx context.Context) error {
 		Handler:           s.ControlHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	if s.opts.TrustFile != "" {
+		if err := devsandbox.WriteFile(s.opts.TrustFile, s.Trust()); err != nil {
+			ln.Close()
+			return fmt.Errorf("sandbox start: %w", err)
+		}
 	}
 	s.wg.Add(3)
 	go func() { defer s.wg.Done(); _ = s.wsSrv.Serve(tls.NewListener(s.tlsLn, s.tlsConf)) }()

@@ -93,24 +93,44 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 // BuildBlacksky builds cmd/blacksky into dir and returns the binary's path,
 // for the tests and tools that run the bot as an operator would.
 func BuildBlacksky(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "blacksky")
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/blacksky-bot/blacksky/cmd/blacksky").CombinedOutput()
+	return build(ctx, dir, "blacksky")
+}
+
+// BuildSandbox builds cmd/blacksky-sandbox, the simulator's own program,
+// into dir and returns the binary's path.
+func BuildSandbox(ctx context.Context, dir string) (string, error) {
+	return build(ctx, dir, "blacksky-sandbox")
+}
+
+func build(ctx context.Context, dir, name string) (string, error) {
+	bin := filepath.Join(dir, name)
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/blacksky-bot/blacksky/cmd/"+name).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("build blacksky: %w\n%s", err, out)
+		return "", fmt.Errorf("build %s: %w\n%s", name, err, out)
 	}
 	return bin, nil
 }
 
-// MainWithBlacksky is a TestMain that builds the binary once into *path,
-// runs the tests and removes the binary; it returns the exit code.
-func MainWithBlacksky(m *testing.M, path *string) int {
+// Binaries are the programs that tests and harnesses run as an operator
+// would: the bot, and the simulator it is tested against.
+type Binaries struct {
+	Blacksky, Sandbox string
+}
+
+// MainWithBinaries is a TestMain that builds both programs once into bins,
+// runs the tests and removes the binaries; it returns the exit code.
+func MainWithBinaries(m *testing.M, bins *Binaries) int {
 	dir, err := os.MkdirTemp("", "blacksky-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if *path, err = BuildBlacksky(context.Background(), dir); err != nil {
+	ctx := context.Background()
+	if bins.Blacksky, err = BuildBlacksky(ctx, dir); err == nil {
+		bins.Sandbox, err = BuildSandbox(ctx, dir)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

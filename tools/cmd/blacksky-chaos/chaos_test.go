@@ -14,11 +14,12 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
 
-// binaryPath is the blacksky binary built once for the short chaos runs.
-var binaryPath string
+// bins are the blacksky and blacksky-sandbox binaries, built once for the
+// short chaos runs.
+var bins testkit.Binaries
 
 func TestMain(m *testing.M) {
-	os.Exit(testkit.MainWithBlacksky(m, &binaryPath))
+	os.Exit(testkit.MainWithBinaries(m, &bins))
 }
 
 // The short chaos run CI does: half a minute of every fault, kills, restarts
@@ -36,7 +37,7 @@ func TestShortChaosRun(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cfg := config{
 				duration: 30 * time.Second, store: name, contacts: 10, rate: 20, seed: time.Now().UnixNano(),
-				binary: binaryPath, interval: 700 * time.Millisecond, drain: time.Minute,
+				binary: bins.Blacksky, sandbox: bins.Sandbox, interval: 700 * time.Millisecond, drain: time.Minute,
 			}
 			if name == "postgres" {
 				// chaosRun makes its own database on this server; testdb's

@@ -59,10 +59,11 @@ func chaosRun(ctx context.Context, cfg config, stderr io.Writer) (rep *Report, e
 		os.RemoveAll(dir)
 	}()
 	h := &harness{cfg: cfg, log: log, dir: dir, leader: -1}
-	bin, err := h.binary(ctx)
+	bins, err := h.binaries(ctx)
 	if err != nil {
 		return nil, err
 	}
+	bin := bins.Blacksky
 	dbURL := ""
 	if cfg.store == "postgres" {
 		var drop func()
@@ -87,7 +88,7 @@ func chaosRun(ctx context.Context, cfg config, stderr io.Writer) (rep *Report, e
 	for i := range cfg.contacts {
 		h.contacts = append(h.contacts, fmt.Sprintf("1555100%04d", i))
 	}
-	if h.sb, err = startSandbox(ctx, bin, dir, h.contacts); err != nil {
+	if h.sb, err = startSandbox(ctx, bins.Sandbox, dir, h.contacts); err != nil {
 		return nil, err
 	}
 	defer h.sb.kill()
@@ -157,7 +158,7 @@ const silenceTimeout = time.Minute
 // loopback-only API, backups on.
 func (h *harness) botVars(dbURL string) map[string]string {
 	v := map[string]string{
-		"DATA_DIR": filepath.Join(h.dir, "data"), "WA_SANDBOX": h.sb.url, "SESSION_ID": "chaos",
+		"DATA_DIR": filepath.Join(h.dir, "data"), "WA_SANDBOX": h.sb.url, "WA_SANDBOX_TRUST": h.sb.trust, "SESSION_ID": "chaos",
 		"RECONNECT_BASE_DELAY": "100ms", "RECONNECT_MAX_DELAY": "1s", "RECONNECT_PROBE_INTERVAL": "100ms",
 		"SEND_RATE_PER_MINUTE": "0", "SEND_CHAT_GAP": "0", "NOTIFY_RETRY_BASE_DELAY": "100ms",
 		"NOTIFY_RETRY_MAX_DELAY": "1s", "NOTIFY_SEND_TIMEOUT": "2s", "LEASE_INTERVAL": "200ms",
@@ -245,13 +246,20 @@ func (h *harness) phases(ctx context.Context) (*Report, error) {
 	return rep, nil
 }
 
-// binary builds ./cmd/blacksky unless --binary names one.
-func (h *harness) binary(ctx context.Context) (string, error) {
-	if h.cfg.binary != "" {
-		return h.cfg.binary, nil
+// binaries builds ./cmd/blacksky and ./cmd/blacksky-sandbox unless
+// --binary and --sandbox-binary name them.
+func (h *harness) binaries(ctx context.Context) (testkit.Binaries, error) {
+	bins := testkit.Binaries{Blacksky: h.cfg.binary, Sandbox: h.cfg.sandbox}
+	var err error
+	if bins.Blacksky == "" {
+		h.log.Info("building blacksky", "dir", h.dir)
+		bins.Blacksky, err = testkit.BuildBlacksky(ctx, h.dir)
 	}
-	h.log.Info("building blacksky", "dir", h.dir)
-	return testkit.BuildBlacksky(ctx, h.dir)
+	if err == nil && bins.Sandbox == "" {
+		h.log.Info("building blacksky-sandbox", "dir", h.dir)
+		bins.Sandbox, err = testkit.BuildSandbox(ctx, h.dir)
+	}
+	return bins, err
 }
 
 // pair links the bot through the control API: its QR code, scanned by the

@@ -48,6 +48,7 @@ type config struct {
 	seed      int64
 	restartPG bool
 	binary    string
+	sandbox   string // the blacksky-sandbox binary
 	jsonOut   string
 	interval  time.Duration // mean time between two chaos actions
 	drain     time.Duration // how long the end waits for the backlog
@@ -104,6 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.restartPG, "restart-postgres", false,
 		"also restart the local PostgreSQL cluster with pg_ctlcluster (never by default: it breaks every other user of it)")
 	fs.StringVar(&cfg.binary, "binary", "", "blacksky binary to test (default: build ./cmd/blacksky)")
+	fs.StringVar(&cfg.sandbox, "sandbox-binary", "", "blacksky-sandbox binary to test against (default: build ./cmd/blacksky-sandbox)")
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the report as JSON to this file")
 	fs.DurationVar(&cfg.interval, "interval", 3*time.Second, "mean time between two chaos actions")
 	fs.DurationVar(&cfg.drain, "drain", 2*time.Minute, "how long the end waits for every message to be delivered or dead")

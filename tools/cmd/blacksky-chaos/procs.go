@@ -82,10 +82,11 @@ func baseEnv(home string, vars map[string]string) []string {
 	return env
 }
 
-// sandbox is the running 'blacksky sandbox'.
+// sandbox is the running blacksky-sandbox.
 type sandbox struct {
 	*proc
-	url string
+	url   string
+	trust string // the trust file it wrote (the bots' WA_SANDBOX_TRUST)
 }
 
 func startSandbox(ctx context.Context, bin, dir string, contacts []string) (*sandbox, error) {
@@ -93,13 +94,15 @@ func startSandbox(ctx context.Context, bin, dir string, contacts []string) (*san
 	if err != nil {
 		return nil, err
 	}
+	trust := filepath.Join(dir, "sandbox-trust.json")
 	p, err := startProc(bin, baseEnv(dir, map[string]string{"PORT": "1"}),
-		[]string{"sandbox", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--contacts", strings.Join(contacts, ","), "--log-level", "warn"},
+		[]string{"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--contacts", strings.Join(contacts, ","), "--log-level", "warn",
+			"--trust-file", trust},
 		filepath.Join(dir, "sandbox.log"))
 	if err != nil {
 		return nil, err
 	}
-	sb := &sandbox{p, fmt.Sprintf("http://127.0.0.1:%d", port)}
+	sb := &sandbox{p, fmt.Sprintf("http://127.0.0.1:%d", port), trust}
 	err = poll(ctx, 20*time.Second, func() bool {
 		return doJSON(ctx, "GET", sb.url+"/control/trust", nil, nil) == http.StatusOK
 	})

@@ -38,16 +38,17 @@ func main() {
 
 // config is a soak run's settings.
 type config struct {
-	Duration    time.Duration // idle + load + cool-down
-	Idle        time.Duration // each idle phase (before and after the load)
-	Interval    time.Duration
-	Out         string
-	Rate        float64 // API messages per second
-	ContactRate float64 // messages per second from contacts to the bot
-	DropEvery   time.Duration
-	Binary      string
-	Contacts    int
-	Limits      limits
+	Duration      time.Duration // idle + load + cool-down
+	Idle          time.Duration // each idle phase (before and after the load)
+	Interval      time.Duration
+	Out           string
+	Rate          float64 // API messages per second
+	ContactRate   float64 // messages per second from contacts to the bot
+	DropEvery     time.Duration
+	Binary        string
+	SandboxBinary string // the blacksky-sandbox binary; empty builds it
+	Contacts      int
+	Limits        limits
 }
 
 func (c config) load() time.Duration { return c.Duration - 2*c.Idle }
@@ -86,6 +87,7 @@ func parseFlags(args []string) (config, error) {
 	contactRate := fs.String("contact-rate", "5/s", "messages from contacts to the bot (half of them .ping)")
 	fs.DurationVar(&c.DropEvery, "drop-every", 20*time.Second, "inject a fault this often under load (drop; every 5th restart, every 7th stream_503); 0 = never")
 	fs.StringVar(&c.Binary, "binary", "", "blacksky binary to use (default: build ./cmd/blacksky)")
+	fs.StringVar(&c.SandboxBinary, "sandbox-binary", "", "blacksky-sandbox binary to use (default: build ./cmd/blacksky-sandbox)")
 	fs.IntVar(&c.Contacts, "contacts", 20, "simulated contacts")
 	fs.Float64Var(&c.Limits.RSSGrowthPct, "max-rss-growth", 20, "fail when median RSS in the load's last third exceeds its first third by more than this percentage")
 	fs.Float64Var(&c.Limits.GoroutineGrowth, "max-goroutine-growth", 25, "fail when median goroutines grow by more than this (load's last vs first third; cool-down vs idle)")
@@ -134,7 +136,7 @@ func parseFlags(args []string) (config, error) {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseFlags(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stdout, "usage: blacksky-soak [--duration 5m] [--interval 1s] [--out docs/soak] [--rate 50/s] [--drop-every 20s] [--binary PATH] [--idle 30s] [--contact-rate 5/s] [--contacts 20] [--max-rss-growth 20] [--max-goroutine-growth 25] [--max-idle-rss 40]")
+		fmt.Fprintln(stdout, "usage: blacksky-soak [--duration 5m] [--interval 1s] [--out docs/soak] [--rate 50/s] [--drop-every 20s] [--binary PATH] [--sandbox-binary PATH] [--idle 30s] [--contact-rate 5/s] [--contacts 20] [--max-rss-growth 20] [--max-goroutine-growth 25] [--max-idle-rss 40]")
 		return exitOK
 	}
 	if err != nil {

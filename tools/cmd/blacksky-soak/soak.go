@@ -264,6 +264,13 @@ func soak(ctx context.Context, cfg config, log io.Writer) (result, error) {
 			return res, err
 		}
 	}
+	sandboxBin := cfg.SandboxBinary
+	if sandboxBin == "" {
+		fmt.Fprintln(log, "building blacksky-sandbox ...")
+		if sandboxBin, err = testkit.BuildSandbox(ctx, tmp); err != nil {
+			return res, err
+		}
+	}
 	baseEnv := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + tmp}
 
 	contacts := make([]string, cfg.Contacts)
@@ -275,8 +282,9 @@ func soak(ctx context.Context, cfg config, log io.Writer) (result, error) {
 		return res, err
 	}
 	sbURL := fmt.Sprintf("http://127.0.0.1:%d", sbPort)
-	sb, err := startProc(binary, filepath.Join(tmp, "sandbox.log"), append(baseEnv, "PORT=1"),
-		"sandbox", "--listen", fmt.Sprintf("127.0.0.1:%d", sbPort), "--contacts", strings.Join(contacts, ","))
+	trust := filepath.Join(tmp, "sandbox-trust.json")
+	sb, err := startProc(sandboxBin, filepath.Join(tmp, "sandbox.log"), append(baseEnv, "PORT=1"),
+		"--listen", fmt.Sprintf("127.0.0.1:%d", sbPort), "--contacts", strings.Join(contacts, ","), "--trust-file", trust)
 	if err != nil {
 		return res, err
 	}
@@ -295,7 +303,7 @@ func soak(ctx context.Context, cfg config, log io.Writer) (result, error) {
 	botURL := fmt.Sprintf("http://127.0.0.1:%d", botPort)
 	dataDir := filepath.Join(tmp, "data")
 	botEnv := append(baseEnv,
-		"PORT="+strconv.Itoa(botPort), "DATA_DIR="+dataDir, "WA_SANDBOX="+sbURL, "SESSION_ID=soak",
+		"PORT="+strconv.Itoa(botPort), "DATA_DIR="+dataDir, "WA_SANDBOX="+sbURL, "WA_SANDBOX_TRUST="+trust, "SESSION_ID=soak",
 		"RECONNECT_BASE_DELAY=100ms", "RECONNECT_MAX_DELAY=1s", "RECONNECT_PROBE_INTERVAL=100ms",
 		"SEND_RATE_PER_MINUTE=0", "SEND_CHAT_GAP=0", "NOTIFY_RETRY_BASE_DELAY=100ms",
 		"NOTIFY_RETRY_MAX_DELAY=1s", "NOTIFY_SEND_TIMEOUT=2s", "LEASE_INTERVAL=100ms",

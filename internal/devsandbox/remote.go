@@ -1,4 +1,4 @@
-package sandbox
+package devsandbox
 
 import (
 	"context"
@@ -17,21 +17,22 @@ import (
 )
 
 // Remote is a sandbox reached over the network (a bot's WA_SANDBOX): what a
-// client must trust is fetched from its control API, and fetched again when
-// the sandbox's TLS certificate stops verifying. A sandbox restarted without
+// client must trust is read from the file the sandbox wrote
+// (WA_SANDBOX_TRUST), and read again when the sandbox's TLS certificate
+// stops verifying. A sandbox restarted without
 // --data makes a new CA and a new noise root; a bot that kept the old ones
 // failed every connection with "x509: certificate signed by unknown
 // authority" until it was restarted itself (issue 15). With the new trust the
 // bot reaches the new sandbox, which does not know its device and answers
 // its login with failure 401, as WhatsApp does: the bot sees a logout.
 //
-// Only an unknown-authority error leads to a fetch, so a certificate for the
-// wrong name or an expired one still fails, and a fetch that brings the same
-// CA leaves the error as it was.
+// Only an unknown-authority error leads to a new read, so a certificate for
+// the wrong name or an expired one still fails, and a read that brings the
+// same CA leaves the error as it was.
 type Remote struct {
-	controlURL string
-	addr       string
-	log        *slog.Logger
+	trustPath string
+	addr      string
+	log       *slog.Logger
 	// setNoiseRoot makes the process trust a noise root; whatsmeow keeps
 	// one, process-global (Trust.Apply).
 	setNoiseRoot func([32]byte)
@@ -42,27 +43,24 @@ type Remote struct {
 	pool  *x509.CertPool
 }
 
-// refetchTimeout bounds a fetch of the trust from inside a TLS handshake.
-const refetchTimeout = 5 * time.Second
-
-// DialRemote fetches the trust of the sandbox whose control API is at
-// controlURL. Every connection dials the control URL's address, whatever the
-// sandbox thinks its own address is: the operator gave that one, so it is
-// reachable from here.
-func DialRemote(ctx context.Context, controlURL string, log *slog.Logger) (*Remote, error) {
-	return dialRemote(ctx, controlURL, log, setWhatsmeowNoiseRoot)
+// DialRemote reads the trust of the sandbox at sandboxURL (its control
+// API's URL, as blacksky-sandbox prints it) from trustPath. Every
+// connection dials the URL's address, whatever the sandbox thinks its own
+// address is: the operator gave that one, so it is reachable from here.
+func DialRemote(sandboxURL, trustPath string, log *slog.Logger) (*Remote, error) {
+	return dialRemote(sandboxURL, trustPath, log, setWhatsmeowNoiseRoot)
 }
 
-func dialRemote(ctx context.Context, controlURL string, log *slog.Logger, setNoiseRoot func([32]byte)) (*Remote, error) {
-	u, err := url.Parse(controlURL)
+func dialRemote(sandboxURL, trustPath string, log *slog.Logger, setNoiseRoot func([32]byte)) (*Remote, error) {
+	u, err := url.Parse(sandboxURL)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("sandbox control URL %q: not an http:// URL with a host", controlURL)
+		return nil, fmt.Errorf("sandbox URL %q: not an http:// URL with a host", sandboxURL)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Remote{controlURL: controlURL, addr: u.Host, log: log, setNoiseRoot: setNoiseRoot}
-	t, err := FetchTrust(ctx, controlURL)
+	r := &Remote{trustPath: trustPath, addr: u.Host, log: log, setNoiseRoot: setNoiseRoot}
+	t, err := ReadFile(trustPath)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +88,7 @@ func dialRemote(ctx context.Context, controlURL string, log *slog.Logger, setNoi
 
 // HTTPClient is the client for everything that goes to the sandbox
 // (websocket, pre-login requests, probes); it follows the trust as it is
-// refetched.
+// read again.
 func (r *Remote) HTTPClient() *http.Client { return r.client }
 
 // Trust is what the process trusts of the sandbox now.
@@ -133,8 +131,8 @@ func (r *Remote) use(t Trust) error {
 }
 
 // verifyConnection verifies the server's chain as crypto/tls would, against
-// the CA trusted now; a chain from an unknown CA makes it fetch the trust
-// again and, if the CA changed, verify once more.
+// the CA trusted now; a chain from an unknown CA makes it read the trust
+// file again and, if the CA changed, verify once more.
 func (r *Remote) verifyConnection(cs tls.ConnectionState) error {
 	r.mu.Lock()
 	pool := r.pool
@@ -144,11 +142,9 @@ func (r *Remote) verifyConnection(cs tls.ConnectionState) error {
 	if err == nil || !errors.As(err, &unknown) {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), refetchTimeout)
-	defer cancel()
-	t, ferr := FetchTrust(ctx, r.controlURL)
+	t, ferr := ReadFile(r.trustPath)
 	if ferr != nil {
-		return fmt.Errorf("%w (fetching the sandbox's trust again: %v)", err, ferr)
+		return fmt.Errorf("%w (reading the sandbox's trust again: %v)", err, ferr)
 	}
 	if t.CACertPEM == r.Trust().CACertPEM {
 		return err
@@ -156,7 +152,7 @@ func (r *Remote) verifyConnection(cs tls.ConnectionState) error {
 	if uerr := r.use(t); uerr != nil {
 		return fmt.Errorf("%w (the sandbox's new trust: %v)", err, uerr)
 	}
-	r.log.Warn("the sandbox has a new CA (it was restarted without --data); trusting it now; it does not know this device, so expect a logout and pairing again", "sandbox", r.controlURL)
+	r.log.Warn("the sandbox has a new CA (it was restarted without --data); trusting it now; it does not know this device, so expect a logout and pairing again", "trust", r.trustPath)
 	r.mu.Lock()
 	pool = r.pool
 	r.mu.Unlock()
