@@ -43,7 +43,7 @@ type Config struct {
 	// SandboxTrust is the trust file that sandbox wrote (WA_SANDBOX_TRUST),
 	// required with Sandbox: a bot never takes trust from the network.
 	SandboxTrust string
-	PairPhone   string // ask for a pairing code for this number instead of a QR code
+	PairPhone    string // ask for a pairing code for this number instead of a QR code
 	// WAVersion pins the WhatsApp Web client version presented to WhatsApp
 	// (WA_VERSION, e.g. 2.3000.1012345678); zero means whatsmeow's built-in
 	// one, replaced by WhatsApp Web's current one when WhatsApp refuses it.

@@ -187,7 +187,9 @@ func TestValidValues(t *testing.T) {
 		{"log format json", []string{"LOG_FORMAT", "JSON"}, func(c *config.Config) bool { return c.LogFormat == "json" }},
 		{"max memory", []string{"MAX_MEMORY_MB", "512"}, func(c *config.Config) bool { return c.MaxMemoryMB == 512 }},
 		{"sandbox trailing slash", []string{"WA_SANDBOX", "http://127.0.0.1:7878/", "WA_SANDBOX_TRUST", "/tmp/t.json"},
-			func(c *config.Config) bool { return c.Sandbox == "http://127.0.0.1:7878" && c.SandboxTrust == "/tmp/t.json" }},
+			func(c *config.Config) bool {
+				return c.Sandbox == "http://127.0.0.1:7878" && c.SandboxTrust == "/tmp/t.json"
+			}},
 		{"pair phone normalized", []string{"PAIR_PHONE", "+49 151 2345 6789"},
 			func(c *config.Config) bool { return c.PairPhone == "4915123456789" }},
 		{"shutdown timeout", []string{"SHUTDOWN_TIMEOUT", "1m"}, func(c *config.Config) bool { return c.ShutdownTimeout == time.Minute }},
