@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -191,5 +193,42 @@ func TestDoctorRuntimeProblemsExitOne(t *testing.T) {
 	}
 	if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "warn  api token") }) {
 		t.Errorf("the other checks did not run:\n%s", out)
+	}
+}
+
+// A data directory the bot could not write is found without writing to it
+// (doctor wrote a probe file), and is a runtime problem: exit 1. As in
+// TestDataDirNotWritableIsOneLineAndExitTwo, root runs the binary as uid
+// 65532 against its directory.
+func TestDoctorFindsAnUnwritableDataDirWithoutWriting(t *testing.T) {
+	shared := sharedDir(t)
+	data := filepath.Join(shared, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(shared, "blacksky")
+	copyBinary(t, binaryPath, bin)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "doctor")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "DATA_DIR=" + data, "PORT=" + fmt.Sprint(freePort(t))}
+	uid := os.Getuid()
+	if uid == 0 {
+		uid = 65532
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65532, Gid: 65532}}
+	} else {
+		os.Chmod(data, 0o555)
+		defer os.Chmod(data, 0o755)
+	}
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != exitFailure {
+		t.Errorf("exit %d; want 1:\n%s", code, out)
+	}
+	got := linesWith(reportLines(t, string(out)), "FAIL  data dir")
+	if len(got) != 1 || !strings.Contains(got[0], data) || !strings.Contains(got[0], fmt.Sprintf("uid %d", uid)) || !strings.Contains(got[0], "fix: ") {
+		t.Errorf("data dir lines %q; want one naming %s, uid %d and the fix", got, data, uid)
+	}
+	if entries, _ := os.ReadDir(data); len(entries) != 0 {
+		t.Errorf("doctor wrote into the data directory: %v", entries)
 	}
 }
