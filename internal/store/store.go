@@ -1,6 +1,11 @@
 // Package store opens the one database that holds everything blacksky keeps:
 // whatsmeow's session store and our own tables, on SQLite or PostgreSQL,
 // with versioned migrations that are safe when two processes start at once.
+//
+// Only the bot creates a database (Mode Create): the tools that queue into
+// it open only one a bot has set up (Existing), and blacksky doctor opens
+// it so that nothing can be written (ReadOnly), so that neither leaves a
+// database behind that a bot, or its operator, could take for the real one.
 package store
 
 import (
