@@ -18,15 +18,6 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/troubleshoot"
 )
 
-// The doctor looks and changes nothing: it creates no file, directory or
-// table (a database it finds is opened read-only, store.ReadOnly), so that
-// running it on a fresh machine, or against the wrong DATA_DIR, leaves no
-// trace a later bot could mistake for its own. It reports every problem it
-// finds, one line each with where to read about it, and exits 2 when one
-// is the configuration's (a bad variable), else 1 when something is wrong
-// at run time (a database down, a directory not writable, a session gone),
-// else 0; warnings do not change the exit code.
-
 // finding is one line of the doctor's report.
 type finding struct {
 	level  string // "ok", "warn" or "FAIL"
@@ -36,13 +27,13 @@ type finding struct {
 	config bool                 // a FAIL that is the configuration's to fix
 }
 
-func ok(name, detail string) finding { return finding{level: "ok", name: name, detail: detail} }
+func okFinding(name, detail string) finding { return finding{level: "ok", name: name, detail: detail} }
 
-func warn(name, detail string, help troubleshoot.Section) finding {
+func warnFinding(name, detail string, help troubleshoot.Section) finding {
 	return finding{level: "warn", name: name, detail: detail, help: help}
 }
 
-func fail(name, detail string, help troubleshoot.Section) finding {
+func failFinding(name, detail string, help troubleshoot.Section) finding {
 	return finding{level: "FAIL", name: name, detail: detail, help: help}
 }
 
@@ -73,6 +64,14 @@ var checks = []check{
 	{[]string{"WA_SANDBOX"}, checkSandbox},
 }
 
+// doctorCommand looks and changes nothing: it creates no file, directory or
+// table (a database it finds is opened read-only, store.ReadOnly), so that
+// running it on a fresh machine, or against the wrong DATA_DIR, leaves no
+// trace a later bot could mistake for its own. It reports every problem it
+// finds, one line each with where to read about it, and exits 2 when one
+// is the configuration's (a bad variable), else 1 when something is wrong
+// at run time (a database down, a directory not writable, a session gone),
+// else 0; warnings do not change the exit code.
 func doctorCommand(ctx context.Context, env *environment, args []string) int {
 	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
 	if code := parseFlags(env, fs, args); code >= 0 {
@@ -105,7 +104,7 @@ func doctorCommand(ctx context.Context, env *environment, args []string) int {
 func configFindings(getenv config.Getenv) ([]finding, []string) {
 	_, err := config.Load(getenv)
 	if err == nil {
-		return []finding{ok("config", "all variables valid")}, nil
+		return []finding{okFinding("config", "all variables valid")}, nil
 	}
 	var es config.Errors
 	if !errors.As(err, &es) {
@@ -121,7 +120,7 @@ func configFindings(getenv config.Getenv) ([]finding, []string) {
 }
 
 func configFailure(detail string) finding {
-	f := fail("config", detail, troubleshoot.Configuration)
+	f := failFinding("config", detail, troubleshoot.Configuration)
 	f.config = true
 	return f
 }
@@ -158,12 +157,12 @@ func configFor(getenv config.Getenv, vars, bad []string) *config.Config {
 // check cannot see).
 func checkDataDir(_ context.Context, cfg *config.Config) []finding {
 	if err := store.CheckWritableReadOnly(cfg.SQLitePath()); err != nil {
-		return []finding{fail("data dir", err.Error(), troubleshoot.DataDir)}
+		return []finding{failFinding("data dir", err.Error(), troubleshoot.DataDir)}
 	}
 	if _, err := os.Stat(cfg.DataDir); err != nil {
-		return []finding{ok("data dir", cfg.DataDir+" does not exist yet; 'blacksky run' creates it (the directory above is writable)")}
+		return []finding{okFinding("data dir", cfg.DataDir+" does not exist yet; 'blacksky run' creates it (the directory above is writable)")}
 	}
-	return []finding{ok("data dir", cfg.DataDir+" is writable")}
+	return []finding{okFinding("data dir", cfg.DataDir+" is writable")}
 }
 
 // checkDatabase opens the database read-only and reads its schema and
@@ -172,65 +171,65 @@ func checkDatabase(ctx context.Context, cfg *config.Config) []finding {
 	st, err := store.Open(ctx, storeOptions(cfg, store.ReadOnly))
 	switch {
 	case errors.Is(err, store.ErrNoDatabase):
-		return []finding{warn("database", fmt.Sprintf("no database yet at %s; 'blacksky run' creates it", cfg.SQLitePath()), troubleshoot.Database)}
+		return []finding{warnFinding("database", fmt.Sprintf("no database yet at %s; 'blacksky run' creates it", cfg.SQLitePath()), troubleshoot.Database)}
 	case errors.Is(err, store.ErrConfig):
 		return []finding{configFailure(err.Error())}
 	case err != nil:
-		return []finding{fail("database", err.Error(), troubleshoot.Database)}
+		return []finding{failFinding("database", err.Error(), troubleshoot.Database)}
 	}
 	defer st.Close()
-	out := []finding{ok("database", st.Where()+" answers")}
+	out := []finding{okFinding("database", st.Where()+" answers")}
 	state, err := st.Schema(ctx)
 	switch {
 	case err != nil:
-		return append(out, fail("schema", err.Error(), troubleshoot.Database))
+		return append(out, failFinding("schema", err.Error(), troubleshoot.Database))
 	case state == store.SchemaNone:
-		return append(out, warn("schema", "no blacksky tables yet; 'blacksky run' creates them", troubleshoot.Database))
+		return append(out, warnFinding("schema", "no blacksky tables yet; 'blacksky run' creates them", troubleshoot.Database))
 	case state == store.SchemaPending:
 		// The session's tables may be older than this binary reads.
-		return append(out, warn("schema", "migrations pending; 'blacksky run' applies them at start", troubleshoot.Database))
+		return append(out, warnFinding("schema", "migrations pending; 'blacksky run' applies them at start", troubleshoot.Database))
 	}
-	out = append(out, ok("schema", "up to date"))
+	out = append(out, okFinding("schema", "up to date"))
 	return append(out, checkSession(ctx, cfg, st))
 }
 
 func checkSession(ctx context.Context, cfg *config.Config, st *store.Store) finding {
 	jid, paired, err := st.Account(ctx, cfg.SessionID)
 	if err != nil {
-		return fail("session", err.Error(), troubleshoot.Database)
+		return failFinding("session", err.Error(), troubleshoot.Database)
 	}
 	if !paired {
-		return warn("session", fmt.Sprintf("%q is not paired; run 'blacksky pair' or scan the QR code 'blacksky run' shows", cfg.SessionID), troubleshoot.NotPaired)
+		return warnFinding("session", fmt.Sprintf("%q is not paired; run 'blacksky pair' or scan the QR code 'blacksky run' shows", cfg.SessionID), troubleshoot.NotPaired)
 	}
 	dev, err := st.Container().GetDevice(ctx, jid)
 	if err != nil || dev == nil {
-		return fail("session", fmt.Sprintf("%q was paired as %s but its keys are missing; pair again", cfg.SessionID, jid), troubleshoot.LoggedOut)
+		return failFinding("session", fmt.Sprintf("%q was paired as %s but its keys are missing; pair again", cfg.SessionID, jid), troubleshoot.LoggedOut)
 	}
-	return ok("session", fmt.Sprintf("%q is paired as %s", cfg.SessionID, jid))
+	return okFinding("session", fmt.Sprintf("%q is paired as %s", cfg.SessionID, jid))
 }
 
 func checkMemory(_ context.Context, cfg *config.Config) []finding {
 	limit := memlimit.Apply(cfg.MaxMemoryMB, slog.New(slog.DiscardHandler))
 	if limit == 0 {
-		return []finding{warn("memory", "no limit found; set MAX_MEMORY_MB to your plan's memory (512 on a Heroku Eco/Basic dyno)", troubleshoot.Memory)}
+		return []finding{warnFinding("memory", "no limit found; set MAX_MEMORY_MB to your plan's memory (512 on a Heroku Eco/Basic dyno)", troubleshoot.Memory)}
 	}
-	return []finding{ok("memory", fmt.Sprintf("Go memory limit %d MB", limit>>20))}
+	return []finding{okFinding("memory", fmt.Sprintf("Go memory limit %d MB", limit>>20))}
 }
 
 func checkToken(_ context.Context, cfg *config.Config) []finding {
 	if cfg.APIToken == "" {
-		return []finding{warn("api token", "API_TOKEN not set: /pair and the API answer only requests from this machine", troubleshoot.Configuration)}
+		return []finding{warnFinding("api token", "API_TOKEN not set: /pair and the API answer only requests from this machine", troubleshoot.Configuration)}
 	}
-	return []finding{ok("api token", "set")}
+	return []finding{okFinding("api token", "set")}
 }
 
 func checkPort(_ context.Context, cfg *config.Config) []finding {
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
-		return []finding{warn("port", fmt.Sprintf("%s is in use or not this machine's (is blacksky already running?): %v", cfg.ListenAddr, errors.Unwrap(err)), troubleshoot.Configuration)}
+		return []finding{warnFinding("port", fmt.Sprintf("%s is in use or not this machine's (is blacksky already running?): %v", cfg.ListenAddr, errors.Unwrap(err)), troubleshoot.Configuration)}
 	}
 	ln.Close()
-	return []finding{ok("port", cfg.ListenAddr+" is free")}
+	return []finding{okFinding("port", cfg.ListenAddr+" is free")}
 }
 
 func checkSandbox(ctx context.Context, cfg *config.Config) []finding {
@@ -238,7 +237,7 @@ func checkSandbox(ctx context.Context, cfg *config.Config) []finding {
 		return nil
 	}
 	if _, err := sandboxTarget(ctx, cfg.Sandbox, slog.New(slog.DiscardHandler)); err != nil {
-		return []finding{fail("sandbox", err.Error(), troubleshoot.Offline)}
+		return []finding{failFinding("sandbox", err.Error(), troubleshoot.Offline)}
 	}
-	return []finding{ok("sandbox", cfg.Sandbox+" answers (NOT talking to WhatsApp)")}
+	return []finding{okFinding("sandbox", cfg.Sandbox+" answers (NOT talking to WhatsApp)")}
 }
