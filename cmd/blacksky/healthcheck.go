@@ -4,12 +4,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"time"
 )
 
 // healthcheckCommand asks this machine's bot whether it is alive: a GET of
-// http://127.0.0.1:$PORT/healthz. It is the Docker image's HEALTHCHECK,
+// /healthz at the address it listens on (healthAddr). It is the Docker image's HEALTHCHECK,
 // which cannot use curl or a shell on a distroless base. Exit 0 when the
 // answer is 200, 1 otherwise, also for an invalid configuration: Docker
 // reserves exit code 2, and a bot with a bad variable is not running.
@@ -23,7 +25,7 @@ func healthcheckCommand(ctx context.Context, env *environment, args []string) in
 	if !ok {
 		return exitFailure
 	}
-	url := fmt.Sprintf("http://127.0.0.1:%d/healthz", cfg.Port)
+	url := "http://" + healthAddr(cfg.ListenAddr) + "/healthz"
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -43,4 +45,19 @@ func healthcheckCommand(ctx context.Context, env *environment, args []string) in
 	}
 	fmt.Fprintf(env.stdout, "ok: %s answered %s\n", url, resp.Status)
 	return exitOK
+}
+
+// healthAddr is where this machine reaches a bot listening on listenAddr:
+// that address when LISTEN_ADDR names one (nothing answers on loopback
+// then, unless it is loopback), and loopback when the bot listens on every
+// interface (no LISTEN_ADDR, 0.0.0.0 or ::).
+func healthAddr(listenAddr string) string {
+	host, port, err := net.SplitHostPort(listenAddr)
+	if err != nil {
+		return listenAddr
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

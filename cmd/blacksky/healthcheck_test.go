@@ -74,3 +74,38 @@ func TestHealthcheckAgainstTheRunningBot(t *testing.T) {
 		t.Errorf("healthcheck of a running bot: exit %d, %q", code, stdout+stderr)
 	}
 }
+
+// A bot bound to one address (LISTEN_ADDR) answers only there: the
+// healthcheck asks it there, not on 127.0.0.1 where nothing listens (issue
+// 15). 127.0.0.2 is loopback too on Linux, and distinct from 127.0.0.1.
+func TestHealthcheckAsksTheListenAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatalf("listen on 127.0.0.2: %v", err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	port := serverPort(t, srv)
+	code, stdout, stderr := runCLI(t, map[string]string{"LISTEN_ADDR": "127.0.0.2", "PORT": port}, "healthcheck")
+	if code != exitOK || !strings.Contains(stdout, "127.0.0.2:"+port) {
+		t.Errorf("healthcheck of a bot on LISTEN_ADDR=127.0.0.2: exit %d, %q; want 0, asking 127.0.0.2:%s", code, stdout+stderr, port)
+	}
+}
+
+func TestHealthAddr(t *testing.T) {
+	for listen, want := range map[string]string{
+		":8080":          "127.0.0.1:8080",
+		"0.0.0.0:8080":   "127.0.0.1:8080",
+		"[::]:8080":      "127.0.0.1:8080",
+		"127.0.0.1:8080": "127.0.0.1:8080",
+		"10.1.2.3:9000":  "10.1.2.3:9000",
+		"[::1]:8080":     "[::1]:8080",
+	} {
+		if got := healthAddr(listen); got != want {
+			t.Errorf("healthAddr(%q) = %q; want %q", listen, got, want)
+		}
+	}
+}

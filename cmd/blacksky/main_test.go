@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/blacksky-bot/blacksky/internal/store"
 
 	thirdparty "github.com/blacksky-bot/blacksky/third_party"
 )
@@ -34,7 +38,7 @@ func TestUsageErrorsExitTwoWithOneLine(t *testing.T) {
 		{"bad pair phone", map[string]string{"DATA_DIR": t.TempDir()}, []string{"pair", "--phone", "abc"}, "--phone"},
 		{"bad port", map[string]string{"PORT": "http"}, []string{"run"}, `PORT="http"`},
 		{"bad database url", map[string]string{"DATABASE_URL": "mysql://u:hunter2@h/db"}, []string{"run"}, "DATABASE_URL"},
-		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, []string{"doctor"}, "LOG_LEVEL"},
+		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, []string{"queue"}, "LOG_LEVEL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,14 +96,29 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func TestDoctorOnFreshDataDir(t *testing.T) {
-	code, stdout, _ := runCLI(t, map[string]string{"DATA_DIR": t.TempDir(), "PORT": "1"}, "doctor")
-	if code != exitOK {
-		t.Fatalf("doctor exit %d on a fresh data dir:\n%s", code, stdout)
+// doctor on the data directory of a bot that has run reads its database
+// (read-only: the files are as they were) and says what is left to do.
+func TestDoctorOnADatabaseABotHasSetUp(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(context.Background(), store.Options{SQLitePath: filepath.Join(dir, "blacksky.db")})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, want := range []string{"ok    database", "warn  schema", "warn  api token"} {
+	if err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	before := tree(t, dir)
+	code, stdout, _ := runCLI(t, map[string]string{"DATA_DIR": dir, "PORT": "1"}, "doctor")
+	if code != exitOK {
+		t.Fatalf("doctor exit %d on a bot's data dir:\n%s", code, stdout)
+	}
+	for _, want := range []string{"ok    database", "ok    schema    up to date", `warn  session   "default" is not paired`} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, stdout)
 		}
+	}
+	if after := tree(t, dir); !slices.Equal(before, after) {
+		t.Errorf("files before doctor %v, after %v", before, after)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -13,17 +12,23 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/outbox"
 )
 
-// withQueueStore runs f with the configured database's outbox.
+// withQueueStore runs f with the outbox of the configured database, which
+// a bot must have set up: a message queued into a database no bot reads is
+// never sent, and a typo in DATA_DIR would otherwise look like success.
+// "Set up" is "has blacksky's tables": blacksky run creates them first
+// thing, before pairing, so a message queued before the first pairing
+// still reaches the bot that waits for it (an account row would not exist
+// yet).
 func withQueueStore(ctx context.Context, env *environment, cmd string, f func(q *outbox.Queue) int) int {
 	cfg, ok := loadConfig(env, cmd)
 	if !ok {
 		return exitUsage
 	}
 	log := newLogger(env, cfg).With("command", cmd)
-	st, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler), true)
+	st, err := openExistingStore(ctx, cfg)
 	if err != nil {
-		fmt.Fprintf(env.stderr, "blacksky %s: %v\n", cmd, err)
-		return exitFailure
+		fmt.Fprintf(env.stderr, "blacksky %s: %v%s\n", cmd, err, noDatabaseHint(cfg, err))
+		return openFailure(err)
 	}
 	defer st.Close()
 	return f(newQueue(cfg, st, nil, log))

@@ -62,14 +62,45 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger, migrat
 	return st, nil
 }
 
+// openExistingStore opens the database a bot has set up (store.Existing)
+// and brings its schema up to date, as the bot would at its next start.
+func openExistingStore(ctx context.Context, cfg *config.Config) (*store.Store, error) {
+	st, err := store.Open(ctx, storeOptions(cfg, store.Existing))
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+func storeOptions(cfg *config.Config, mode store.Mode) store.Options {
+	return store.Options{PostgresURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath(), Mode: mode, Logger: slog.New(slog.DiscardHandler)}
+}
+
 // openFailure is the exit code for a database that did not open: a data
-// directory the process may not write is for the operator to fix (exit 2,
-// like a bad variable), anything else is a runtime failure.
+// directory the process may not write, driver settings it refuses, or a
+// database no bot has set up are for the operator to fix (exit 2, like a
+// bad variable), anything else is a runtime failure.
 func openFailure(err error) int {
-	if errors.Is(err, store.ErrNotWritable) {
+	if errors.Is(err, store.ErrNotWritable) || errors.Is(err, store.ErrConfig) || errors.Is(err, store.ErrNoDatabase) {
 		return exitUsage
 	}
 	return exitFailure
+}
+
+// noDatabaseHint says, after a store.ErrNoDatabase, which variable chose
+// the database and the two ways out; nothing for other errors.
+func noDatabaseHint(cfg *config.Config, err error) string {
+	switch {
+	case !errors.Is(err, store.ErrNoDatabase):
+		return ""
+	case cfg.UsesPostgres():
+		return "; no bot has run with this DATABASE_URL: start the bot with it first (blacksky run), or set DATABASE_URL to the running bot's database"
+	}
+	return fmt.Sprintf("; no bot has run with DATA_DIR=%s: start the bot there first (blacksky run), or set DATA_DIR to the running bot's data directory", cfg.DataDir)
 }
 
 func describeDatabase(cfg *config.Config) string {

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 
@@ -84,15 +86,98 @@ func (s *Store) lockMigrations(ctx context.Context) (func(), error) {
 	}, nil
 }
 
-// Pending reports whether Migrate has schema changes left to apply.
-func (s *Store) Pending(ctx context.Context) (bool, error) {
+// SchemaState is how a database's schema stands to this binary's.
+type SchemaState int
+
+// The states.
+const (
+	// SchemaNone: no blacksky tables, so no bot has run on the database.
+	SchemaNone SchemaState = iota
+	// SchemaPending: an older blacksky's tables; Migrate has changes to apply.
+	SchemaPending
+	// SchemaCurrent: nothing for Migrate to do.
+	SchemaCurrent
+)
+
+// versionTable is goose's record of our applied migrations.
+const versionTable = "blacksky_schema_version"
+
+// Schema reads how the schema stands without changing anything: goose's
+// own check (HasPending) creates its version table first, which would
+// leave a database no bot has used looking used.
+func (s *Store) Schema(ctx context.Context) (SchemaState, error) {
+	ours, err := s.tableExists(ctx, versionTable)
+	if err != nil || !ours {
+		return SchemaNone, err
+	}
+	applied, err := s.appliedVersions(ctx)
+	if err != nil {
+		return SchemaNone, err
+	}
 	p, err := s.provider()
 	if err != nil {
+		return SchemaNone, err
+	}
+	for _, src := range p.ListSources() {
+		if !applied[src.Version] {
+			return SchemaPending, nil
+		}
+	}
+	theirs, err := s.whatsmeowCurrent(ctx)
+	if err != nil || !theirs {
+		return SchemaPending, err
+	}
+	return SchemaCurrent, nil
+}
+
+func (s *Store) tableExists(ctx context.Context, name string) (bool, error) {
+	// to_regclass looks the name up on the search path, as goose's
+	// unqualified table name is.
+	q := "SELECT to_regclass($1) IS NOT NULL"
+	if s.kind == SQLite {
+		q = "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = $1"
+	}
+	var ok bool
+	if err := s.db.QueryRowContext(ctx, q, name).Scan(&ok); err != nil {
+		return false, fmt.Errorf("check schema: %w", err)
+	}
+	return ok, nil
+}
+
+func (s *Store) appliedVersions(ctx context.Context) (map[int64]bool, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT version_id FROM "+versionTable+" WHERE is_applied")
+	if err != nil {
+		return nil, fmt.Errorf("check schema: %w", err)
+	}
+	defer rows.Close()
+	applied := map[int64]bool{}
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("check schema: %w", err)
+		}
+		applied[v] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("check schema: %w", err)
+	}
+	return applied, nil
+}
+
+// whatsmeowCurrent reports whether whatsmeow's store is at the version
+// this binary's whatsmeow upgrades it to.
+func (s *Store) whatsmeowCurrent(ctx context.Context) (bool, error) {
+	ok, err := s.tableExists(ctx, s.wadb.VersionTable)
+	if err != nil || !ok {
 		return false, err
 	}
-	pending, err := p.HasPending(ctx)
-	if err != nil {
-		return false, fmt.Errorf("check migrations: %w", err)
+	var version int
+	err = s.db.QueryRowContext(ctx, "SELECT version FROM "+s.wadb.VersionTable+" LIMIT 1").Scan(&version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
 	}
-	return pending, nil
+	if err != nil {
+		return false, fmt.Errorf("check whatsmeow schema: %w", err)
+	}
+	return version >= len(s.wadb.UpgradeTable), nil
 }

@@ -1,6 +1,11 @@
 // Package store opens the one database that holds everything blacksky keeps:
 // whatsmeow's session store and our own tables, on SQLite or PostgreSQL,
 // with versioned migrations that are safe when two processes start at once.
+//
+// Only the bot creates a database (Mode Create): the tools that queue into
+// it open only one a bot has set up (Existing), and blacksky doctor opens
+// it so that nothing can be written (ReadOnly), so that neither leaves a
+// database behind that a bot, or its operator, could take for the real one.
 package store
 
 import (
@@ -8,10 +13,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,6 +44,34 @@ const (
 // ErrCorrupt is returned when the SQLite file exists but is not a sound database.
 var ErrCorrupt = errors.New("database file is corrupt")
 
+// ErrConfig is returned when PostgreSQL's driver refuses the connection
+// settings (DATABASE_URL or a PG* variable) before any connection is tried:
+// the operator's configuration to fix, not a database that is down.
+var ErrConfig = errors.New("bad database configuration")
+
+// ErrNoDatabase is returned, by the modes other than Create, for a database
+// no bot has set up: no SQLite file at the path, or, with Existing, no
+// blacksky tables in it.
+var ErrNoDatabase = errors.New("no blacksky database")
+
+// Mode is what Open may do to the database it is pointed at.
+type Mode int
+
+// The modes.
+const (
+	// Create makes the SQLite file and its directory when they are
+	// missing: what the bot itself (blacksky run) needs.
+	Create Mode = iota
+	// Existing opens only a database a bot has set up, its tables there,
+	// and creates nothing: a tool that queues into a database no bot reads
+	// (blacksky send) would report success for a message never sent.
+	Existing
+	// ReadOnly opens an existing database (ErrNoDatabase when the SQLite
+	// file is missing) so that nothing can be written to it, whatever its
+	// schema: blacksky doctor, which must change nothing it looks at.
+	ReadOnly
+)
+
 // Options selects and configures the database.
 type Options struct {
 	// PostgresURL selects PostgreSQL when set.
@@ -44,6 +79,7 @@ type Options struct {
 	// SQLitePath is the database file used when PostgresURL is empty.
 	SQLitePath string
 	Logger     *slog.Logger
+	Mode       Mode
 }
 
 // Store is an open database with whatsmeow's session container on top.
@@ -53,13 +89,31 @@ type Store struct {
 	sqlite    string
 	container *sqlstore.Container
 	wadb      *dbutil.Database // whatsmeow's handle on db
+	where     string           // the database, for messages: a path, or host and name (never the password)
 	log       *slog.Logger
 	health    health
 }
 
-// Open connects to the database and checks that it answers; it does not
-// change anything: call Migrate for that.
+// Open connects to the database and checks that it answers; apart from
+// creating a missing SQLite file in the Create mode, it does not change
+// anything: call Migrate for that.
 func Open(ctx context.Context, opts Options) (*Store, error) {
+	s, err := open(ctx, opts)
+	if err != nil || opts.Mode != Existing {
+		return s, err
+	}
+	state, err := s.Schema(ctx)
+	if err == nil && state == SchemaNone {
+		err = noDatabase(s.where + " has no blacksky tables")
+	}
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func open(ctx context.Context, opts Options) (*Store, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -68,10 +122,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	var err error
 	if opts.PostgresURL != "" {
 		s.kind = Postgres
-		s.db, err = openPostgres(ctx, opts.PostgresURL)
+		s.db, s.where, err = openPostgres(ctx, opts.PostgresURL, opts.Mode == ReadOnly)
 	} else {
-		s.kind, s.sqlite = SQLite, opts.SQLitePath
-		s.db, err = openSQLite(ctx, opts.SQLitePath)
+		s.kind, s.sqlite, s.where = SQLite, opts.SQLitePath, opts.SQLitePath
+		s.db, err = openSQLite(ctx, opts.SQLitePath, opts.Mode)
 	}
 	if err != nil {
 		return nil, err
@@ -91,6 +145,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// Where names the database for messages: the SQLite file, or PostgreSQL's
+// database, host and port; never a password.
+func (s *Store) Where() string { return s.where }
+
 // Kind reports which engine the store runs on.
 func (s *Store) Kind() Kind { return s.kind }
 
@@ -108,22 +166,54 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-func openSQLite(ctx context.Context, path string) (*sql.DB, error) {
-	if err := checkWritable(path); err != nil {
-		return nil, err
+func openSQLite(ctx context.Context, path string, mode Mode) (*sql.DB, error) {
+	if mode != Create {
+		// SQLite would create a missing file, and an empty one is a new
+		// database to it, whose first pragma writes the header.
+		info, err := os.Stat(path)
+		if errors.Is(err, fs.ErrNotExist) || (err == nil && info.Size() == 0) {
+			return nil, noDatabase("no database at " + path)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
 	}
-	// WAL lets readers (health checks) run beside the writer; IMMEDIATE
-	// transactions take the write lock up front so two writers queue on
-	// busy_timeout instead of failing with SQLITE_BUSY on lock upgrade.
-	dsn := "file:" + path + "?_txlock=immediate" +
-		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	var dsn string
+	if mode == ReadOnly {
+		dsn = readOnlyDSN(path)
+	} else {
+		if err := checkWritable(path); err != nil {
+			return nil, err
+		}
+		// WAL lets readers (health checks) run beside the writer; IMMEDIATE
+		// transactions take the write lock up front so two writers queue on
+		// busy_timeout instead of failing with SQLITE_BUSY on lock upgrade.
+		dsn = "file:" + path + "?_txlock=immediate" +
+			"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
+			"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	}
 	db := sqlitedb.Open(dsn, sqlitedb.Options{})
 	if err := checkSQLite(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// readOnlyDSN opens path so that nothing is written to it or beside it.
+// mode=ro alone is not enough: reading a WAL database needs its -wal and
+// -shm files, which SQLite creates (and leaves) when they are missing. When
+// both are there (a bot has the database open, or stopped without cleaning
+// up) they are the bot's and mode=ro shares them, seeing its latest
+// commits; when they are not, no bot has uncommitted-to-file data and
+// immutable=1 reads the file alone, creating nothing and taking no locks.
+func readOnlyDSN(path string) string {
+	for _, name := range []string{path + "-wal", path + "-shm"} {
+		if _, err := os.Stat(name); err != nil {
+			return "file:" + path + "?mode=ro&immutable=1"
+		}
+	}
+	return "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)"
 }
 
 // checkSQLite refuses a damaged file before anything writes to it, so a
@@ -153,10 +243,17 @@ func isNotADatabase(err error) bool {
 // share them.
 const postgresConns = 10
 
-func openPostgres(ctx context.Context, rawURL string) (*sql.DB, error) {
+// openPostgres connects to rawURL and returns the database with its name
+// for messages. readOnly makes every transaction of the session read-only,
+// so that nothing can write through it, by mistake either.
+func openPostgres(ctx context.Context, rawURL string, readOnly bool) (*sql.DB, string, error) {
 	cfg, err := pgx.ParseConfig(withSSLMode(rawURL))
 	if err != nil {
-		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+		return nil, "", parseProblem(err, rawURL)
+	}
+	where := fmt.Sprintf("PostgreSQL database %q on %s", cfg.Database, net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))))
+	if readOnly {
+		cfg.RuntimeParams["default_transaction_read_only"] = "on"
 	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(postgresConns)
@@ -169,9 +266,9 @@ func openPostgres(ctx context.Context, rawURL string) (*sql.DB, error) {
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("connect to PostgreSQL at %s: %w", cfg.Host, err)
+		return nil, "", connectError{where: where, err: err}
 	}
-	return db, nil
+	return db, where, nil
 }
 
 // withSSLMode adds sslmode=require for remote hosts when neither the URL nor

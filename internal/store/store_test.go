@@ -54,8 +54,8 @@ func TestMigrateAndAccounts(t *testing.T) {
 					t.Fatalf("Migrate: %v", err)
 				}
 			}
-			if pending, err := s.Pending(ctx); err != nil || pending {
-				t.Fatalf("Pending after Migrate = %v, %v; want false, nil", pending, err)
+			if state, err := s.Schema(ctx); err != nil || state != SchemaCurrent {
+				t.Fatalf("Schema after Migrate = %v, %v; want SchemaCurrent", state, err)
 			}
 			dev, err := s.Device(ctx, "default")
 			if err != nil || dev.ID != nil {

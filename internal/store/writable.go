@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrNotWritable is returned when the SQLite database's directory, or one
@@ -84,3 +86,39 @@ type notWritableError string
 
 func (e notWritableError) Error() string        { return string(e) }
 func (e notWritableError) Is(target error) bool { return target == ErrNotWritable }
+
+// CheckWritableReadOnly is checkWritable without writing anything, for
+// blacksky doctor: it asks the kernel (access(2), with this process's user
+// and groups) whether the SQLite files at path, or the directory they go
+// in, or, while that does not exist yet, the nearest directory above it
+// that does, may be written. The permission bits, ACLs and a read-only
+// mount are in that answer; a full disk or quota, a network filesystem
+// that refuses on the server's side (NFS root_squash, uid mapping) and a
+// security profile that refuses the open itself (AppArmor) are not: only
+// writing finds those, which blacksky run does at start.
+func CheckWritableReadOnly(path string) error {
+	dir := filepath.Dir(path)
+	for {
+		info, err := os.Stat(dir)
+		if err == nil {
+			if !info.IsDir() {
+				return fmt.Errorf("data directory %s is not a directory", dir)
+			}
+			break
+		}
+		parent := filepath.Dir(dir)
+		if !errors.Is(err, fs.ErrNotExist) || parent == dir {
+			return fmt.Errorf("data directory %s: %w", dir, err)
+		}
+		dir = parent
+	}
+	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
+		return notWritable("data directory", dir, err)
+	}
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		if err := unix.Access(name, unix.W_OK); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return notWritable("database file", name, err)
+		}
+	}
+	return nil
+}
