@@ -1,0 +1,100 @@
+package supervisor_test
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/backoff"
+	"github.com/blacksky-bot/blacksky/internal/sandbox"
+	. "github.com/blacksky-bot/blacksky/internal/supervisor"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
+	"github.com/blacksky-bot/blacksky/internal/troubleshoot"
+)
+
+// helpLines are the lines at level that point to section.
+func helpLines(logs *testkit.Logs, level slog.Level, section troubleshoot.Section) []testkit.LogLine {
+	var out []testkit.LogLine
+	for _, l := range logs.Lines(level, "") {
+		if l.Attrs["help"] == section.String() {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// An outage is said once when it starts, with what to do and where to read,
+// and once when it ends; the attempts in between are debug lines.
+func TestOutageIsNoticedOnceNotPerAttempt(t *testing.T) {
+	logs := testkit.NewLogs()
+	h := newHarness(t, func(o *Options) {
+		o.Logger = logs.Logger()
+		o.Backoff = backoff.Policy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}
+	})
+	h.pair()
+	mark := h.mark()
+	h.srv.Inject(sandbox.Fault{Kind: sandbox.FaultDown, Duration: 1500 * time.Millisecond})
+	h.waitStates(mark, Reconnecting, Connected)
+
+	attempts := logs.Count(slog.LevelDebug, "reconnecting")
+	if attempts < 3 {
+		t.Fatalf("%d attempts logged during the outage; the test needs several:\n%s", attempts, logs)
+	}
+	notices := helpLines(logs, slog.LevelWarn, troubleshoot.Offline)
+	if len(notices) != 1 {
+		t.Fatalf("%d warn lines with help=%s over %d attempts, want exactly 1:\n%s", len(notices), troubleshoot.Offline, attempts, logs)
+	}
+	t.Logf("outage notice: %s", notices[0].Msg)
+	if msg := notices[0].Msg; !strings.Contains(msg, "WhatsApp") || !strings.Contains(msg, "retrying by itself") {
+		t.Errorf("outage notice %q does not say what is wrong and that it retries", msg)
+	}
+	if n := logs.Count(slog.LevelWarn, "reconnecting"); n != 0 {
+		t.Errorf("%d per-attempt lines at warn level, want them at debug", n)
+	}
+	back := logs.Lines(slog.LevelInfo, "reached WhatsApp again")
+	if len(back) != 1 || back[0].Attrs["down_for"] == "" {
+		t.Errorf("lines saying the connection is back: %+v; want one with down_for", back)
+	}
+}
+
+// An unpaired bot says once how to pair it, however many pairing
+// connections and QR codes follow; each code is an info line carrying it.
+func TestUnpairedIsNoticedOnce(t *testing.T) {
+	logs := testkit.NewLogs()
+	h := newHarness(t, func(o *Options) { o.Logger = logs.Logger() })
+	ctx := h.ctx(20 * time.Second)
+	if err := h.sup.WaitFor(ctx, func(_ Status, p Pairing) bool { return p.QR != "" }); err != nil {
+		t.Fatal("no QR code:", err)
+	}
+	first := h.sup.Pairing().QR
+	// A lost pairing connection brings a new one, with new codes.
+	h.srv.Inject(sandbox.Fault{Kind: sandbox.FaultDown, Duration: 200 * time.Millisecond})
+	if err := h.sup.WaitFor(ctx, func(_ Status, p Pairing) bool { return p.QR != "" && p.QR != first }); err != nil {
+		t.Fatal("no new QR code after the reconnect:", err)
+	}
+	codes := logs.Lines(slog.LevelInfo, "QR code")
+	if len(codes) < 2 {
+		t.Fatalf("%d QR code lines, want one per code shown:\n%s", len(codes), logs)
+	}
+	for _, c := range codes {
+		if c.Attrs["qr"] == "" {
+			t.Errorf("QR line %q carries no qr attribute", c.Msg)
+		}
+	}
+	notices := helpLines(logs, slog.LevelWarn, troubleshoot.NotPaired)
+	if len(notices) != 1 {
+		t.Fatalf("%d 'not paired' notices over %d QR codes, want 1:\n%s", len(notices), len(codes), logs)
+	}
+	if msg := notices[0].Msg; !strings.Contains(msg, "/pair") || !strings.Contains(msg, "blacksky pair") {
+		t.Errorf("not-paired notice %q does not say how to pair", msg)
+	}
+	// Paired, the notice is done with.
+	if err := h.srv.ScanQR(ctx, h.sup.Pairing().QR); err != nil {
+		t.Fatal(err)
+	}
+	h.waitStates(0, Connected)
+	if n := len(helpLines(logs, slog.LevelWarn, troubleshoot.NotPaired)); n != 1 {
+		t.Errorf("%d not-paired notices after pairing, want still 1", n)
+	}
+}
