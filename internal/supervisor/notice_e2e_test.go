@@ -1,6 +1,7 @@
 package supervisor_test
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -49,8 +50,16 @@ func TestOutageIsNoticedOnceNotPerAttempt(t *testing.T) {
 	if msg := notices[0].Msg; !strings.Contains(msg, "WhatsApp") || !strings.Contains(msg, "retrying by itself") {
 		t.Errorf("outage notice %q does not say what is wrong and that it retries", msg)
 	}
-	if n := logs.Count(slog.LevelWarn, "reconnecting"); n != 0 {
-		t.Errorf("%d per-attempt lines at warn level, want them at debug", n)
+	loud := 0 // warn and error lines that tell the dial error again
+	for _, level := range []slog.Level{slog.LevelWarn, slog.LevelError} {
+		for _, l := range logs.Lines(level, "") {
+			if strings.Contains(l.Msg+fmt.Sprint(l.Attrs), "dial") {
+				loud++
+			}
+		}
+	}
+	if loud != 1 {
+		t.Errorf("%d warn/error lines tell the dial error over %d attempts, want only the notice:\n%s", loud, attempts, logs)
 	}
 	back := logs.Lines(slog.LevelInfo, "reached WhatsApp again")
 	if len(back) != 1 || back[0].Attrs["down_for"] == "" {
