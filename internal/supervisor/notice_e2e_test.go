@@ -82,10 +82,9 @@ func TestUnpairedIsNoticedOnce(t *testing.T) {
 	if err := h.sup.WaitFor(ctx, func(_ Status, p Pairing) bool { return p.QR != "" && p.QR != first }); err != nil {
 		t.Fatal("no new QR code after the reconnect:", err)
 	}
+	// The line follows the code's publication.
+	testkit.WaitFor(t, "a line for each QR code", func() bool { return logs.Count(slog.LevelInfo, "QR code") >= 2 })
 	codes := logs.Lines(slog.LevelInfo, "QR code")
-	if len(codes) < 2 {
-		t.Fatalf("%d QR code lines, want one per code shown:\n%s", len(codes), logs)
-	}
 	for _, c := range codes {
 		if c.Attrs["qr"] == "" {
 			t.Errorf("QR line %q carries no qr attribute", c.Msg)
@@ -105,5 +104,45 @@ func TestUnpairedIsNoticedOnce(t *testing.T) {
 	h.waitStates(0, Connected)
 	if n := len(helpLines(logs, slog.LevelWarn, troubleshoot.NotPaired)); n != 1 {
 		t.Errorf("%d not-paired notices after pairing, want still 1", n)
+	}
+}
+
+// Each state an operator must act on is logged with its troubleshooting
+// section, so the line itself says where to read what to do.
+func TestStatesToActOnPointToTheirSection(t *testing.T) {
+	for _, c := range []struct {
+		fault   sandbox.Fault
+		state   State
+		section troubleshoot.Section
+		pin     bool
+	}{
+		{sandbox.Fault{Kind: sandbox.FaultBan, Duration: 300 * time.Millisecond}, Banned, troubleshoot.Banned, false},
+		{sandbox.Fault{Kind: sandbox.FaultReplaced}, Replaced, troubleshoot.ConnectionReplaced, false},
+		{sandbox.Fault{Kind: sandbox.FaultDeviceRemoved}, LoggedOut, troubleshoot.LoggedOut, false},
+		{sandbox.Fault{Kind: sandbox.FaultOutdated}, Outdated, troubleshoot.Outdated, true},
+	} {
+		t.Run(string(c.state), func(t *testing.T) {
+			logs := testkit.NewLogs()
+			builtin := keepVersion(t)
+			h := newHarness(t, func(o *Options) {
+				o.Logger = logs.Logger()
+				if c.pin { // a pinned version refused is outdated at once
+					o.PinnedVersion = revision(builtin, 2)
+				}
+			})
+			h.pair()
+			mark := h.mark()
+			if err := h.srv.Inject(c.fault); err != nil {
+				t.Fatal(err)
+			}
+			h.waitStates(mark, c.state)
+			// The line follows the state change.
+			testkit.WaitFor(t, "the "+string(c.state)+" line", func() bool {
+				return len(helpLines(logs, slog.LevelError, c.section)) > 0
+			})
+			if n := len(helpLines(logs, slog.LevelError, c.section)); n != 1 {
+				t.Errorf("%d error lines with help=%s on entering %s, want 1:\n%s", n, c.section, c.state, logs)
+			}
+		})
 	}
 }
