@@ -83,8 +83,8 @@ func TestUnpairedIsNoticedOnce(t *testing.T) {
 		t.Fatal("no new QR code after the reconnect:", err)
 	}
 	// The line follows the code's publication.
-	testkit.WaitFor(t, "a line for each QR code", func() bool { return logs.Count(slog.LevelInfo, "QR code") >= 2 })
-	codes := logs.Lines(slog.LevelInfo, "QR code")
+	testkit.WaitFor(t, "a line for each QR code", func() bool { return logs.Count(slog.LevelInfo, "scan this QR code") >= 2 })
+	codes := logs.Lines(slog.LevelInfo, "scan this QR code")
 	for _, c := range codes {
 		if c.Attrs["qr"] == "" {
 			t.Errorf("QR line %q carries no qr attribute", c.Msg)
