@@ -1,6 +1,8 @@
 package supervisor
 
 import (
+	"errors"
+	"net"
 	"time"
 
 	"github.com/blacksky-bot/blacksky/internal/troubleshoot"
@@ -33,6 +35,19 @@ func (s *Supervisor) outageStarted(network bool, reason string) {
 	}
 	s.log.Warn("WhatsApp did not accept the connection ("+reason+"); retrying by itself with backoff",
 		"help", troubleshoot.Offline)
+}
+
+// shortCause is the part of a dial error an operator can act on: whatsmeow
+// wraps "lookup web.whatsapp.com: no such host" in three layers of "failed to
+// dial whatsapp web websocket: ...".
+func shortCause(err error) string {
+	if dns, ok := errors.AsType[*net.DNSError](err); ok {
+		return "lookup " + dns.Name + ": " + dns.Err
+	}
+	if op, ok := errors.AsType[*net.OpError](err); ok {
+		return op.Error()
+	}
+	return err.Error()
 }
 
 // outageEnded says once that WhatsApp answers again, and after how long.

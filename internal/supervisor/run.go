@@ -73,7 +73,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 				m.ConnectFailures.Inc()
 			}
 			o.network = isNetworkError(err)
-			s.outageStarted(o.network, err.Error())
+			s.outageStarted(o.network, shortCause(err))
 			if err := s.retryAfter(ctx, &o, "connect: "+err.Error()); err != nil {
 				return err
 			}
