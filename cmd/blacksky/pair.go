@@ -75,7 +75,8 @@ func waitForPairing(ctx context.Context, env *environment, sup *supervisor.Super
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- sup.Run(runCtx) }()
-	go showQRCodes(runCtx, sup, env.stdout)
+	// Someone is at the terminal to scan: every new code, at once.
+	go newQRPrinter(env.stdout, 0).run(runCtx, sup)
 	go showPairCodes(runCtx, sup, env)
 
 	err := sup.WaitFor(runCtx, func(st supervisor.Status, p supervisor.Pairing) bool {

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 
-	"github.com/mdp/qrterminal/v3"
 	wastore "go.mau.fi/whatsmeow/store"
 
 	"github.com/blacksky-bot/blacksky/internal/account"
@@ -149,7 +147,10 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 	defer cancelRun()
 	supDone := make(chan error, 1)
 	go func() { supDone <- acct.Run(runCtx) }()
-	go showQRCodes(runCtx, acct, env.stderr)
+	// JSON logs carry the code in the QR line; a drawing would break them.
+	if cfg.LogFormat != "json" {
+		go newQRPrinter(env.stderr, qrReprint).run(runCtx, acct)
+	}
 
 	var runErr error
 	select {
@@ -191,23 +192,6 @@ func authMode(cfg *config.Config) string {
 type pairingSource interface {
 	Pairing() supervisor.Pairing
 	WaitFor(ctx context.Context, cond func(supervisor.Status, supervisor.Pairing) bool) error
-}
-
-// showQRCodes draws each new QR code in the terminal (or the Heroku log),
-// so the bot can be paired without the web page.
-func showQRCodes(ctx context.Context, sup pairingSource, w io.Writer) {
-	last := ""
-	for {
-		err := sup.WaitFor(ctx, func(_ supervisor.Status, p supervisor.Pairing) bool {
-			return p.QR != "" && p.QR != last
-		})
-		if err != nil {
-			return
-		}
-		last = sup.Pairing().QR
-		fmt.Fprintln(w, "Scan with WhatsApp > Linked devices > Link a device:")
-		qrterminal.GenerateHalfBlock(last, qrterminal.L, w)
-	}
 }
 
 // supervisorOptions turns the configuration into the connection's options,

@@ -43,7 +43,7 @@ func (s *Supervisor) sleepUntilReachable(ctx context.Context, d time.Duration, d
 		}
 		up := s.reachable(ctx)
 		if up && down {
-			s.log.Info("WhatsApp answers again; reconnecting early")
+			s.log.Debug("WhatsApp answers again; reconnecting early")
 			return
 		}
 		down = !up

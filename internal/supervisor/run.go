@@ -10,6 +10,8 @@ import (
 	"go.mau.fi/util/exhttp"
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/socket"
+
+	"github.com/blacksky-bot/blacksky/internal/troubleshoot"
 )
 
 // outcome is how one connection ended.
@@ -71,6 +73,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 				m.ConnectFailures.Inc()
 			}
 			o.network = isNetworkError(err)
+			s.outageStarted(o.network, shortCause(err))
 			if err := s.retryAfter(ctx, &o, "connect: "+err.Error()); err != nil {
 				return err
 			}
@@ -106,6 +109,10 @@ func (s *Supervisor) handle(ctx context.Context, o *outage, out outcome) error {
 		*o = outage{}
 	}
 	switch out.kind {
+	case sigLoggedOut, sigReplaced, sigBanned, sigOutdated:
+		s.outageEnded() // WhatsApp answered, if only to refuse
+	}
+	switch out.kind {
 	case sigQRExpired, sigRestart:
 		o.failures = 0
 	case sigDead:
@@ -117,6 +124,7 @@ func (s *Supervisor) handle(ctx context.Context, o *outage, out outcome) error {
 			return nil
 		}
 		o.network = false
+		s.outageStarted(false, out.reason)
 		return s.retryAfter(ctx, o, out.reason)
 	case sigLoggedOut:
 		s.onLoggedOut(ctx, out.reason)
@@ -172,7 +180,8 @@ func (s *Supervisor) retryAfter(ctx context.Context, o *outage, reason string) e
 		st.Attempt = n
 		st.NextAttempt = &next
 	})
-	s.log.Warn("reconnecting", "attempt", n, "in", delay.Round(time.Millisecond), "reason", reason)
+	// Debug: the outage was said once when it began (notice.go).
+	s.log.Debug("reconnecting", "attempt", n, "in", delay.Round(time.Millisecond), "reason", reason)
 	s.sleepUntilReachable(ctx, delay, o.network)
 	return nil
 }
@@ -186,7 +195,11 @@ func (s *Supervisor) waitIn(ctx context.Context, state State, reason string, wai
 			st.BanExpires = &next
 		}
 	})
-	s.log.Error("connection stopped; will try again", "state", state, "reason", reason, "retry_in", wait.Round(time.Second))
+	help := troubleshoot.ConnectionReplaced
+	if state == Banned {
+		help = troubleshoot.Banned
+	}
+	s.log.Error("connection stopped; will try again", "state", state, "reason", reason, "retry_in", wait.Round(time.Second), "help", help)
 	s.alert(ctx, fmt.Sprintf("WhatsApp connection %s: %s. Trying again at %s.", state, reason, next.Format(time.RFC3339)))
 	sleep(ctx, wait)
 }
@@ -215,10 +228,14 @@ func (s *Supervisor) await(ctx context.Context, cli *whatsmeow.Client) outcome {
 		case sig := <-s.signals:
 			switch sig.kind {
 			case sigConnected:
+				s.outageEnded()
+				s.paired()
 				s.live.hear(time.Now())
 				s.setState(Connected, "logged in", nil)
 				s.setDegraded(deadSilent, "")
 			case sigQR:
+				s.outageEnded()
+				s.unpairedNotice()
 				qr.start(sig.codes)
 				s.showQR(qr.current(), qr.deadline)
 				s.maybeRequestCode(ctx, cli)
@@ -243,7 +260,8 @@ func (s *Supervisor) await(ctx context.Context, cli *whatsmeow.Client) outcome {
 // next connection shows the pairing flow again.
 func (s *Supervisor) onLoggedOut(ctx context.Context, reason string) {
 	s.setState(LoggedOut, reason, nil)
-	s.log.Error("WhatsApp logged this device out; pair again with the QR code in the logs or on /pair", "reason", reason)
+	s.log.Error("WhatsApp logged this device out; pair again with the QR code in the logs or on /pair", "reason", reason,
+		"help", troubleshoot.LoggedOut)
 	s.alert(ctx, "This bot was logged out of WhatsApp ("+reason+"). Pair it again: scan the QR code on /pair or in the logs.")
 	if err := s.opts.Store.UnbindAccount(ctx, s.opts.SessionID); err != nil {
 		s.log.Error("forget logged-out account", "err", err)

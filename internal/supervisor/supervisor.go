@@ -99,6 +99,8 @@ type Supervisor struct {
 	degradedBy deadCause
 
 	phone phoneWatch // sightings of the primary phone (phone.go)
+
+	notice notices // what the operator was already told (notice.go)
 }
 
 // maxAlerts bounds the alerts kept for /status.

@@ -24,6 +24,8 @@ import (
 
 	"go.mau.fi/whatsmeow"
 	wastore "go.mau.fi/whatsmeow/store"
+
+	"github.com/blacksky-bot/blacksky/internal/troubleshoot"
 )
 
 // versionFetchTimeout bounds the fetch of WhatsApp Web's page.
@@ -86,6 +88,6 @@ func (s *Supervisor) latestVersion(ctx context.Context) (wastore.WAVersionContai
 // outdated enters Outdated for good and alerts the owner.
 func (s *Supervisor) outdated(ctx context.Context, reason, alert string) {
 	s.setState(Outdated, reason, nil)
-	s.log.Error("client version refused; not reconnecting until restarted", "reason", reason)
+	s.log.Error("client version refused; not reconnecting until restarted", "reason", reason, "help", troubleshoot.Outdated)
 	s.alert(ctx, alert)
 }
