@@ -103,7 +103,7 @@ func withBackups(ctx context.Context, env *environment, cmd string, f func(*conf
 	log := newLogger(env, cfg)
 	st, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler), true)
 	if err != nil {
-		fmt.Fprintf(env.stderr, "blacksky %s: %v\n", cmd, err)
+		fmt.Fprintf(env.stderr, "blacksky %s: %v%s\n", cmd, err, helpFor(err))
 		return openFailure(err)
 	}
 	defer st.Close()

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/troubleshoot"
 )
 
 // sharedDir is a directory every user may enter, for a binary and a data
@@ -71,7 +73,7 @@ func TestDataDirNotWritableIsOneLineAndExitTwo(t *testing.T) {
 					failure = line
 				}
 			}
-			for _, want := range []string{data, fmt.Sprintf("uid %d", uid), "fix: " + fix} {
+			for _, want := range []string{data, fmt.Sprintf("uid %d", uid), "fix: " + fix, troubleshoot.DataDir.URL()} {
 				if !strings.Contains(failure, want) {
 					t.Errorf("the failure line lacks %q:\n%s", want, out)
 				}

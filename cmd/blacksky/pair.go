@@ -34,7 +34,7 @@ func pairCommand(ctx context.Context, env *environment, args []string) int {
 	log := newLogger(env, cfg)
 	st, err := openStore(ctx, cfg, log, true)
 	if err != nil {
-		fmt.Fprintf(env.stderr, "blacksky pair: %v\n", err)
+		fmt.Fprintf(env.stderr, "blacksky pair: %v%s\n", err, helpFor(err))
 		return openFailure(err)
 	}
 	defer st.Close()

@@ -27,7 +27,7 @@ func withQueueStore(ctx context.Context, env *environment, cmd string, f func(q 
 	log := newLogger(env, cfg).With("command", cmd)
 	st, err := openExistingStore(ctx, cfg)
 	if err != nil {
-		fmt.Fprintf(env.stderr, "blacksky %s: %v%s\n", cmd, err, noDatabaseHint(cfg, err))
+		fmt.Fprintf(env.stderr, "blacksky %s: %v%s%s\n", cmd, err, noDatabaseHint(cfg, err), helpFor(err))
 		return openFailure(err)
 	}
 	defer st.Close()

@@ -39,7 +39,7 @@ func runCommand(ctx context.Context, env *environment, args []string) int {
 	if err := serve(ctx, env, cfg, log); err != nil {
 		if code := openFailure(err); code == exitUsage {
 			// One line, as for a bad variable: the operator's to fix.
-			fmt.Fprintf(env.stderr, "blacksky run: %v\n", err)
+			fmt.Fprintf(env.stderr, "blacksky run: %v%s\n", err, helpFor(err))
 			return code
 		}
 		log.Error("blacksky stopped", "err", err)

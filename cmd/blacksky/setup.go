@@ -12,6 +12,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/config"
 	"github.com/blacksky-bot/blacksky/internal/logging"
 	"github.com/blacksky-bot/blacksky/internal/store"
+	"github.com/blacksky-bot/blacksky/internal/troubleshoot"
 	thirdparty "github.com/blacksky-bot/blacksky/third_party"
 )
 
@@ -101,6 +102,18 @@ func noDatabaseHint(cfg *config.Config, err error) string {
 		return "; no bot has run with this DATABASE_URL: start the bot with it first (blacksky run), or set DATABASE_URL to the running bot's database"
 	}
 	return fmt.Sprintf("; no bot has run with DATA_DIR=%s: start the bot there first (blacksky run), or set DATA_DIR to the running bot's data directory", cfg.DataDir)
+}
+
+// helpFor is where to read about an operator's failure to open the
+// database, as a suffix of its one line; nothing for other errors.
+func helpFor(err error) string {
+	switch {
+	case errors.Is(err, store.ErrNotWritable):
+		return " (see " + troubleshoot.DataDir.URL() + ")"
+	case errors.Is(err, store.ErrNoDatabase), errors.Is(err, store.ErrConfig):
+		return " (see " + troubleshoot.Database.URL() + ")"
+	}
+	return ""
 }
 
 func describeDatabase(cfg *config.Config) string {

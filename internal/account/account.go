@@ -14,6 +14,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/lease"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
+	"github.com/blacksky-bot/blacksky/internal/troubleshoot"
 )
 
 // Options configures a Runner.
@@ -96,7 +97,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		lost, err := r.lead(ctx, l)
 		switch {
 		case lost:
-			r.log.Error("lost the account lease (its database connection broke, or its lock file was replaced); stopped the connection at once")
+			r.log.Error("lost the account lease (its database connection broke, or its lock file was replaced); stopped the connection at once",
+				"help", troubleshoot.Lease)
 			l.Release()
 			failures = 0
 			continue
@@ -188,7 +190,7 @@ func (r *Runner) lead(ctx context.Context, l *lease.Lease) (lost bool, err error
 }
 
 func (r *Runner) onStandby(h lease.Holder) {
-	r.log.Warn("another process holds this account; waiting as a hot standby", "holder", h.ID, "since", h.Since)
+	r.log.Warn("another process holds this account; waiting as a hot standby", "holder", h.ID, "since", h.Since, "help", troubleshoot.Lease)
 	r.set(nil, &h)
 }
 

@@ -2,6 +2,7 @@ package account
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
 	"github.com/blacksky-bot/blacksky/internal/testkit"
+	"github.com/blacksky-bot/blacksky/internal/troubleshoot"
 )
 
 func TestMain(m *testing.M) {
@@ -72,5 +74,39 @@ func TestLostLeaseStopsTheConnection(t *testing.T) {
 		return connected(st, p) && st.Since.After(lostAt)
 	}); err != nil {
 		t.Fatalf("did not reconnect after retaking the lease: %v (state %s)", err, r.Status().State)
+	}
+}
+
+// A process waiting as a standby says so once, with where to read why.
+func TestStandbyLinePointsToTheGuide(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv := testkit.Sandbox(t, sandbox.Options{})
+	st := testkit.Store(t, store.Postgres)
+	runner := func(name string, logs *testkit.Logs) *Runner {
+		opts := Options{Store: st, SessionID: "s", HolderID: name, Poll: 50 * time.Millisecond,
+			Lease:      lease.Options{Check: 50 * time.Millisecond},
+			Supervisor: supervisor.Options{Configure: srv.Trust().Apply}}
+		if logs != nil {
+			opts.Logger = logs.Logger()
+		}
+		return New(opts)
+	}
+	holder := runner("holder", nil)
+	logs := testkit.NewLogs()
+	standby := runner("standby", logs)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 2)
+	go func() { done <- holder.Run(runCtx) }()
+	defer func() { stop(); <-done; <-done }()
+	if err := holder.WaitFor(ctx, func(s supervisor.Status, _ supervisor.Pairing) bool {
+		return s.Holder == "holder" && s.State != supervisor.Standby
+	}); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- standby.Run(runCtx) }()
+	testkit.WaitFor(t, "the standby's line", func() bool { return logs.Count(slog.LevelWarn, "hot standby") > 0 })
+	if line := logs.Lines(slog.LevelWarn, "hot standby")[0]; line.Attrs["help"] != troubleshoot.Lease.URL() {
+		t.Errorf("standby line %+v; want help=%s", line, troubleshoot.Lease.URL())
 	}
 }

@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,10 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
 	"github.com/blacksky-bot/blacksky/internal/testkit"
+	"github.com/blacksky-bot/blacksky/internal/troubleshoot"
 	"github.com/blacksky-bot/blacksky/internal/webhook"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
 )
 
 // TestRouting sends one message per case and checks the replies queued.
@@ -324,5 +328,19 @@ func TestNewHolderTakesBackADeadHoldersMessages(t *testing.T) {
 				t.Fatalf("message %+v %v; want handled at its second attempt", got, err)
 			}
 		})
+	}
+}
+
+// An undecryptable message's line says where to read what it means.
+func TestUndecryptableLinePointsToTheGuide(t *testing.T) {
+	logs := testkit.NewLogs()
+	f := newFixture(t, store.SQLite, func(o *Options) { o.Logger = logs.Logger() })
+	sender := types.NewJID("15550000002", types.DefaultUserServer)
+	f.bot.reportUndecryptable(&events.UndecryptableMessage{Info: types.MessageInfo{
+		MessageSource: types.MessageSource{Chat: sender, Sender: sender}, ID: "3EB0ABC",
+	}})
+	lines := logs.Lines(slog.LevelWarn, "could not be decrypted")
+	if len(lines) != 1 || lines[0].Attrs["help"] != troubleshoot.WaitingForMessage.URL() {
+		t.Fatalf("lines %+v; want one with help=%s", lines, troubleshoot.WaitingForMessage.URL())
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 
+	"github.com/blacksky-bot/blacksky/internal/troubleshoot"
 	"github.com/blacksky-bot/blacksky/internal/webhook"
 )
 
@@ -54,7 +55,7 @@ func (b *Bot) reportUndecryptable(e *events.UndecryptableMessage) {
 		u.SenderAlt = info.SenderAlt.ToNonAD().String()
 	}
 	b.log.Warn("bot: an incoming message could not be decrypted; the phone is asked to send it again",
-		"chat", u.Chat, "id", u.MsgID, "sender", u.Sender, "unavailable", u.Unavailable)
+		"chat", u.Chat, "id", u.MsgID, "sender", u.Sender, "unavailable", u.Unavailable, "help", troubleshoot.WaitingForMessage)
 	if b.opts.Webhook == nil || u.MsgID == "" || info.Chat.Server == types.BroadcastServer {
 		return
 	}

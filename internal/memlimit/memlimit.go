@@ -10,6 +10,8 @@ import (
 	"runtime/debug"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
+
+	"github.com/blacksky-bot/blacksky/internal/troubleshoot"
 )
 
 // headroom is the share of the limit left to the runtime's own overhead and
@@ -45,7 +47,7 @@ func Apply(maxMB int, log *slog.Logger) int64 {
 		limit = 0
 	}
 	if err != nil || limit <= 0 {
-		log.Info("no container memory limit found; set MAX_MEMORY_MB to bound memory", "reason", errString(err))
+		log.Info("no container memory limit found; set MAX_MEMORY_MB to bound memory", "reason", errString(err), "help", troubleshoot.Memory)
 		return 0
 	}
 	log.Info("memory limit from container cgroup", "limit_mb", limit>>20)

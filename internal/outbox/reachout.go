@@ -42,6 +42,8 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
+
+	"github.com/blacksky-bot/blacksky/internal/troubleshoot"
 )
 
 // ErrReachoutLocked is a send WhatsApp refused with error 463: the account
@@ -223,7 +225,7 @@ func (q *Queue) ReachoutLock() ReachoutLock { return q.reachout.status(q.now()) 
 // whatsmeow's event goroutine.
 func (q *Queue) NoticeReachoutLock(active bool, ends time.Time) {
 	q.reachout.notice(q.now(), active, ends)
-	q.log.Warn("WhatsApp's reach-out lock changed", "active", active, "ends", ends)
+	q.log.Warn("WhatsApp's reach-out lock changed", "active", active, "ends", ends, "help", troubleshoot.ReachOut)
 	q.signal()
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,7 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.mau.fi/whatsmeow"
 
+	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/testkit"
+	"github.com/blacksky-bot/blacksky/internal/troubleshoot"
 )
 
 // serverError is whatsmeow's error for a message ack with an error code,
@@ -344,5 +347,17 @@ func TestReachoutSendFromBeforeTheLockProvesNothing(t *testing.T) {
 	r.reached(now.Add(time.Millisecond))
 	if until, on := r.inForce(now.Add(2 * time.Millisecond)); on {
 		t.Errorf("lock still in force until %v after a send during it went through", until)
+	}
+}
+
+// The lock's log line says where to read what it means and what to do.
+func TestReachoutLockLinePointsToTheGuide(t *testing.T) {
+	e := newEnv(t, store.SQLite)
+	logs := testkit.NewLogs()
+	q := e.queue(t, Options{Logger: logs.Logger()})
+	q.NoticeReachoutLock(true, time.Now().Add(time.Hour))
+	lines := logs.Lines(slog.LevelWarn, "reach-out lock changed")
+	if len(lines) != 1 || lines[0].Attrs["help"] != troubleshoot.ReachOut.URL() {
+		t.Fatalf("lines %+v; want one with help=%s", lines, troubleshoot.ReachOut.URL())
 	}
 }
