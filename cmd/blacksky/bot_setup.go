@@ -6,16 +6,12 @@ import (
 	"log/slog"
 	"time"
 
-	"go.mau.fi/whatsmeow"
-
-	"github.com/blacksky-bot/blacksky/internal/account"
 	"github.com/blacksky-bot/blacksky/internal/backup"
 	"github.com/blacksky-bot/blacksky/internal/bot"
 	"github.com/blacksky-bot/blacksky/internal/config"
 	"github.com/blacksky-bot/blacksky/internal/metrics"
 	"github.com/blacksky-bot/blacksky/internal/outbox"
 	"github.com/blacksky-bot/blacksky/internal/store"
-	"github.com/blacksky-bot/blacksky/internal/supervisor"
 	"github.com/blacksky-bot/blacksky/internal/webhook"
 )
 
@@ -37,15 +33,16 @@ func newWebhook(cfg *config.Config, st *store.Store, log *slog.Logger) (*webhook
 
 // newBot builds the bot: incoming messages stored before they are
 // acknowledged, the built-in commands and the ones in commands.go, replies
-// through the queue. acct is read at call time: the bot exists before it.
+// through the queue. conn is read at call time: the bot exists before the
+// connection.
 func newBot(cfg *config.Config, st *store.Store, q *outbox.Queue, wh *webhook.Client, backups *backup.Manager,
-	m *metrics.Metrics, acct **account.Runner, started time.Time, log *slog.Logger) *bot.Bot {
+	m *metrics.Metrics, conn connection, started time.Time, log *slog.Logger) *bot.Bot {
 	b := bot.New(bot.Options{
 		DB: st.DB(), Kind: st.Kind(), Session: cfg.SessionID, Prefix: cfg.Prefix, Owners: cfg.Owners,
 		BotName: cfg.BotName, Version: version, Started: started, Queue: q, Webhook: wh, Metrics: m,
-		Status: func() supervisor.Status { return (*acct).Status() },
+		Status: conn.Status,
 		Reconnect: func() {
-			if s := (*acct).Supervisor(); s != nil {
+			if s := conn.Supervisor(); s != nil {
 				s.Reconnect()
 			}
 		},
@@ -63,17 +60,4 @@ func newBot(cfg *config.Config, st *store.Store, q *outbox.Queue, wh *webhook.Cl
 	})
 	registerCommands(b)
 	return b
-}
-
-// chainConfigure runs next after the existing client setup.
-func chainConfigure(opts *supervisor.Options, next func(*whatsmeow.Client) error) {
-	prev := opts.Configure
-	opts.Configure = func(cli *whatsmeow.Client) error {
-		if prev != nil {
-			if err := prev(cli); err != nil {
-				return err
-			}
-		}
-		return next(cli)
-	}
 }

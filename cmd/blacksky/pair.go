@@ -50,17 +50,22 @@ func pairCommand(ctx context.Context, env *environment, args []string) int {
 		return exitFailure
 	}
 	defer l.Release()
-	opts, err := supervisorOptions(ctx, cfg, st, log)
+	// The same parts and client setup as 'blacksky run': a message that
+	// arrives while pairing is stored before it is acknowledged, and the
+	// bot handles it when it runs.
+	p, err := assemble(ctx, cfg, st, log, time.Now())
 	if err != nil {
 		fmt.Fprintf(env.stderr, "blacksky pair: %v\n", err)
 		return exitFailure
 	}
+	opts := p.Supervisor
 	opts.LeaseToken = l.Token()
 	sup, err := supervisor.New(ctx, opts)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "blacksky pair: %v\n", err)
 		return exitFailure
 	}
+	p.conn.set(lone{sup})
 	if p := sup.Pairing(); p.Paired {
 		fmt.Fprintf(env.stdout, "session %q is already paired as %s; nothing to do\n", cfg.SessionID, p.Account)
 		return exitOK

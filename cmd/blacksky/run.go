@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	wastore "go.mau.fi/whatsmeow/store"
@@ -16,12 +15,9 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/account"
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/config"
-	"github.com/blacksky-bot/blacksky/internal/contacts"
 	"github.com/blacksky-bot/blacksky/internal/httpapi"
-	"github.com/blacksky-bot/blacksky/internal/jobs"
 	"github.com/blacksky-bot/blacksky/internal/lease"
 	"github.com/blacksky-bot/blacksky/internal/memlimit"
-	"github.com/blacksky-bot/blacksky/internal/metrics"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
 )
@@ -76,69 +72,22 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 		return err
 	}
 	defer st.Close()
-	backups, err := newBackups(cfg, st, log)
-	if err != nil {
-		return err
-	}
 	if !cfg.BackupsEnabled() {
 		log.Warn("SESSION_ENCRYPTION_KEY is not set: session backups are off (they are never written in plaintext)")
 	}
-
-	m := metrics.New()
-	opts, err := supervisorOptions(ctx, cfg, st, log)
+	p, err := assemble(ctx, cfg, st, log, started)
 	if err != nil {
 		return err
 	}
-	opts.Metrics = m
-	wh, err := newWebhook(cfg, st, log)
-	if err != nil {
-		return err
-	}
-	q := newQueue(cfg, st, wh, log)
-	m.Registry.MustRegister(q.Collector())
-	var acct *account.Runner
-	b := newBot(cfg, st, q, wh, backups, m, &acct, started, log)
-	queues := []*jobs.Queue{b.Jobs()}
-	kinds := map[string]httpapi.Jobs{"incoming": b.Jobs()}
-	if wh != nil {
-		queues = append(queues, wh.Jobs())
-		kinds["webhook"] = wh.Jobs()
-	}
-	m.Registry.MustRegister(jobs.Collector(queues...))
-	chainConfigure(&opts, b.Configure)
-	// Contacts are looked up through the client of whichever lease this
-	// process holds; a standby has none and answers from what it learnt.
-	dir := contacts.New(func() contacts.Client {
-		if sup := acct.Supervisor(); sup != nil {
-			return contacts.FromWhatsmeow(sup.Client)()
-		}
-		return nil
-	})
-	deliver := withQueue(&opts, q, dir, cfg.Owners, log)
-	acct = account.New(account.Options{
-		Store: st, SessionID: cfg.SessionID, Logger: log, Supervisor: opts,
+	acct := account.New(account.Options{
+		Store: st, SessionID: cfg.SessionID, Logger: log, Supervisor: p.Supervisor,
 		Poll: cfg.LeaseInterval, Lease: lease.Options{Check: cfg.LeaseInterval},
-		Prepare: restoreMissing(backups, log),
-		OnLeader: func(ctx context.Context, sup *supervisor.Supervisor) {
-			var wg sync.WaitGroup
-			if cfg.ScheduledBackups() {
-				wg.Go(func() { backups.Run(ctx, cfg.BackupInterval) })
-			}
-			wg.Go(func() { b.Run(ctx) })
-			if wh != nil {
-				wg.Go(func() { wh.Run(ctx) })
-			}
-			deliver(ctx, sup)
-			wg.Wait()
-		},
-		OnStop: func(ctx context.Context) { finalBackup(ctx, cfg, backups, log) },
+		Prepare:  restoreMissing(p.backups, log),
+		OnLeader: p.lead,
+		OnStop:   func(ctx context.Context) { finalBackup(ctx, cfg, p.backups, log) },
 	})
-
-	srv := httpapi.NewServer(httpapi.New(httpapi.Options{
-		Conn: acct, DB: st, Outbox: q, Contacts: dir, Backups: backupStatus(cfg, backups), Database: string(st.Kind()), Metrics: m, Token: cfg.APIToken,
-		BotName: cfg.BotName, Session: cfg.SessionID, Version: version, Started: started, Logger: log, Reachout: q.ReachoutLock,
-		Jobs: kinds,
-	}))
+	p.conn.set(acct)
+	srv := httpapi.NewServer(httpapi.New(p.httpOptions(acct, st, started)))
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
 	log.Info("serving HTTP", "addr", ln.Addr().String(), "auth", authMode(cfg))
