@@ -50,7 +50,7 @@ func allowed(t *testing.T) map[string][]string {
 // imports (tests' imports left out: tests may use what they need).
 func actual(t *testing.T) map[string][]string {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", module+"...")
+	cmd := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "./...")
 	cmd.Dir = "../.."
 	out, err := cmd.Output()
 	if err != nil {
@@ -60,12 +60,17 @@ func actual(t *testing.T) map[string][]string {
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		fields := strings.Fields(line)
 		pkg := strings.TrimPrefix(fields[0], module)
+		if fields[0] == strings.TrimSuffix(module, "/") {
+			pkg = "." // the public package blacksky, at the module's root
+		}
 		if pkg == "internal/archtest" || strings.HasPrefix(pkg, "third_party") {
 			continue
 		}
 		deps := []string{}
 		for _, imp := range fields[1:] {
-			if rel, ok := strings.CutPrefix(imp, module); ok && !strings.HasPrefix(rel, "third_party") {
+			if imp == strings.TrimSuffix(module, "/") {
+				deps = append(deps, ".")
+			} else if rel, ok := strings.CutPrefix(imp, module); ok && !strings.HasPrefix(rel, "third_party") {
 				deps = append(deps, rel)
 			}
 		}

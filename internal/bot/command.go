@@ -108,3 +108,17 @@ func (c *Command) allowed(isGroup bool) bool {
 	}
 	return true
 }
+
+// CheckCommands reports the first of cmds that Register would refuse beside
+// the built-in commands and the ones before it, without a bot: a program
+// can refuse a bad command before it opens anything.
+func CheckCommands(cmds ...Command) error {
+	b := &Bot{commands: make(map[string]*Command)}
+	b.registerBuiltins()
+	for _, c := range cmds {
+		if err := b.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

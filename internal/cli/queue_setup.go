@@ -1,0 +1,56 @@
+package cli
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/backoff"
+	"github.com/blacksky-bot/blacksky/internal/bot"
+	"github.com/blacksky-bot/blacksky/internal/config"
+	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/store"
+	"github.com/blacksky-bot/blacksky/internal/webhook"
+)
+
+// newQueue opens the account's outbox with the configured limits; with a
+// webhook, every message that becomes sent or dead is reported to it.
+// Under WhatsApp's reach-out lock it sends only to chats that have written
+// (the inbox knows them) and alerts the owners once per lock.
+func newQueue(cfg *config.Config, st *store.Store, wh *webhook.Client, log *slog.Logger) *outbox.Queue {
+	var q *outbox.Queue
+	opts := outbox.Options{
+		Session:       cfg.SessionID,
+		MaxAttempts:   cfg.NotifyMaxAttempts,
+		TTL:           cfg.NotifyTTL,
+		MaxPending:    cfg.NotifyMaxPending,
+		Backoff:       backoff.Policy{Base: cfg.NotifyRetryBase, Max: cfg.NotifyRetryMax},
+		Retention:     cfg.NotifyRetention,
+		RatePerMinute: cfg.SendRatePerMinute,
+		ChatGap:       cfg.SendChatGap,
+		SendTimeout:   cfg.NotifySendTimeout,
+		// A claim outlives its longest send, so it never expires mid-send.
+		Lease: 2 * cfg.NotifySendTimeout,
+		// Leaves room in Heroku's 30 s for HTTP, the connection and the database.
+		ShutdownGrace: 5 * time.Second,
+		Logger:        log.With("component", "outbox"),
+		HasWritten:    bot.HasWritten(st.DB(), cfg.SessionID),
+		Alert:         func(ctx context.Context, text string) { alertOwners(ctx, q, cfg.Owners, text, log) },
+	}
+	if wh != nil {
+		opts.Settled = wh.OutboxSettled
+	}
+	q = outbox.New(st.DB(), st.Kind(), opts)
+	return q
+}
+
+// alertOwners queues text to every owner.
+func alertOwners(ctx context.Context, q *outbox.Queue, owners []string, text string, log *slog.Logger) {
+	for _, owner := range owners {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if _, _, err := q.Enqueue(ctx, outbox.Request{To: owner, Text: text}); err != nil {
+			log.Error("queue owner alert", "owner", owner, "err", err)
+		}
+		cancel()
+	}
+}
