@@ -119,10 +119,10 @@ type Bot struct {
 	failMark func() error
 }
 
-// inboxTable is the inbox as the job engine sees it: a chat's messages are
+// InboxTable is the inbox as the job engine sees it: a chat's messages are
 // handled one at a time in the order they were stored, and a pending
 // message under a live lease is being handled.
-var inboxTable = jobs.Table{Name: "blacksky_inbox", Kind: "incoming", Partition: "chat", Pending: string(Pending), Running: string(Pending),
+var InboxTable = jobs.Table{Name: "blacksky_inbox", Kind: "incoming", Partition: "chat", Pending: string(Pending), Running: string(Pending),
 	Done: string(Handled), Dead: string(Failed), DoneAt: "handled_at"}
 
 // New returns a bot with the built-in commands registered; it does not
@@ -178,7 +178,7 @@ func New(opts Options) *Bot {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	q, err := jobs.New(opts.DB, opts.Kind, inboxTable, opts.Session, opts.Now)
+	q, err := jobs.New(opts.DB, opts.Kind, InboxTable, opts.Session, opts.Now)
 	if err != nil {
 		panic(err) // the table is this package's constant
 	}

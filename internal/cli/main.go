@@ -50,6 +50,7 @@ func commands() map[string]command {
 		"version":     {"print the version", versionCommand},
 		"send":        {"queue a message from the shell; the running bot delivers it", sendCommand},
 		"queue":       {"show the outgoing queue; list, retry or purge messages", queueCommand},
+		"jobs":        {"every kind of work (outgoing, incoming, webhook): depths, list, retry, purge", jobsCommand},
 		"backup":      {"take an encrypted backup of the session now", backupCommand},
 		"restore":     {"restore the session from the newest backup or a file (bot stopped)", restoreCommand},
 		"sandbox":     {"moved to blacksky-sandbox (go run ./cmd/blacksky-sandbox)", movedCommand("sandbox")},

@@ -41,7 +41,7 @@ func (a *api) registerJobs(mux *http.ServeMux) {
 		kinds[k] = q
 	}
 	if a.Outbox != nil {
-		kinds["outgoing"] = outgoingJobs{a.Outbox}
+		kinds["outgoing"] = OutgoingJobs(a.Outbox)
 	}
 	a.Jobs = kinds
 	mux.Handle(jobsPath, a.protect(methods(map[string]http.HandlerFunc{http.MethodGet: a.jobsOverview})))
@@ -208,8 +208,10 @@ func (a *api) withJobID(w http.ResponseWriter, r *http.Request, kind string, op 
 	}
 }
 
-// outgoingJobs shows the outgoing queue as one kind of work among the
+// OutgoingJobs shows the outgoing queue as one kind of work among the
 // others, through its own API (it is not on the job engine yet).
+func OutgoingJobs(q Outbox) Jobs { return outgoingJobs{q} }
+
 type outgoingJobs struct{ q Outbox }
 
 func (o outgoingJobs) States() []string {

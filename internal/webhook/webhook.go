@@ -136,7 +136,7 @@ func New(db *sql.DB, kind store.Kind, opts Options) (*Client, error) {
 		hc = &c
 	}
 	hc.CheckRedirect = sameHostRedirects(u)
-	q, err := jobs.New(db, kind, table, opts.Session, opts.Now)
+	q, err := jobs.New(db, kind, Table, opts.Session, opts.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -147,9 +147,9 @@ func New(db *sql.DB, kind store.Kind, opts Options) (*Client, error) {
 	}, nil
 }
 
-// table is the events' table as the job engine sees it: a pending event
+// Table is the events' table as the job engine sees it: a pending event
 // under a live lease is being posted.
-var table = jobs.Table{Name: "blacksky_webhook", Kind: "webhook", Pending: string(Pending), Running: string(Pending),
+var Table = jobs.Table{Name: "blacksky_webhook", Kind: "webhook", Pending: string(Pending), Running: string(Pending),
 	Done: string(Delivered), Dead: string(Dead), DoneAt: "delivered_at"}
 
 // Options returns the client's options with defaults filled in.
