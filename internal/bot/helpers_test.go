@@ -3,7 +3,6 @@ package bot
 import (
 	"context"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,36 +27,18 @@ func openStore(t testing.TB, kind store.Kind) *store.Store {
 	return testkit.Store(t, kind)
 }
 
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // fixture is a bot on a fresh database with a fake clock.
 type fixture struct {
 	st    *store.Store
 	q     *outbox.Queue
 	bot   *Bot
-	clock *clock
+	clock *testkit.Clock
 }
 
 func newFixture(t testing.TB, kind store.Kind, tune func(*Options)) *fixture {
 	t.Helper()
 	st := openStore(t, kind)
-	f := &fixture{st: st, clock: &clock{t: time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)}}
+	f := &fixture{st: st, clock: testkit.NewClock(time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC))}
 	f.q = outbox.New(st.DB(), st.Kind(), outbox.Options{Session: "s", Now: f.clock.Now})
 	opts := Options{
 		DB: st.DB(), Kind: st.Kind(), Session: "s", Owners: []string{"+49 151 00000001"},

@@ -18,17 +18,7 @@ func TestMessageDuringPairingIsKept(t *testing.T) {
 	env := botEnv(t, sb, "")
 	env["PORT"] = "1" // pair serves no HTTP
 	p := start(t, env, "pair", "--phone", "15550000001", "--timeout", "30s")
-	var code string
-	waitFor(t, "a pairing code", func() bool {
-		out := p.output()
-		const marker = "Link with phone number, enter: "
-		i := strings.Index(out, marker)
-		if i < 0 {
-			return false
-		}
-		code = strings.TrimSpace(strings.SplitN(out[i+len(marker):], "\n", 2)[0])
-		return code != ""
-	}, p)
+	code := pairingCode(t, p)
 	if status := control(t, sb.url, "POST", "/control/phone/code", map[string]string{"code": code}, nil); status != http.StatusOK {
 		t.Fatalf("entering code %q: %d", code, status)
 	}

@@ -74,17 +74,7 @@ func TestPairCommandWithPhoneCode(t *testing.T) {
 	env := botEnv(t, sb, "")
 	env["PORT"] = "1" // pair serves no HTTP
 	p := start(t, env, "pair", "--phone", "15550000001", "--timeout", "30s")
-	var code string
-	waitFor(t, "a pairing code", func() bool {
-		out := p.output()
-		const marker = "Link with phone number, enter: "
-		i := strings.Index(out, marker)
-		if i < 0 {
-			return false
-		}
-		code = strings.TrimSpace(strings.SplitN(out[i+len(marker):], "\n", 2)[0])
-		return code != ""
-	}, p)
+	code := pairingCode(t, p)
 	if status := control(t, sb.url, "POST", "/control/phone/code", map[string]string{"code": code}, nil); status != http.StatusOK {
 		t.Fatalf("entering code %q: %d", code, status)
 	}
@@ -124,4 +114,21 @@ func TestOwnerAlertedOnWhatsApp(t *testing.T) {
 	if alerts, _ := status["alerts"].([]any); len(alerts) == 0 {
 		t.Error("/status shows no alert")
 	}
+}
+
+// pairingCode waits for the pairing code 'blacksky pair --phone' prints.
+func pairingCode(t *testing.T, p *process) string {
+	t.Helper()
+	var code string
+	waitFor(t, "a pairing code", func() bool {
+		out := p.output()
+		const marker = "Link with phone number, enter: "
+		i := strings.Index(out, marker)
+		if i < 0 {
+			return false
+		}
+		code = strings.TrimSpace(strings.SplitN(out[i+len(marker):], "\n", 2)[0])
+		return code != ""
+	}, p)
+	return code
 }

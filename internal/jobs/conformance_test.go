@@ -39,29 +39,11 @@ func ddl(kind store.Kind, t Table) string {
 		updated_at BIGINT NOT NULL, done_at BIGINT)`, t.Name, id)
 }
 
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type fixture struct {
 	t   *testing.T
 	db  *sql.DB
 	q   *Queue
-	clk *clock
+	clk *testkit.Clock
 }
 
 func eachKind(t *testing.T, table Table, test func(t *testing.T, f *fixture)) {
@@ -71,8 +53,8 @@ func eachKind(t *testing.T, table Table, test func(t *testing.T, f *fixture)) {
 			if _, err := st.DB().Exec(ddl(kind, table)); err != nil {
 				t.Fatal(err)
 			}
-			clk := &clock{t: time.UnixMilli(1_800_000_000_000)}
-			q, err := New(st.DB(), kind, table, "s1", clk.now)
+			clk := testkit.NewClock(time.UnixMilli(1_800_000_000_000))
+			q, err := New(st.DB(), kind, table, "s1", clk.Now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,7 +66,7 @@ func eachKind(t *testing.T, table Table, test func(t *testing.T, f *fixture)) {
 // add inserts a pending job due now and returns its id.
 func (f *fixture) add(chat, payload string) int64 {
 	f.t.Helper()
-	now := ms(f.clk.now())
+	now := ms(f.clk.Now())
 	_, err := f.db.Exec(`INSERT INTO `+f.q.t.Name+` (session_id, chat, payload, state, run_at, updated_at)
 		VALUES ('s1', $1, $2, 'pending', $3, $3)`, chat, payload, now)
 	if err != nil {
@@ -146,7 +128,7 @@ func TestPartitionOrderSurvivesRetries(t *testing.T) {
 		if again := f.claim(10, "w"); len(again) != 0 {
 			t.Fatalf("claimed %v while each chat's first runs", f.payloads(again))
 		}
-		if err := f.q.Retry(ctx, first[0], "boom", f.clk.now().Add(time.Minute)); err != nil {
+		if err := f.q.Retry(ctx, first[0], "boom", f.clk.Now().Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.q.Complete(ctx, first[1], nil); err != nil {
@@ -159,7 +141,7 @@ func TestPartitionOrderSurvivesRetries(t *testing.T) {
 		if err := f.q.Complete(ctx, b2[0], nil); err != nil {
 			t.Fatal(err)
 		}
-		f.clk.add(time.Minute)
+		f.clk.Advance(time.Minute)
 		retried := f.claim(10, "w")
 		if got := f.payloads(retried); !same(got, []string{"a1"}) || retried[0].Attempts != 2 {
 			t.Fatalf("after the retry delay: claimed %v (%+v), want a1 at attempt 2", got, retried)
@@ -185,7 +167,7 @@ func TestExpiredLeaseIsRescued(t *testing.T) {
 				if len(f.claim(1, "other")) != 0 {
 					t.Fatal("a job under a live lease was claimed again")
 				}
-				f.clk.add(11 * time.Second)
+				f.clk.Advance(11 * time.Second)
 				rescued := f.claim(1, "other")
 				if len(rescued) != 1 || rescued[0].ID != id || rescued[0].Attempts != 2 {
 					t.Fatalf("after the lease ended: %+v, want job %d at attempt 2", rescued, id)
@@ -238,7 +220,7 @@ func TestCompleteCommitsTheCallersWritesWithIt(t *testing.T) {
 		f.db.QueryRow(`SELECT count(*) FROM jobs_report`).Scan(&n)
 		var doneAt sql.NullInt64
 		f.db.QueryRow(`SELECT done_at FROM jobs_ordered WHERE id = $1`, id).Scan(&doneAt)
-		if state, _, _ := f.row(id); state != "done" || n != 1 || doneAt.Int64 != ms(f.clk.now()) {
+		if state, _, _ := f.row(id); state != "done" || n != 1 || doneAt.Int64 != ms(f.clk.Now()) {
 			t.Fatalf("state %q, %d reports, done_at %v", state, n, doneAt)
 		}
 	})
@@ -262,7 +244,7 @@ func TestReleaseFailRetryPurge(t *testing.T) {
 		if dead, err := f.q.Fail(ctx, j[0], "first", p); dead || err != nil {
 			t.Fatalf("first failure: dead %v, %v", dead, err)
 		}
-		f.clk.add(time.Second)
+		f.clk.Advance(time.Second)
 		j = f.claim(1, "w")
 		if dead, err := f.q.Fail(ctx, j[0], "second", p); !dead || err != nil {
 			t.Fatalf("failure at MaxAttempts: dead %v, %v", dead, err)
@@ -307,11 +289,11 @@ func TestPruneDeletesOnlyOldDoneJobs(t *testing.T) {
 		f.q.Complete(ctx, f.claim(1, "w")[0], nil)
 		f.add("", "dead")
 		f.q.Bury(ctx, f.claim(1, "w")[0], "x")
-		f.clk.add(time.Hour)
+		f.clk.Advance(time.Hour)
 		recent := f.add("", "recent")
 		f.q.Complete(ctx, f.claim(1, "w")[0], nil)
 		open := f.add("", "open")
-		n, err := f.q.Prune(ctx, f.clk.now().Add(-time.Minute))
+		n, err := f.q.Prune(ctx, f.clk.Now().Add(-time.Minute))
 		if err != nil || n != 1 {
 			t.Fatalf("Prune = %d, %v; want 1", n, err)
 		}
@@ -342,11 +324,11 @@ func TestUnorderedClaimsByDueTime(t *testing.T) {
 		if len(j) != 1 || j[0].ID != a {
 			t.Fatalf("claimed %+v, want the oldest", j)
 		}
-		if err := f.q.Retry(ctx, j[0], "later", f.clk.now().Add(time.Hour)); err != nil {
+		if err := f.q.Retry(ctx, j[0], "later", f.clk.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		next, ok, err := f.q.NextDue(ctx)
-		if !ok || err != nil || !next.Equal(f.clk.now().Add(time.Hour)) {
+		if !ok || err != nil || !next.Equal(f.clk.Now().Add(time.Hour)) {
 			t.Fatalf("NextDue = %v %v %v, want a's retry in an hour (b, due already, is claimable)", next, ok, err)
 		}
 		j = f.claim(5, "w")
@@ -354,7 +336,7 @@ func TestUnorderedClaimsByDueTime(t *testing.T) {
 			t.Fatalf("claimed %+v, want b only (a waits an hour)", j)
 		}
 		next, _, _ = f.q.NextDue(ctx)
-		if want := f.clk.now().Add(10 * time.Second); !next.Equal(want) {
+		if want := f.clk.Now().Add(10 * time.Second); !next.Equal(want) {
 			t.Fatalf("NextDue = %v, want b's lease end %v", next, want)
 		}
 	})
@@ -461,8 +443,8 @@ func TestMetrics(t *testing.T) {
 		f.add("c", "3")
 		j := f.claim(2, "w")
 		f.q.Complete(ctx, j[0], nil)
-		f.q.Retry(ctx, j[1], "x", f.clk.now().Add(time.Minute))
-		f.clk.add(90 * time.Second) // c has waited 90 s, the retry 30 s past its time
+		f.q.Retry(ctx, j[1], "x", f.clk.Now().Add(time.Minute))
+		f.clk.Advance(90 * time.Second) // c has waited 90 s, the retry 30 s past its time
 		want := `
 # HELP blacksky_jobs Jobs by kind and state.
 # TYPE blacksky_jobs gauge

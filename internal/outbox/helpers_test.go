@@ -117,25 +117,11 @@ func waitState(t testing.TB, q *Queue, id int64, state State) Message {
 }
 
 // fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// fakeClock is testkit's clock with drive, for rate and gap tests.
+type fakeClock struct{ *testkit.Clock }
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+	return &fakeClock{testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
 }
 
 // drive advances the clock by step on every real millisecond until the
