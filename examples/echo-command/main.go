@@ -93,8 +93,8 @@ func run(ctx context.Context) error {
 	defer st.Close()
 
 	// The bot: built-in commands plus ours.
-	q := outbox.New(st.DB(), st.Kind(), outbox.Options{Session: "echo"})
-	b := bot.New(bot.Options{DB: st.DB(), Kind: st.Kind(), Session: "echo", BotName: "echo-bot", Queue: q, Logger: log})
+	q := outbox.New(st.DB(), st.Engine(), outbox.Options{Session: "echo"})
+	b := bot.New(bot.Options{DB: st.DB(), Engine: st.Engine(), Session: "echo", BotName: "echo-bot", Queue: q, Logger: log})
 	if err := b.Register(echoCommand()); err != nil {
 		return err
 	}

@@ -28,10 +28,10 @@ const (
 // from the file, so the production path is the same.
 var testKDF = kdfParams{Time: 1, MemoryKiB: 64, Threads: 1}
 
-var kinds = []store.Kind{store.SQLite, store.Postgres}
+var kinds = []store.Engine{store.SQLite, store.Postgres}
 
 // openStore returns a fresh, migrated store of the given kind.
-func openStore(t *testing.T, kind store.Kind) *store.Store {
+func openStore(t *testing.T, kind store.Engine) *store.Store {
 	t.Helper()
 	opts := store.Options{SQLitePath: filepath.Join(t.TempDir(), "blacksky.db")}
 	if kind == store.Postgres {

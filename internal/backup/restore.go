@@ -28,7 +28,7 @@ func Restore(ctx context.Context, st *store.Store, s *Session) error {
 		return fmt.Errorf("restore session %s: %w", s.SessionID, err)
 	}
 	defer tx.Rollback()
-	if err := restoreTx(ctx, tx, st.Kind(), s); err != nil {
+	if err := restoreTx(ctx, tx, st.Engine(), s); err != nil {
 		return fmt.Errorf("restore session %s: %w", s.SessionID, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -37,7 +37,7 @@ func Restore(ctx context.Context, st *store.Store, s *Session) error {
 	return nil
 }
 
-func restoreTx(ctx context.Context, tx *sql.Tx, kind store.Kind, s *Session) error {
+func restoreTx(ctx context.Context, tx *sql.Tx, kind store.Engine, s *Session) error {
 	jid := s.JID.String()
 	// Children first, so no foreign key is violated midway; the cascade
 	// from whatsmeow_device would do most of it, but privacy tokens have no

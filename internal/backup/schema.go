@@ -66,7 +66,7 @@ func specFor(name string) (tableSpec, bool) {
 // columns returns the columns of table in definition order with their
 // portable kinds, read from the database's catalog so that columns
 // whatsmeow adds later are carried without a change here.
-func columns(ctx context.Context, q querier, kind store.Kind, table string) ([]Column, error) {
+func columns(ctx context.Context, q querier, kind store.Engine, table string) ([]Column, error) {
 	var query string
 	var args []any
 	if kind == store.SQLite {
@@ -116,7 +116,7 @@ func kindOf(declared string) Kind {
 }
 
 // whatsmeowTables lists the whatsmeow_* tables that exist in the database.
-func whatsmeowTables(ctx context.Context, q querier, kind store.Kind) ([]string, error) {
+func whatsmeowTables(ctx context.Context, q querier, kind store.Engine) ([]string, error) {
 	query := `SELECT table_name FROM information_schema.tables
 		WHERE table_schema = current_schema() AND table_name LIKE 'whatsmeow\_%' ORDER BY table_name`
 	if kind == store.SQLite {

@@ -26,7 +26,7 @@ type querier interface {
 // It returns ErrNotPaired when the session has no stored device.
 func Snapshot(ctx context.Context, st *store.Store, sessionID string) (*Session, error) {
 	opts := &sql.TxOptions{ReadOnly: true}
-	if st.Kind() == store.Postgres {
+	if st.Engine() == store.Postgres {
 		// One snapshot of the database for all the SELECTs below.
 		opts.Isolation = sql.LevelRepeatableRead
 	}
@@ -52,7 +52,7 @@ func Snapshot(ctx context.Context, st *store.Store, sessionID string) (*Session,
 	s.PairedAt = time.UnixMilli(pairedAt).UTC()
 
 	for _, spec := range sessionTables {
-		t, err := readTable(ctx, tx, st.Kind(), spec, rawJID)
+		t, err := readTable(ctx, tx, st.Engine(), spec, rawJID)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot session %s: %w", sessionID, err)
 		}
@@ -64,7 +64,7 @@ func Snapshot(ctx context.Context, st *store.Store, sessionID string) (*Session,
 	return s, nil
 }
 
-func readTable(ctx context.Context, q querier, kind store.Kind, spec tableSpec, jid string) (Table, error) {
+func readTable(ctx context.Context, q querier, kind store.Engine, spec tableSpec, jid string) (Table, error) {
 	cols, err := columns(ctx, q, kind, spec.name)
 	if err != nil {
 		return Table{}, err

@@ -43,10 +43,10 @@ var ErrNotConfigured = errors.New("not configured")
 
 // Options configures a Bot; zero fields take the documented defaults.
 type Options struct {
-	// DB is the migrated database holding the inbox (Store.DB()), and Kind
-	// its engine (Store.Kind()); both are required.
-	DB   *sql.DB
-	Kind store.Kind
+	// DB is the migrated database holding the inbox (Store.DB()), and
+	// Engine its engine (Store.Engine()); both are required.
+	DB     *sql.DB
+	Engine store.Engine
 	// Session is the account (SESSION_ID); default "default".
 	Session string
 	// Prefix starts a command (PREFIX); default ".".
@@ -128,8 +128,8 @@ var InboxTable = jobs.Table{Name: "blacksky_inbox", Kind: "incoming", Partition:
 // New returns a bot with the built-in commands registered; it does not
 // touch the database. It panics without Options.DB and Options.Kind.
 func New(opts Options) *Bot {
-	if opts.DB == nil || opts.Kind == "" {
-		panic("bot: Options.DB and Options.Kind are required")
+	if opts.DB == nil || opts.Engine == "" {
+		panic("bot: Options.DB and Options.Engine are required")
 	}
 	if opts.Session == "" {
 		opts.Session = DefaultSession
@@ -178,7 +178,7 @@ func New(opts Options) *Bot {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	q, err := jobs.New(opts.DB, opts.Kind, InboxTable, opts.Session, opts.Now)
+	q, err := jobs.New(opts.DB, opts.Engine, InboxTable, opts.Session, opts.Now)
 	if err != nil {
 		panic(err) // the table is this package's constant
 	}

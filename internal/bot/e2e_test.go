@@ -62,20 +62,20 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	hook := newHookRecorder(t)
-	wh, err := webhook.New(st.DB(), st.Kind(), webhook.Options{
+	wh, err := webhook.New(st.DB(), st.Engine(), webhook.Options{
 		URL: hook.srv.URL, Secret: "topsecret", Session: "e2e", PollInterval: 20 * time.Millisecond, Logger: log,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := outbox.New(st.DB(), st.Kind(), outbox.Options{
+	q := outbox.New(st.DB(), st.Engine(), outbox.Options{
 		Session: "e2e", PollInterval: 20 * time.Millisecond, Logger: log, Settled: wh.OutboxSettled,
 		Backoff: backoff.Policy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond},
 	})
 	var sup *supervisor.Supervisor
 	b := bot.New(bot.Options{
 		Webhook: wh,
-		DB:      st.DB(), Kind: st.Kind(), Session: "e2e", Owners: []string{"+1 555 000 0002"},
+		DB:      st.DB(), Engine: st.Engine(), Session: "e2e", Owners: []string{"+1 555 000 0002"},
 		BotName: "e2ebot", Version: "v0.0.1", Queue: q, Logger: botLog, PollInterval: 20 * time.Millisecond,
 		Status: func() supervisor.Status { return sup.Status() },
 	})

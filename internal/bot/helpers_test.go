@@ -22,7 +22,7 @@ const (
 )
 
 // openStore migrates a fresh database of kind.
-func openStore(t testing.TB, kind store.Kind) *store.Store {
+func openStore(t testing.TB, kind store.Engine) *store.Store {
 	t.Helper()
 	return testkit.Store(t, kind)
 }
@@ -35,13 +35,13 @@ type fixture struct {
 	clock *testkit.Clock
 }
 
-func newFixture(t testing.TB, kind store.Kind, tune func(*Options)) *fixture {
+func newFixture(t testing.TB, kind store.Engine, tune func(*Options)) *fixture {
 	t.Helper()
 	st := openStore(t, kind)
 	f := &fixture{st: st, clock: testkit.NewClock(time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC))}
-	f.q = outbox.New(st.DB(), st.Kind(), outbox.Options{Session: "s", Now: f.clock.Now})
+	f.q = outbox.New(st.DB(), st.Engine(), outbox.Options{Session: "s", Now: f.clock.Now})
 	opts := Options{
-		DB: st.DB(), Kind: st.Kind(), Session: "s", Owners: []string{"+49 151 00000001"},
+		DB: st.DB(), Engine: st.Engine(), Session: "s", Owners: []string{"+49 151 00000001"},
 		BotName: "testbot", Version: "v1", Queue: f.q, Now: f.clock.Now,
 		Started: f.clock.Now().Add(-time.Hour), StartID: "start1",
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 func TestInbox(t *testing.T) {
-	for _, kind := range []store.Kind{store.SQLite, store.Postgres} {
+	for _, kind := range []store.Engine{store.SQLite, store.Postgres} {
 		t.Run(string(kind), func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, kind, nil)

@@ -194,7 +194,7 @@ func TestPanicKeepsWorkerRunning(t *testing.T) {
 // A crash between queuing the reply and marking the message handled
 // handles it again after the restart, and the outbox still holds one reply.
 func TestRehandlingSendsOneReply(t *testing.T) {
-	for _, kind := range []store.Kind{store.SQLite, store.Postgres} {
+	for _, kind := range []store.Engine{store.SQLite, store.Postgres} {
 		t.Run(string(kind), func(t *testing.T) {
 			t.Parallel()
 			var wh *webhook.Client
@@ -304,7 +304,7 @@ func TestNotifyConnected(t *testing.T) {
 // is handled by the next holder as soon as its worker starts, not after the
 // dead process's lease (minutes) runs out.
 func TestNewHolderTakesBackADeadHoldersMessages(t *testing.T) {
-	for _, kind := range testkit.Kinds {
+	for _, kind := range testkit.Engines {
 		t.Run(string(kind), func(t *testing.T) {
 			f := newFixture(t, kind, nil)
 			ctx := context.Background()

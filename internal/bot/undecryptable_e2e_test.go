@@ -48,11 +48,11 @@ func TestUndecryptableMessageRecoveredFromPhone(t *testing.T) {
 	}
 	defer st.Close()
 	hook := newHookRecorder(t)
-	wh, err := webhook.New(st.DB(), st.Kind(), webhook.Options{URL: hook.srv.URL, Secret: "s3", Session: "und", PollInterval: 20 * time.Millisecond})
+	wh, err := webhook.New(st.DB(), st.Engine(), webhook.Options{URL: hook.srv.URL, Secret: "s3", Session: "und", PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := outbox.New(st.DB(), st.Kind(), outbox.Options{
+	q := outbox.New(st.DB(), st.Engine(), outbox.Options{
 		Session: "und", PollInterval: 20 * time.Millisecond, Settled: wh.OutboxSettled,
 		Backoff: backoff.Policy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond},
 	})
@@ -61,7 +61,7 @@ func TestUndecryptableMessageRecoveredFromPhone(t *testing.T) {
 	if os.Getenv("BOT_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	b := bot.New(bot.Options{DB: st.DB(), Kind: st.Kind(), Session: "und", Queue: q, Webhook: wh, Metrics: m, PollInterval: 20 * time.Millisecond, Logger: log})
+	b := bot.New(bot.Options{DB: st.DB(), Engine: st.Engine(), Session: "und", Queue: q, Webhook: wh, Metrics: m, PollInterval: 20 * time.Millisecond, Logger: log})
 	var mu sync.Mutex
 	var echoed []string
 	if err := b.Register(bot.Command{Name: "echo", Run: func(ctx context.Context, c *bot.Context) error {

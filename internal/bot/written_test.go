@@ -10,7 +10,7 @@ import (
 // A chat has written once the inbox holds a message it sent; one the
 // account sent from its phone, or a message in another session, does not count.
 func TestHasWritten(t *testing.T) {
-	for _, kind := range []store.Kind{store.SQLite, store.Postgres} {
+	for _, kind := range []store.Engine{store.SQLite, store.Postgres} {
 		t.Run(string(kind), func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, kind, nil)

@@ -143,7 +143,7 @@ func (p *parts) httpOptions(conn httpapi.Connection, st *store.Store, started ti
 	}
 	return httpapi.Options{
 		Conn: conn, DB: st, Outbox: p.queue, Contacts: p.contacts, Backups: backupStatus(p.cfg, p.backups),
-		Database: string(st.Kind()), Metrics: p.metrics, Token: p.cfg.APIToken, BotName: p.cfg.BotName,
+		Database: string(st.Engine()), Metrics: p.metrics, Token: p.cfg.APIToken, BotName: p.cfg.BotName,
 		Session: p.cfg.SessionID, Version: version, Started: started, Logger: p.log, Reachout: p.queue.ReachoutLock,
 		Jobs: kinds,
 	}

@@ -20,7 +20,7 @@ func newWebhook(cfg *config.Config, st *store.Store, log *slog.Logger) (*webhook
 	if cfg.WebhookURL == "" {
 		return nil, nil
 	}
-	wh, err := webhook.New(st.DB(), st.Kind(), webhook.Options{
+	wh, err := webhook.New(st.DB(), st.Engine(), webhook.Options{
 		URL: cfg.WebhookURL, Secret: cfg.WebhookSecret, Session: cfg.SessionID,
 		MaxAttempts: cfg.WebhookMaxAttempts, Timeout: cfg.WebhookTimeout,
 		UserAgent: "blacksky/" + version, Logger: log.With("component", "webhook"),
@@ -38,7 +38,7 @@ func newWebhook(cfg *config.Config, st *store.Store, log *slog.Logger) (*webhook
 func newBot(cfg *config.Config, st *store.Store, q *outbox.Queue, wh *webhook.Client, backups *backup.Manager,
 	m *metrics.Metrics, conn connection, started time.Time, log *slog.Logger) *bot.Bot {
 	b := bot.New(bot.Options{
-		DB: st.DB(), Kind: st.Kind(), Session: cfg.SessionID, Prefix: cfg.Prefix, Owners: cfg.Owners,
+		DB: st.DB(), Engine: st.Engine(), Session: cfg.SessionID, Prefix: cfg.Prefix, Owners: cfg.Owners,
 		BotName: cfg.BotName, Version: version, Started: started, Queue: q, Webhook: wh, Metrics: m,
 		Status: conn.Status,
 		Reconnect: func() {

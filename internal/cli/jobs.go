@@ -92,7 +92,7 @@ func withJobKinds(ctx context.Context, env *environment, f func(map[string]httpa
 	defer st.Close()
 	kinds := map[string]httpapi.Jobs{"outgoing": httpapi.OutgoingJobs(newQueue(cfg, st, nil, newLogger(env, cfg)))}
 	for _, t := range []jobs.Table{bot.InboxTable, webhook.Table} {
-		q, err := jobs.New(st.DB(), st.Kind(), t, cfg.SessionID, nil)
+		q, err := jobs.New(st.DB(), st.Engine(), t, cfg.SessionID, nil)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "blacksky jobs: %v\n", err)
 			return exitFailure

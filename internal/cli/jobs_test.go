@@ -25,7 +25,7 @@ func TestJobsCommand(t *testing.T) {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b := bot.New(bot.Options{DB: st.DB(), Kind: st.Kind(), Session: "default"})
+	b := bot.New(bot.Options{DB: st.DB(), Engine: st.Engine(), Session: "default"})
 	now := time.Now()
 	for _, id := range []string{"A1", "A2"} {
 		if _, err := b.Store(ctx, bot.Message{Chat: "15550000002@s.whatsapp.net", MsgID: id, Sender: "15550000002@s.whatsapp.net",
@@ -33,7 +33,7 @@ func TestJobsCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	q, _ := jobs.New(st.DB(), st.Kind(), bot.InboxTable, "default", nil)
+	q, _ := jobs.New(st.DB(), st.Engine(), bot.InboxTable, "default", nil)
 	claimed, err := q.Claim(ctx, 1, "test", time.Minute)
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("claim %v %v", claimed, err)

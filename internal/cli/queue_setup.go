@@ -40,7 +40,7 @@ func newQueue(cfg *config.Config, st *store.Store, wh *webhook.Client, log *slog
 	if wh != nil {
 		opts.Settled = wh.OutboxSettled
 	}
-	q = outbox.New(st.DB(), st.Kind(), opts)
+	q = outbox.New(st.DB(), st.Engine(), opts)
 	return q
 }
 

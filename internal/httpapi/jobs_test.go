@@ -19,10 +19,10 @@ import (
 // A dead webhook event is seen, retried and purged through the same API as
 // every other kind of work, not only through the owner's ".queue retry".
 func TestJobsAPI(t *testing.T) {
-	for _, kind := range testkit.Kinds {
+	for _, kind := range testkit.Engines {
 		t.Run(string(kind), func(t *testing.T) {
 			st := testkit.Store(t, kind)
-			wh, err := webhook.New(st.DB(), st.Kind(), webhook.Options{URL: "http://127.0.0.1:1/hook", Session: "default"})
+			wh, err := webhook.New(st.DB(), st.Engine(), webhook.Options{URL: "http://127.0.0.1:1/hook", Session: "default"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -42,7 +42,7 @@ func TestJobsAPI(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			q := outbox.New(st.DB(), st.Kind(), outbox.Options{Session: "default"})
+			q := outbox.New(st.DB(), st.Engine(), outbox.Options{Session: "default"})
 			f := &fixture{conn: &fakeConn{}, db: &fakeDB{}, metrics: metrics.New(), started: time.Now()}
 			f.h = httpapi.New(httpapi.Options{Conn: f.conn, DB: f.db, Metrics: f.metrics, Outbox: q, Started: f.started,
 				Jobs: map[string]httpapi.Jobs{"webhook": wh.Jobs()}})

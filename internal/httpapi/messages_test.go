@@ -55,7 +55,7 @@ func newQueue(t testing.TB, opts outbox.Options) *outbox.Queue {
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 5 * time.Millisecond
 	}
-	return outbox.New(s.DB(), s.Kind(), opts)
+	return outbox.New(s.DB(), s.Engine(), opts)
 }
 
 // serve returns a fixture whose handler has q (which may be nil) as its Outbox.

@@ -30,7 +30,7 @@ const claimPageSize = 200
 // its next page; past it the search stops with what it found.
 const maxSeenPartitions = 1000
 
-// statements are the engine's SQL for one table and one database kind.
+// statements are the engine's SQL for one table and one database engine.
 type statements struct {
 	claim, candidates, due string
 	// planned goes before the arguments of claim and candidates: on
@@ -45,7 +45,7 @@ func (s statements) args(args ...any) []any { return append(append([]any(nil), s
 
 func quote(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
 
-func newStatements(kind store.Kind, t Table) statements {
+func newStatements(engine store.Engine, t Table) statements {
 	open := "state = " + quote(t.Pending)
 	if t.Running != t.Pending {
 		open = "state IN (" + quote(t.Pending) + ", " + quote(t.Running) + ")"
@@ -68,7 +68,7 @@ func newStatements(kind store.Kind, t Table) statements {
 		SET state = ` + quote(t.Running) + `, attempts = attempts + 1, lease_owner = $2, lease_until = $3, updated_at = $1
 		WHERE id %s SELECT o.id FROM ` + t.Name + ` o WHERE %s AND ` + due + ` %s
 		RETURNING id, ` + part + `, attempts`
-	if kind == store.Postgres {
+	if engine == store.Postgres {
 		s.claim = fmt.Sprintf(claim, "= ANY(ARRAY(", "o.id = ANY(CAST($5 AS BIGINT[]))", "FOR UPDATE SKIP LOCKED))")
 		s.planned = []any{pgx.QueryExecModeExec}
 	} else {
@@ -76,7 +76,7 @@ func newStatements(kind store.Kind, t Table) statements {
 	}
 	if t.Partition != "" {
 		leaveOut := "%s NOT IN (SELECT value FROM json_each($4))"
-		if kind == store.Postgres {
+		if engine == store.Postgres {
 			leaveOut = "%s <> ALL(CAST($4 AS TEXT[]))"
 		}
 		s.candidates = `SELECT id, ` + t.Partition + `, run_at, COALESCE(lease_until, 0) FROM ` + t.Name + `
@@ -99,7 +99,7 @@ func newStatements(kind store.Kind, t Table) statements {
 // list passes a list as one parameter: an array to PostgreSQL, JSON text to
 // SQLite's json_each.
 func (q *Queue) list(v any) any {
-	if q.kind == store.Postgres {
+	if q.engine == store.Postgres {
 		return v
 	}
 	b, _ := json.Marshal(v) // slices of strings and ints always marshal

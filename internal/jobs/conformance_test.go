@@ -27,9 +27,9 @@ var (
 	unordered = Table{Name: "jobs_unordered", Kind: "unordered", Pending: "pending", Running: "pending", Done: "delivered", Dead: "dead"}
 )
 
-func ddl(kind store.Kind, t Table) string {
+func ddl(engine store.Engine, t Table) string {
 	id := "INTEGER PRIMARY KEY AUTOINCREMENT"
-	if kind == store.Postgres {
+	if engine == store.Postgres {
 		id = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
 	}
 	return fmt.Sprintf(`CREATE TABLE %s (
@@ -47,14 +47,14 @@ type fixture struct {
 }
 
 func eachKind(t *testing.T, table Table, test func(t *testing.T, f *fixture)) {
-	for _, kind := range testkit.Kinds {
-		t.Run(string(kind), func(t *testing.T) {
-			st := testkit.Store(t, kind)
-			if _, err := st.DB().Exec(ddl(kind, table)); err != nil {
+	for _, engine := range testkit.Engines {
+		t.Run(string(engine), func(t *testing.T) {
+			st := testkit.Store(t, engine)
+			if _, err := st.DB().Exec(ddl(engine, table)); err != nil {
 				t.Fatal(err)
 			}
 			clk := testkit.NewClock(time.UnixMilli(1_800_000_000_000))
-			q, err := New(st.DB(), kind, table, "s1", clk.Now)
+			q, err := New(st.DB(), engine, table, "s1", clk.Now)
 			if err != nil {
 				t.Fatal(err)
 			}

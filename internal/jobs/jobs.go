@@ -83,7 +83,7 @@ var (
 // Queue is the engine over one table, for one session.
 type Queue struct {
 	db      *sql.DB
-	kind    store.Kind
+	engine  store.Engine
 	t       Table
 	session string
 	now     func() time.Time
@@ -96,7 +96,7 @@ var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 // New returns the engine over t in db for session. now is the clock (nil:
 // time.Now). It refuses a table or column name that is not a plain
 // identifier: they are written into the statements.
-func New(db *sql.DB, kind store.Kind, t Table, session string, now func() time.Time) (*Queue, error) {
+func New(db *sql.DB, engine store.Engine, t Table, session string, now func() time.Time) (*Queue, error) {
 	for _, name := range []string{t.Name, t.Partition, t.DoneAt} {
 		if name != "" && !identifier.MatchString(name) {
 			return nil, fmt.Errorf("jobs: %q is not a plain identifier", name)
@@ -108,7 +108,7 @@ func New(db *sql.DB, kind store.Kind, t Table, session string, now func() time.T
 	if now == nil {
 		now = time.Now
 	}
-	return &Queue{db: db, kind: kind, t: t, session: session, now: now, sql: newStatements(kind, t)}, nil
+	return &Queue{db: db, engine: engine, t: t, session: session, now: now, sql: newStatements(engine, t)}, nil
 }
 
 // Table returns the queue's table.

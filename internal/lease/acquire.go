@@ -39,7 +39,7 @@ func (o Options) check() time.Duration {
 // holding the lock, before it returns, and fails if the lock did not last
 // the wait (see the package comment).
 func TryAcquire(ctx context.Context, st *store.Store, sessionID, holderID string, opts Options) (*Lease, error) {
-	if st.Kind() == store.SQLite {
+	if st.Engine() == store.SQLite {
 		return trySQLite(ctx, st, sessionID, holderID, opts)
 	}
 	return tryPostgres(ctx, st.DB(), sessionID, holderID, opts)
@@ -152,7 +152,7 @@ func trySQLite(ctx context.Context, st *store.Store, sessionID, holderID string,
 
 // CurrentHolder reports who holds the lease on sessionID, if anyone.
 func CurrentHolder(ctx context.Context, st *store.Store, sessionID string) (Holder, bool, error) {
-	if st.Kind() == store.SQLite {
+	if st.Engine() == store.SQLite {
 		raw, err := os.ReadFile(lockPath(st.SQLitePath(), sessionID) + ".holder")
 		if err != nil {
 			return Holder{}, false, nil

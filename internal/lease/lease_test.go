@@ -14,7 +14,7 @@ import (
 )
 
 // twoProcesses opens the same database twice, as two processes would.
-func twoProcesses(t *testing.T, kind store.Kind) (*store.Store, *store.Store) {
+func twoProcesses(t *testing.T, kind store.Engine) (*store.Store, *store.Store) {
 	opts := store.Options{SQLitePath: filepath.Join(t.TempDir(), "b.db")}
 	if kind == store.Postgres {
 		opts = store.Options{PostgresURL: testdb.PostgresURL(t)}
@@ -40,7 +40,7 @@ func ctxFor(t *testing.T) context.Context {
 }
 
 func TestOneHolderAndHandOver(t *testing.T) {
-	for _, kind := range []store.Kind{store.SQLite, store.Postgres} {
+	for _, kind := range []store.Engine{store.SQLite, store.Postgres} {
 		t.Run(string(kind), func(t *testing.T) {
 			ctx := ctxFor(t)
 			a, b := twoProcesses(t, kind)
@@ -228,7 +228,7 @@ func TestPostgresTakeoverWaitsForTheOldHolder(t *testing.T) {
 // A lease given back is taken at once: the wait is only for a holder that
 // may still be running.
 func TestCleanHandOverDoesNotWait(t *testing.T) {
-	for _, kind := range []store.Kind{store.SQLite, store.Postgres} {
+	for _, kind := range []store.Engine{store.SQLite, store.Postgres} {
 		t.Run(string(kind), func(t *testing.T) {
 			ctx := ctxFor(t)
 			a, b := twoProcesses(t, kind)

@@ -10,7 +10,7 @@ import (
 )
 
 func eachStoreB(b *testing.B, f func(b *testing.B, e *env)) {
-	for _, kind := range []store.Kind{store.SQLite, store.Postgres} {
+	for _, kind := range []store.Engine{store.SQLite, store.Postgres} {
 		b.Run(string(kind), func(b *testing.B) { f(b, newEnv(b, kind)) })
 	}
 }

@@ -106,7 +106,7 @@ type statements struct {
 // args returns the arguments of claim or candidates as the engine needs them.
 func (s statements) args(args ...any) []any { return append(s.planned, args...) }
 
-func newStatements(kind store.Kind) statements {
+func newStatements(kind store.Engine) statements {
 	if kind == store.Postgres {
 		return statements{
 			claim:      fmt.Sprintf(claimSQL, "= ANY(ARRAY(", "o.id = ANY(CAST($6 AS BIGINT[]))", "FOR UPDATE SKIP LOCKED))"),
@@ -123,7 +123,7 @@ func newStatements(kind store.Kind) statements {
 // listParam passes a list as one parameter: an array to PostgreSQL, JSON
 // text to SQLite's json_each.
 func (q *Queue) listParam(list any) any {
-	if q.kind == store.Postgres {
+	if q.engine == store.Postgres {
 		return list
 	}
 	b, _ := json.Marshal(list) // slices of strings and ints always marshal

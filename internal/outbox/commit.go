@@ -51,7 +51,7 @@ func (q *Queue) writeBatch(ctx context.Context, batch []*enqueueCall) error {
 	// must survive power loss, not only the process (issue 13, case 9).
 	ctx = sqlitedb.DurableCommit(ctx)
 	return q.inTx(ctx, "enqueue", func(tx *sql.Tx) error {
-		if q.kind == store.Postgres {
+		if q.engine == store.Postgres {
 			// One batch at a time per account, across processes, keeps the
 			// backlog bound exact and ids in commit order, which FIFO per chat
 			// relies on. SQLite gets both from its single writer.
@@ -66,7 +66,7 @@ func (q *Queue) writeBatch(ctx context.Context, batch []*enqueueCall) error {
 // insertBatch inserts the batch within tx, refusing each message that the
 // backlog bound has no room for.
 func (q *Queue) insertBatch(ctx context.Context, tx *sql.Tx, batch []*enqueueCall, now int64) error {
-	if top, ok := q.roomUpTo(len(batch)); ok && q.kind == store.Postgres {
+	if top, ok := q.roomUpTo(len(batch)); ok && q.engine == store.Postgres {
 		// Most batches: one statement, the INSERT itself checking the
 		// highest id instead of a read of it first.
 		if done, err := q.insertAll(ctx, tx, batch, now, top); err != nil || done {
@@ -77,7 +77,7 @@ func (q *Queue) insertBatch(ctx context.Context, tx *sql.Tx, batch []*enqueueCal
 	if err != nil {
 		return err
 	}
-	if q.kind == store.Postgres && open+len(batch) <= q.opts.MaxPending {
+	if q.engine == store.Postgres && open+len(batch) <= q.opts.MaxPending {
 		_, err = q.insertAll(ctx, tx, batch, now, noGuard)
 		return err
 	}

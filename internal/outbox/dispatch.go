@@ -104,7 +104,7 @@ func (q *Queue) Run(ctx context.Context, sender Sender, gate Gate) error {
 // a restart may meet a backlog that grew since autovacuum last looked.
 // The claim queries do not depend on them; listing and counting do.
 func (q *Queue) analyze(ctx context.Context) {
-	if q.kind != store.Postgres {
+	if q.engine != store.Postgres {
 		return
 	}
 	if _, err := q.db.ExecContext(ctx, "ANALYZE blacksky_outbox"); err != nil {

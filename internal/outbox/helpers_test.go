@@ -18,7 +18,7 @@ import (
 // env is one migrated database; every handle it opens stands in for a
 // separate process.
 type env struct {
-	kind store.Kind
+	kind store.Engine
 	opts store.Options
 }
 
@@ -26,7 +26,7 @@ type env struct {
 // database, in parallel.
 func eachStore(t *testing.T, f func(t *testing.T, e *env)) {
 	t.Helper()
-	for _, kind := range []store.Kind{store.SQLite, store.Postgres} {
+	for _, kind := range []store.Engine{store.SQLite, store.Postgres} {
 		t.Run(string(kind), func(t *testing.T) {
 			t.Parallel()
 			f(t, newEnv(t, kind))
@@ -34,7 +34,7 @@ func eachStore(t *testing.T, f func(t *testing.T, e *env)) {
 	}
 }
 
-func newEnv(t testing.TB, kind store.Kind) *env {
+func newEnv(t testing.TB, kind store.Engine) *env {
 	t.Helper()
 	e := &env{kind: kind}
 	if kind == store.Postgres {
@@ -73,7 +73,7 @@ func (e *env) queue(t testing.TB, opts Options) *Queue {
 	if opts.ShutdownGrace == 0 {
 		opts.ShutdownGrace = 5 * time.Second
 	}
-	return New(s.DB(), s.Kind(), opts)
+	return New(s.DB(), s.Engine(), opts)
 }
 
 // run starts q's dispatcher; the returned stop cancels it and waits for

@@ -213,7 +213,7 @@ func defaultOwner() string {
 // Queue is one account's outbox on one database handle.
 type Queue struct {
 	db      *sql.DB
-	kind    store.Kind
+	engine  store.Engine
 	opts    Options
 	log     *slog.Logger
 	wake    chan struct{} // nudges the dispatcher after an enqueue or retry
@@ -232,15 +232,15 @@ type Queue struct {
 // New returns the queue of opts.Session on db, whose schema Store.Migrate
 // has created; it does not touch the database. A SQLite db should come
 // from the store (internal/sqlitedb), which queues writers in the process.
-func New(db *sql.DB, kind store.Kind, opts Options) *Queue {
+func New(db *sql.DB, engine store.Engine, opts Options) *Queue {
 	opts = opts.withDefaults()
 	q := &Queue{
-		db:   db,
-		kind: kind,
-		opts: opts,
-		log:  opts.Logger.With("component", "outbox", "session", opts.Session),
-		wake: make(chan struct{}, 1),
-		sql:  newStatements(kind),
+		db:     db,
+		engine: engine,
+		opts:   opts,
+		log:    opts.Logger.With("component", "outbox", "session", opts.Session),
+		wake:   make(chan struct{}, 1),
+		sql:    newStatements(engine),
 	}
 	q.enqueues = newBatcher(q.writeBatch)
 	q.sends = newBatcher(q.writeSent)

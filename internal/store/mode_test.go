@@ -47,7 +47,7 @@ func TestNoSQLiteFileIsErrNoDatabaseAndCreatesNothing(t *testing.T) {
 // ReadOnly opens it and reports SchemaNone, without goose's table appearing.
 func TestUnusedDatabaseIsRefusedAndLeftAsItIs(t *testing.T) {
 	ctx := context.Background()
-	for _, kind := range []Kind{SQLite, Postgres} {
+	for _, kind := range []Engine{SQLite, Postgres} {
 		t.Run(string(kind), func(t *testing.T) {
 			opts := Options{PostgresURL: "", SQLitePath: filepath.Join(t.TempDir(), "blacksky.db")}
 			if kind == Postgres {
@@ -88,7 +88,7 @@ func tables(t *testing.T, opts Options) []string {
 	}
 	defer st.Close()
 	q := "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1"
-	if st.Kind() == SQLite {
+	if st.Engine() == SQLite {
 		q = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1"
 	}
 	rows, err := st.DB().Query(q)

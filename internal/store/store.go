@@ -32,13 +32,13 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/sqlitedb"
 )
 
-// Kind names a database engine.
-type Kind string
+// Engine names a database engine.
+type Engine string
 
 // The supported engines.
 const (
-	SQLite   Kind = "sqlite"
-	Postgres Kind = "postgres"
+	SQLite   Engine = "sqlite"
+	Postgres Engine = "postgres"
 )
 
 // ErrCorrupt is returned when the SQLite file exists but is not a sound database.
@@ -85,7 +85,7 @@ type Options struct {
 // Store is an open database with whatsmeow's session container on top.
 type Store struct {
 	db        *sql.DB
-	kind      Kind
+	kind      Engine
 	sqlite    string
 	container *sqlstore.Container
 	wadb      *dbutil.Database // whatsmeow's handle on db
@@ -149,8 +149,8 @@ func open(ctx context.Context, opts Options) (*Store, error) {
 // database, host and port; never a password.
 func (s *Store) Where() string { return s.where }
 
-// Kind reports which engine the store runs on.
-func (s *Store) Kind() Kind { return s.kind }
+// Engine reports which engine the store runs on.
+func (s *Store) Engine() Engine { return s.kind }
 
 // SQLitePath is the database file on SQLite, empty on PostgreSQL.
 func (s *Store) SQLitePath() string { return s.sqlite }

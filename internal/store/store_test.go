@@ -18,10 +18,10 @@ import (
 
 // backends opens a fresh, unmigrated store of each kind; each open gets its
 // own *sql.DB so tests can stand in for separate processes.
-func backends(t *testing.T) map[Kind]func(t *testing.T) *Store {
+func backends(t *testing.T) map[Engine]func(t *testing.T) *Store {
 	sqlitePath := filepath.Join(t.TempDir(), "blacksky.db")
 	var pgURL string
-	return map[Kind]func(t *testing.T) *Store{
+	return map[Engine]func(t *testing.T) *Store{
 		SQLite: func(t *testing.T) *Store {
 			return mustOpen(t, Options{SQLitePath: sqlitePath})
 		},

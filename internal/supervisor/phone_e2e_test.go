@@ -18,7 +18,7 @@ import (
 // warns the owner once; the phone reading a chat is seen again, which ends
 // the warning, and a later aging warns again.
 func TestPhoneLastSeenWarnsOnce(t *testing.T) {
-	for _, kind := range testkit.Kinds {
+	for _, kind := range testkit.Engines {
 		t.Run(string(kind), func(t *testing.T) {
 			st := testkit.Store(t, kind)
 			alerts := make(chan string, 10)

@@ -421,7 +421,7 @@ func TestLongOutageRecoversWithinMaxDelay(t *testing.T) {
 // After WhatsApp logs the device out, the bot shows the pairing flow again
 // and a new scan links it, on either store.
 func TestPairAgainAfterLogout(t *testing.T) {
-	for _, kind := range testkit.Kinds {
+	for _, kind := range testkit.Engines {
 		t.Run(string(kind), func(t *testing.T) {
 			st := testkit.Store(t, kind)
 			h := newHarness(t, func(o *Options) { o.Store = st })

@@ -23,12 +23,12 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/testdb"
 )
 
-// Kinds lists the database engines every storage test runs on.
-var Kinds = []store.Kind{store.SQLite, store.Postgres}
+// Engines lists the database engines every storage test runs on.
+var Engines = []store.Engine{store.SQLite, store.Postgres}
 
 // Store returns a fresh, migrated database of kind, closed when t ends.
 // PostgreSQL follows testdb's rules: skipped loudly without it, failed in CI.
-func Store(t testing.TB, kind store.Kind) *store.Store {
+func Store(t testing.TB, kind store.Engine) *store.Store {
 	t.Helper()
 	opts := store.Options{SQLitePath: filepath.Join(t.TempDir(), "blacksky.db")}
 	if kind == store.Postgres {

@@ -18,7 +18,7 @@ import (
 // an event exists exactly when its state change does: when recording the
 // change fails, neither is stored, and the retry that follows stores both.
 func TestOutgoingEventsCommitWithTheStateChange(t *testing.T) {
-	for _, kind := range []store.Kind{store.SQLite, store.Postgres} {
+	for _, kind := range []store.Engine{store.SQLite, store.Postgres} {
 		t.Run(string(kind), func(t *testing.T) {
 			t.Parallel()
 			st := openStore(t, kind)
@@ -26,7 +26,7 @@ func TestOutgoingEventsCommitWithTheStateChange(t *testing.T) {
 			c := newClient(t, st, "https://example.invalid/hook", nil)
 			var failures atomic.Int32
 			failures.Store(1)
-			q := outbox.New(st.DB(), st.Kind(), outbox.Options{
+			q := outbox.New(st.DB(), st.Engine(), outbox.Options{
 				Session: "s", PollInterval: 5 * time.Millisecond, Lease: 300 * time.Millisecond,
 				Settled: func(ctx context.Context, tx *sql.Tx, msgs []outbox.Message) error {
 					if err := c.OutboxSettled(ctx, tx, msgs); err != nil {

@@ -89,10 +89,10 @@ type Client struct {
 	running atomic.Bool
 }
 
-// New returns the webhook of opts.Session on db, a database of kind whose
+// New returns the webhook of opts.Session on db, a database of that engine whose
 // schema Store.Migrate has created; it does not touch the database and
 // refuses a URL that is not absolute http(s).
-func New(db *sql.DB, kind store.Kind, opts Options) (*Client, error) {
+func New(db *sql.DB, engine store.Engine, opts Options) (*Client, error) {
 	u, err := url.Parse(opts.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, errors.Join(ErrInvalid, errors.New("webhook URL must be an absolute http:// or https:// URL"))
@@ -136,7 +136,7 @@ func New(db *sql.DB, kind store.Kind, opts Options) (*Client, error) {
 		hc = &c
 	}
 	hc.CheckRedirect = sameHostRedirects(u)
-	q, err := jobs.New(db, kind, Table, opts.Session, opts.Now)
+	q, err := jobs.New(db, engine, Table, opts.Session, opts.Now)
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,7 @@ import (
 
 const secret = "s3cret"
 
-func openStore(t testing.TB, kind store.Kind) *store.Store {
+func openStore(t testing.TB, kind store.Engine) *store.Store {
 	t.Helper()
 	return testkit.Store(t, kind)
 }
@@ -72,7 +72,7 @@ func newClient(t testing.TB, st *store.Store, url string, tune func(*Options)) *
 	if tune != nil {
 		tune(&opts)
 	}
-	c, err := New(st.DB(), st.Kind(), opts)
+	c, err := New(st.DB(), st.Engine(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func eventually(t testing.TB, cond func(ctx context.Context) (ok bool, saw strin
 // The endpoint fails three times, then accepts: four attempts, each with
 // the same event ID and body and a valid signature.
 func TestRetriesUntilDelivered(t *testing.T) {
-	for _, kind := range []store.Kind{store.SQLite, store.Postgres} {
+	for _, kind := range []store.Engine{store.SQLite, store.Postgres} {
 		t.Run(string(kind), func(t *testing.T) {
 			t.Parallel()
 			st := openStore(t, kind)
@@ -310,7 +310,7 @@ func TestEnqueue(t *testing.T) {
 		t.Errorf("unmarshallable payload: %v", err)
 	}
 	for _, u := range []string{"", "ftp://x/y", "/relative", "http://"} {
-		if _, err := New(st.DB(), st.Kind(), Options{URL: u}); !errors.Is(err, ErrInvalid) {
+		if _, err := New(st.DB(), st.Engine(), Options{URL: u}); !errors.Is(err, ErrInvalid) {
 			t.Errorf("New(%q) = %v, want ErrInvalid", u, err)
 		}
 	}
@@ -398,7 +398,7 @@ func TestMaskURL(t *testing.T) {
 // Two processes' dispatchers on one database (the old and the new dyno of a
 // deploy) post each event once: each event is claimed under a lease.
 func TestTwoDispatchersPostEachEventOnce(t *testing.T) {
-	for _, kind := range testkit.Kinds {
+	for _, kind := range testkit.Engines {
 		t.Run(string(kind), func(t *testing.T) {
 			st := openStore(t, kind)
 			ep, srv := newEndpoint(t, func(int) int { return http.StatusOK })
