@@ -123,7 +123,7 @@ type Bot struct {
 // handled one at a time in the order they were stored, and a pending
 // message under a live lease is being handled.
 var InboxTable = jobs.Table{Name: "blacksky_inbox", Kind: "incoming", Partition: "chat", Pending: string(Pending), Running: string(Pending),
-	Done: string(Handled), Dead: string(Failed), DoneAt: "handled_at"}
+	Done: string(Handled), Dead: string(Dead), DoneAt: "handled_at"}
 
 // New returns a bot with the built-in commands registered; it does not
 // touch the database. It panics without Options.DB and Options.Kind.

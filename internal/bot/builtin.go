@@ -72,7 +72,7 @@ func (b *Bot) cmdStatus(ctx context.Context, c *Context) error {
 		sb.WriteString("Outgoing: unavailable\n")
 	}
 	if d, err := b.InboxDepths(ctx); err == nil {
-		fmt.Fprintf(&sb, "Incoming: %d waiting, %d failed\n", waiting(d), d[Failed])
+		fmt.Fprintf(&sb, "Incoming: %d waiting, %d dead\n", waiting(d), d[Dead])
 	}
 	if b.opts.Webhook != nil {
 		if d, err := b.opts.Webhook.Depths(ctx); err == nil {
@@ -121,8 +121,8 @@ func (b *Bot) cmdQueue(ctx context.Context, c *Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(&sb, "\nIncoming: %d waiting, %d failed", waiting(in), in[Failed])
-	dead := d[outbox.Dead] + in[Failed]
+	fmt.Fprintf(&sb, "\nIncoming: %d waiting, %d dead", waiting(in), in[Dead])
+	dead := d[outbox.Dead] + in[Dead]
 	if b.opts.Webhook != nil {
 		w, err := b.opts.Webhook.Depths(ctx)
 		if err != nil {
@@ -132,23 +132,23 @@ func (b *Bot) cmdQueue(ctx context.Context, c *Context) error {
 		dead += w[webhook.Dead]
 	}
 	if dead > 0 {
-		fmt.Fprintf(&sb, "\nSend %squeue retry to retry everything dead or failed.", c.Prefix)
+		fmt.Fprintf(&sb, "\nSend %squeue retry to retry everything dead.", c.Prefix)
 	}
 	return c.Reply(ctx, sb.String())
 }
 
-// retryAll puts dead outgoing messages, failed incoming ones and dead
+// retryAll puts dead outgoing messages, dead incoming ones and dead
 // webhook events back in their queues.
 func (b *Bot) retryAll(ctx context.Context, c *Context) error {
 	out, err := b.opts.Queue.RetryAllDead(ctx)
 	if err != nil {
 		return err
 	}
-	in, err := b.RetryFailed(ctx)
+	in, err := b.RetryDead(ctx)
 	if err != nil {
 		return err
 	}
-	text := fmt.Sprintf("Retrying %d dead outgoing and %d failed incoming message(s)", out, in)
+	text := fmt.Sprintf("Retrying %d dead outgoing and %d dead incoming message(s)", out, in)
 	if b.opts.Webhook != nil {
 		w, err := b.opts.Webhook.RetryDead(ctx)
 		if err != nil {

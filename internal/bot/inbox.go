@@ -86,7 +86,7 @@ func (b *Bot) InboxDepths(ctx context.Context) (map[MessageState]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("count incoming messages: %w", err)
 	}
-	return map[MessageState]int{Pending: d[string(Pending)], Handled: d[string(Handled)], Failed: d[string(Failed)]}, nil
+	return map[MessageState]int{Pending: d[string(Pending)], Handled: d[string(Handled)], Dead: d[string(Dead)]}, nil
 }
 
 // Jobs is the inbox as the job engine sees it (kind "incoming"), for its
@@ -113,12 +113,12 @@ func (b *Bot) fail(ctx context.Context, j jobs.Job, m Message, cause error) erro
 	return nil
 }
 
-// RetryFailed makes every failed incoming message pending again and
+// RetryDead makes every dead incoming message pending again and
 // returns how many.
-func (b *Bot) RetryFailed(ctx context.Context) (int64, error) {
+func (b *Bot) RetryDead(ctx context.Context) (int64, error) {
 	n, err := b.jobs.RetryDead(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("retry failed messages: %w", err)
+		return 0, fmt.Errorf("retry dead incoming messages: %w", err)
 	}
 	if n > 0 {
 		b.signal()

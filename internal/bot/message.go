@@ -16,7 +16,7 @@ type MessageState string
 const (
 	Pending MessageState = "pending" // stored, not handled yet
 	Handled MessageState = "handled" // handled; kept to recognise redeliveries
-	Failed  MessageState = "failed"  // handling hit storage errors MaxAttempts times
+	Dead    MessageState = "dead"    // handling hit storage errors MaxAttempts times; kept until retried or purged
 )
 
 // Message is an incoming message as stored in the inbox.

@@ -43,10 +43,10 @@ func TestRouting(t *testing.T) {
 		{"unknown long name", msg(strangerJID, "."+strings.Repeat("x", 100)), []string{"Unknown command ." + strings.Repeat("x", 32) + "… — send .menu"}},
 		{"owner command refused", msg(strangerJID, ".queue"), []string{"Sorry, .queue is only for the bot's owner."}},
 		{"owner command refused in group", group(strangerJID, ".reconnect"), []string{"Sorry, .reconnect is only for the bot's owner."}},
-		{"owner queue", msg(ownerJID, ".queue"), []string{"Outgoing: 0 pending, 0 sending, 0 sent, 0 dead\nIncoming: 0 waiting, 0 failed"}},
+		{"owner queue", msg(ownerJID, ".queue"), []string{"Outgoing: 0 pending, 0 sending, 0 sent, 0 dead\nIncoming: 0 waiting, 0 dead"}},
 		{"owner by LID", lid(ownerJID, ".queue"), []string{"Outgoing: 0 pending"}},
 		{"stranger by LID", lid(strangerLIDPN, ".queue"), []string{"only for the bot's owner"}},
-		{"owner queue retry", msg(ownerJID, ".queue retry"), []string{"Retrying 0 dead outgoing and 0 failed incoming message(s)."}},
+		{"owner queue retry", msg(ownerJID, ".queue retry"), []string{"Retrying 0 dead outgoing and 0 dead incoming message(s)."}},
 		{"owner queue bad arg", msg(ownerJID, ".queue flush"), []string{"Usage: .queue or .queue retry"}},
 		{"menu for stranger", msg(strangerJID, ".menu"), []string{".ping — check"}},
 		{"help alias", msg(strangerJID, ".HELP"), []string{"*testbot* commands:"}},
@@ -262,12 +262,12 @@ func TestFailingHandlingGivesUp(t *testing.T) {
 		f.bot.handleDue(context.Background())
 	}
 	got, _, _ := f.bot.Get(context.Background(), m.Chat, m.MsgID)
-	if got.State != Failed || got.Attempts != 3 {
-		t.Fatalf("state %s attempts %d, want failed 3", got.State, got.Attempts)
+	if got.State != Dead || got.Attempts != 3 {
+		t.Fatalf("state %s attempts %d, want dead 3", got.State, got.Attempts)
 	}
 	f.bot.failMark = nil
-	if n, err := f.bot.RetryFailed(context.Background()); err != nil || n != 1 {
-		t.Fatalf("RetryFailed = %d, %v", n, err)
+	if n, err := f.bot.RetryDead(context.Background()); err != nil || n != 1 {
+		t.Fatalf("RetryDead = %d, %v", n, err)
 	}
 	f.bot.handleDue(context.Background())
 	if got, _, _ := f.bot.Get(context.Background(), m.Chat, m.MsgID); got.State != Handled {

@@ -21,7 +21,7 @@ const jobsUsage = "Usage: blacksky jobs [list KIND [--state S] [--limit N] | ret
 
 // jobsCommand shows and repairs every kind of durable work the way
 // /api/v1/jobs does: depths and lag, a kind's list, retry and purge of
-// dead work. A failed incoming message or a dead webhook event is handled
+// dead work. A dead incoming message or a dead webhook event is handled
 // like a dead outgoing message.
 func jobsCommand(ctx context.Context, env *environment, args []string) int {
 	sub := "stats"
@@ -41,7 +41,7 @@ func jobsCommand(ctx context.Context, env *environment, args []string) int {
 		kind, args = args[0], args[1:]
 	}
 	fs := flag.NewFlagSet("jobs "+sub, flag.ContinueOnError)
-	state := fs.String("state", "", "list only work in this state (the kind's own words: dead, or failed for incoming)")
+	state := fs.String("state", "", "list only work in this state (pending, handled, dead; outgoing: pending, sending, sent, dead; webhook: pending, delivered, dead)")
 	limit := fs.Int("limit", 50, "list at most this many")
 	all := fs.Bool("all-dead", false, "retry or purge every dead item of the kind")
 	fs.SetOutput(nilWriter{})

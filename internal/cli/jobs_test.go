@@ -12,7 +12,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/store"
 )
 
-// blacksky jobs shows and repairs every kind of work: a failed incoming
+// blacksky jobs shows and repairs every kind of work: a dead incoming
 // message is listed with its error, retried and purged from the shell, as
 // a dead outgoing message is with blacksky queue.
 func TestJobsCommand(t *testing.T) {
@@ -45,10 +45,10 @@ func TestJobsCommand(t *testing.T) {
 	vars := map[string]string{"DATA_DIR": dir}
 
 	code, out, errOut := runCLI(t, vars, "jobs")
-	if code != exitOK || !strings.Contains(out, "incoming") || !strings.Contains(out, "failed 1") || !strings.Contains(out, "webhook") {
+	if code != exitOK || !strings.Contains(out, "incoming") || !strings.Contains(out, "dead 1") || !strings.Contains(out, "webhook") {
 		t.Fatalf("jobs: exit %d\n%s%s", code, out, errOut)
 	}
-	code, out, _ = runCLI(t, vars, "jobs", "list", "incoming", "--state", "failed")
+	code, out, _ = runCLI(t, vars, "jobs", "list", "incoming", "--state", "dead")
 	if code != exitOK || !strings.Contains(out, "disk full") || strings.Count(out, "\n") != 2 {
 		t.Fatalf("jobs list: exit %d\n%s", code, out)
 	}
@@ -59,7 +59,7 @@ func TestJobsCommand(t *testing.T) {
 	if code, out, _ := runCLI(t, vars, "jobs", "retry", "incoming", id); code != exitOK || !strings.Contains(out, "retried incoming item "+id) {
 		t.Errorf("retry: exit %d, %q", code, out)
 	}
-	if code, out, _ := runCLI(t, vars, "jobs", "list", "incoming", "--state", "failed"); code != exitOK || strings.Count(out, "\n") != 1 {
+	if code, out, _ := runCLI(t, vars, "jobs", "list", "incoming", "--state", "dead"); code != exitOK || strings.Count(out, "\n") != 1 {
 		t.Errorf("after the retry, failed: %q", out)
 	}
 	for _, args := range [][]string{{"jobs", "list"}, {"jobs", "list", "nope"}, {"jobs", "retry", "incoming"}, {"jobs", "list", "incoming", "--state", "sent"}} {

@@ -160,8 +160,7 @@ func queryInt(w http.ResponseWriter, r *http.Request, name string, def int64) (i
 }
 
 func (a *api) purgeDeadJobs(w http.ResponseWriter, r *http.Request, kind string, q Jobs) {
-	// The kind's word for dead work is its last state: dead, or failed
-	// for incoming messages.
+	// Dead work is the kind's last state (dead, for every kind).
 	states := q.States()
 	if dead := states[len(states)-1]; r.URL.Query().Get("state") != dead {
 		writeError(w, http.StatusBadRequest, "say state="+dead+": only "+dead+" "+kind+" work is purged in bulk")
