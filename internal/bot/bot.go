@@ -206,7 +206,7 @@ func New(opts Options) *Bot {
 // Options returns the bot's options with defaults filled in.
 func (b *Bot) Options() Options { return b.opts }
 
-func (b *Bot) signal() {
+func (b *Bot) wakeUp() {
 	select {
 	case b.wake <- struct{}{}:
 	default:

@@ -70,7 +70,7 @@ func (b *Bot) process(ctx context.Context, j jobs.Job, m Message) error {
 	if err := b.route(ctx, m); err != nil {
 		return err
 	}
-	return b.finish(ctx, j, m)
+	return b.complete(ctx, j, m)
 }
 
 // route runs the command m calls, if any, and returns only storage errors.
@@ -138,8 +138,8 @@ func (b *Bot) run(ctx context.Context, c *Context) {
 
 var errPanic = errors.New("command panicked")
 
-// finish marks m handled and passes it to the webhook, in one transaction.
-func (b *Bot) finish(ctx context.Context, j jobs.Job, m Message) error {
+// complete marks m handled and passes it to the webhook, in one transaction.
+func (b *Bot) complete(ctx context.Context, j jobs.Job, m Message) error {
 	err := b.jobs.Complete(ctx, j, func(tx *sql.Tx) error {
 		if b.opts.Webhook != nil {
 			if err := b.opts.Webhook.EnqueueID(ctx, tx, messageEventID(b.opts.Session, m), webhook.KindMessageReceived, m); err != nil {

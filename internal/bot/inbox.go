@@ -52,7 +52,7 @@ func (b *Bot) Store(ctx context.Context, m Message) (bool, error) {
 		return false, fmt.Errorf("store incoming message: %w", err)
 	}
 	if n > 0 {
-		b.signal()
+		b.wakeUp()
 	}
 	return n > 0, nil
 }
@@ -121,7 +121,7 @@ func (b *Bot) RetryDead(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("retry dead incoming messages: %w", err)
 	}
 	if n > 0 {
-		b.signal()
+		b.wakeUp()
 	}
 	return n, nil
 }

@@ -124,7 +124,7 @@ func (q *Queue) Retry(ctx context.Context, id int64) (Message, error) {
 	if err != nil {
 		return Message{}, fmt.Errorf("retry message %d: %w", id, err)
 	}
-	q.signal()
+	q.wakeUp()
 	return m, nil
 }
 
@@ -142,7 +142,7 @@ func (q *Queue) RetryAllDead(ctx context.Context) (int64, error) {
 	}
 	n, _ := res.RowsAffected()
 	if n > 0 {
-		q.signal()
+		q.wakeUp()
 	}
 	return n, nil
 }
@@ -240,7 +240,7 @@ func (q *Queue) ReclaimAll(ctx context.Context) (int64, error) {
 	}
 	n, _ := res.RowsAffected()
 	if n > 0 {
-		q.signal()
+		q.wakeUp()
 	}
 	return n, nil
 }

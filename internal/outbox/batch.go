@@ -22,20 +22,20 @@ const (
 )
 
 // call is one caller's write waiting for a batch; the batch's write sets
-// the caller's outcome, and the batcher then finishes it.
+// the caller's outcome, and the batcher then releases it (its caller goes on).
 type call struct {
 	done chan struct{}
 }
 
 func newCall() call { return call{done: make(chan struct{})} }
 
-func (c call) finish() { close(c.done) }
+func (c call) release() { close(c.done) }
 
 // batched is what a batcher needs of a call: it can be told that its
-// whole batch failed, and be finished.
+// whole batch failed, and be released to its caller.
 type batched interface {
 	fail(err error)
-	finish()
+	release()
 }
 
 // batcher gathers concurrent calls of type C into shared transactions.
@@ -51,7 +51,7 @@ func newBatcher[C batched](write func(context.Context, []C) error) *batcher[C] {
 	return &batcher[C]{turn: make(chan struct{}, 1), write: write}
 }
 
-// do queues c and returns once c is finished, committing batches itself
+// do queues c and returns once c is released, committing batches itself
 // while nobody else does. If ctx ends first it returns ctx.Err(), and c
 // may still be written by the batch it was already in.
 func (b *batcher[C]) do(ctx context.Context, c C, done <-chan struct{}) error {
@@ -74,7 +74,7 @@ func (b *batcher[C]) do(ctx context.Context, c C, done <-chan struct{}) error {
 	}
 }
 
-// commit writes batch and finishes every call in it, whatever happens.
+// commit writes batch and releases every call in it, whatever happens.
 func (b *batcher[C]) commit(ctx context.Context, batch []C) {
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
@@ -83,7 +83,7 @@ func (b *batcher[C]) commit(ctx context.Context, batch []C) {
 		if err != nil {
 			c.fail(err)
 		}
-		c.finish()
+		c.release()
 	}
 }
 

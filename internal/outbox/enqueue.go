@@ -63,7 +63,7 @@ func (q *Queue) Enqueue(ctx context.Context, req Request) (Message, bool, error)
 	}
 	if created {
 		q.stats.enqueued.Add(1)
-		q.signal()
+		q.wakeUp()
 	}
 	return msg, created, nil
 }

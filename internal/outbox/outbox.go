@@ -253,7 +253,7 @@ func (q *Queue) Options() Options { return q.opts }
 func (q *Queue) now() time.Time { return q.opts.Now() }
 
 // signal wakes the dispatcher without blocking; one pending nudge is enough.
-func (q *Queue) signal() {
+func (q *Queue) wakeUp() {
 	select {
 	case q.wake <- struct{}{}:
 	default:

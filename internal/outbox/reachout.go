@@ -226,7 +226,7 @@ func (q *Queue) ReachoutLock() ReachoutLock { return q.reachout.status(q.now()) 
 func (q *Queue) NoticeReachoutLock(active bool, ends time.Time) {
 	q.reachout.notice(q.now(), active, ends)
 	q.log.Warn("WhatsApp's reach-out lock changed", "active", active, "ends", ends, "help", troubleshoot.ReachOut)
-	q.signal()
+	q.wakeUp()
 }
 
 // isReachoutRefusal reports whether err is whatsmeow's report of a message
