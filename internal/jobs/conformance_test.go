@@ -373,13 +373,18 @@ func TestConcurrentClaimersDoEachJobOnceInOrder(t *testing.T) {
 						continue
 					}
 					for _, j := range jobs {
-						if err := f.q.Complete(ctx, j, nil); err != nil {
+						// Recorded inside the completing transaction: the next
+						// job of the chat cannot be claimed before it commits.
+						err := f.q.Complete(ctx, j, func(*sql.Tx) error {
+							mu.Lock()
+							done[j.Partition] = append(done[j.Partition], j.ID)
+							mu.Unlock()
+							return nil
+						})
+						if err != nil {
 							t.Error(err)
 							return
 						}
-						mu.Lock()
-						done[j.Partition] = append(done[j.Partition], j.ID)
-						mu.Unlock()
 					}
 				}
 			})
