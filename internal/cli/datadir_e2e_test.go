@@ -38,13 +38,7 @@ func sharedDir(t *testing.T) string {
 // against a root-owned directory, exactly the container's case; otherwise
 // the directory is made read-only for its owner.
 func TestDataDirNotWritableIsOneLineAndExitTwo(t *testing.T) {
-	shared := sharedDir(t)
-	data := filepath.Join(shared, "data")
-	if err := os.Mkdir(data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(shared, "blacksky")
-	copyBinary(t, bins.Blacksky, bin)
+	data, bin := dataDirForAnotherUser(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -103,4 +97,19 @@ func copyBinary(t *testing.T, from, to string) {
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// dataDirForAnotherUser makes a data directory and a copy of the binary in
+// a directory uid 65532 can reach (t.TempDir's parents are 0700), for the
+// tests that run the binary against a directory it may not write.
+func dataDirForAnotherUser(t *testing.T) (data, bin string) {
+	t.Helper()
+	shared := sharedDir(t)
+	data = filepath.Join(shared, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin = filepath.Join(shared, "blacksky")
+	copyBinary(t, bins.Blacksky, bin)
+	return data, bin
 }

@@ -201,13 +201,7 @@ func TestDoctorRuntimeProblemsExitOne(t *testing.T) {
 // TestDataDirNotWritableIsOneLineAndExitTwo, root runs the binary as uid
 // 65532 against its directory.
 func TestDoctorFindsAnUnwritableDataDirWithoutWriting(t *testing.T) {
-	shared := sharedDir(t)
-	data := filepath.Join(shared, "data")
-	if err := os.Mkdir(data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(shared, "blacksky")
-	copyBinary(t, bins.Blacksky, bin)
+	data, bin := dataDirForAnotherUser(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "doctor")

@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/blacksky-bot/blacksky/internal/store"
 
 	thirdparty "github.com/blacksky-bot/blacksky/third_party"
 )
@@ -104,15 +101,7 @@ func TestVersion(t *testing.T) {
 // doctor on the data directory of a bot that has run reads its database
 // (read-only: the files are as they were) and says what is left to do.
 func TestDoctorOnADatabaseABotHasSetUp(t *testing.T) {
-	dir := t.TempDir()
-	st, err := store.Open(context.Background(), store.Options{SQLitePath: filepath.Join(dir, "blacksky.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
+	dir := migratedDataDir(t)
 	before := tree(t, dir)
 	code, stdout, _ := runCLI(t, map[string]string{"DATA_DIR": dir, "PORT": "1"}, "doctor")
 	if code != exitOK {

@@ -108,15 +108,7 @@ func TestQueueCommandsRefuseAFreshPostgres(t *testing.T) {
 // A database the bot has set up takes messages before it is paired: they
 // go out when it is (no account row is needed).
 func TestSendQueuesIntoADatabaseABotHasSetUp(t *testing.T) {
-	dir := t.TempDir()
-	st, err := store.Open(context.Background(), store.Options{SQLitePath: filepath.Join(dir, "blacksky.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
+	dir := migratedDataDir(t)
 	code, out := runBinary(t, dir, map[string]string{"DATA_DIR": dir}, queueCommands[0]...)
 	if code != exitOK || !strings.Contains(out, "queued message 1") {
 		t.Errorf("exit %d, %q; want the message queued", code, out)
@@ -174,4 +166,20 @@ func TestQueueCommandsOnAnUnwritableDataDir(t *testing.T) {
 	if after := tree(t, data); !slices.Equal(before, after) {
 		t.Errorf("files before %v, after %v", before, after)
 	}
+}
+
+// migratedDataDir is the data directory of a bot that has run once: its
+// SQLite database with blacksky's tables, and nothing else.
+func migratedDataDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(context.Background(), store.Options{SQLitePath: filepath.Join(dir, "blacksky.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	return dir
 }
