@@ -189,18 +189,19 @@ func (s *Supervisor) retryAfter(ctx context.Context, o *outage, reason string) e
 // waitIn enters a state that waits a fixed time before the next attempt.
 func (s *Supervisor) waitIn(ctx context.Context, state State, reason string, wait time.Duration) {
 	next := time.Now().Add(wait)
+	help := troubleshoot.ConnectionReplaced
+	if state == Banned {
+		help = troubleshoot.Banned
+	}
+	s.log.Error("connection stopped; will try again", "state", state, "reason", reason, "retry_in", wait.Round(time.Second), "help", help)
+	// The alert before the state, so whoever sees the state finds it.
+	s.alert(ctx, fmt.Sprintf("WhatsApp connection %s: %s. Trying again at %s.", state, reason, next.Format(time.RFC3339)))
 	s.setState(state, reason, func(st *Status) {
 		st.NextAttempt = &next
 		if state == Banned {
 			st.BanExpires = &next
 		}
 	})
-	help := troubleshoot.ConnectionReplaced
-	if state == Banned {
-		help = troubleshoot.Banned
-	}
-	s.log.Error("connection stopped; will try again", "state", state, "reason", reason, "retry_in", wait.Round(time.Second), "help", help)
-	s.alert(ctx, fmt.Sprintf("WhatsApp connection %s: %s. Trying again at %s.", state, reason, next.Format(time.RFC3339)))
 	sleep(ctx, wait)
 }
 
@@ -259,10 +260,10 @@ func (s *Supervisor) await(ctx context.Context, cli *whatsmeow.Client) outcome {
 // onLoggedOut forgets the dead session and prepares a fresh device, so the
 // next connection shows the pairing flow again.
 func (s *Supervisor) onLoggedOut(ctx context.Context, reason string) {
-	s.setState(LoggedOut, reason, nil)
 	s.log.Error("WhatsApp logged this device out; pair again with the QR code in the logs or on /pair", "reason", reason,
 		"help", troubleshoot.LoggedOut)
 	s.alert(ctx, "This bot was logged out of WhatsApp ("+reason+"). Pair it again: scan the QR code on /pair or in the logs.")
+	s.setState(LoggedOut, reason, nil)
 	if err := s.opts.Store.UnbindAccount(ctx, s.opts.SessionID); err != nil {
 		s.log.Error("forget logged-out account", "err", err)
 	}

@@ -85,9 +85,12 @@ func (s *Supervisor) latestVersion(ctx context.Context) (wastore.WAVersionContai
 	return *v, nil
 }
 
-// outdated enters Outdated for good and alerts the owner.
+// outdated alerts the owner and enters Outdated for good. The alert comes
+// first: whoever sees the state (a /status reader, a test) finds the alert
+// beside it, as with every other state that needs a human (CI saw the
+// state without the alert when it came second).
 func (s *Supervisor) outdated(ctx context.Context, reason, alert string) {
-	s.setState(Outdated, reason, nil)
 	s.log.Error("client version refused; not reconnecting until restarted", "reason", reason, "help", troubleshoot.Outdated)
 	s.alert(ctx, alert)
+	s.setState(Outdated, reason, nil)
 }
