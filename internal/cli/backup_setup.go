@@ -110,7 +110,7 @@ func finalBackup(ctx context.Context, cfg *config.Config, m *backup.Manager, log
 	if !cfg.BackupsEnabled() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, finalBackupTimeout)
 	defer cancel()
 	res, err := m.Backup(ctx)
 	switch {

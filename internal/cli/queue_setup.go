@@ -31,8 +31,9 @@ func newQueue(cfg *config.Config, st *store.Store, wh *webhook.Client, log *slog
 		SendTimeout:   cfg.NotifySendTimeout,
 		// A claim outlives its longest send, so it never expires mid-send.
 		Lease: 2 * cfg.NotifySendTimeout,
-		// Leaves room in Heroku's 30 s for HTTP, the connection and the database.
-		ShutdownGrace: 5 * time.Second,
+		// Leaves room in Heroku's 30 s for HTTP, the connection and the
+		// database (shutdown_budget.go).
+		ShutdownGrace: outboxShutdownGrace,
 		Logger:        log.With("component", "outbox"),
 		HasWritten:    bot.HasWritten(st.DB(), cfg.SessionID),
 		Alert:         func(ctx context.Context, text string) { alertOwners(ctx, q, cfg.Owners, text, log) },
