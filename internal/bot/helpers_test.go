@@ -91,3 +91,15 @@ func (f *fixture) replies(t testing.TB, chat string) []string {
 	}
 	return out
 }
+
+// handleDue handles every due message now, one after another, and returns
+// when none is left: the worker's steps without its goroutines.
+func (b *Bot) handleDue(ctx context.Context) {
+	for ctx.Err() == nil {
+		claimed, err := b.jobs.Claim(ctx, 1, b.owner, b.lease())
+		if err != nil || len(claimed) == 0 {
+			return
+		}
+		b.handle(ctx, claimed[0])
+	}
+}

@@ -104,18 +104,6 @@ func (b *Bot) untilNext(ctx context.Context) time.Duration {
 	return min(max(next.Sub(b.opts.Now()), time.Millisecond), b.opts.PollInterval)
 }
 
-// handleDue handles every due message now, one after another, and returns
-// when none is left: the worker's steps without its goroutines, for tests.
-func (b *Bot) handleDue(ctx context.Context) {
-	for ctx.Err() == nil {
-		claimed, err := b.jobs.Claim(ctx, 1, b.owner, b.lease())
-		if err != nil || len(claimed) == 0 {
-			return
-		}
-		b.handle(ctx, claimed[0])
-	}
-}
-
 // handle handles the claimed message j: done, retried later, or given back
 // untouched when ctx ends first (shutting down is not the message's fault).
 func (b *Bot) handle(ctx context.Context, j jobs.Job) {

@@ -3,9 +3,11 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/blacksky-bot/blacksky/internal/jobs"
@@ -76,19 +78,7 @@ func (a *api) withKind(h kindHandler) http.HandlerFunc {
 }
 
 func joinKinds(m map[string]Jobs) string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	out := ""
-	for i, k := range ks {
-		if i > 0 {
-			out += ", "
-		}
-		out += k
-	}
-	return out
+	return strings.Join(slices.Sorted(maps.Keys(m)), ", ")
 }
 
 // kindStatus is one kind's line of GET /api/v1/jobs.
