@@ -151,7 +151,7 @@ func (p *parts) httpOptions(conn httpapi.Connection, st *store.Store, started ti
 
 // jobQueues are the kinds of work on the job engine, for metrics and the API.
 func (p *parts) jobQueues() []*jobs.Queue {
-	qs := []*jobs.Queue{p.bot.Jobs()}
+	qs := []*jobs.Queue{p.queue.Jobs(), p.bot.Jobs()}
 	if p.webhook != nil {
 		qs = append(qs, p.webhook.Jobs())
 	}

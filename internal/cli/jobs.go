@@ -90,7 +90,7 @@ func withJobKinds(ctx context.Context, env *environment, f func(map[string]httpa
 		return openFailure(err)
 	}
 	defer st.Close()
-	kinds := map[string]httpapi.Jobs{"outgoing": httpapi.OutgoingJobs(newQueue(cfg, st, nil, newLogger(env, cfg)))}
+	kinds := map[string]httpapi.Jobs{"outgoing": newQueue(cfg, st, nil, newLogger(env, cfg)).Jobs()}
 	for _, t := range []jobs.Table{bot.InboxTable, webhook.Table} {
 		q, err := jobs.New(st.DB(), st.Engine(), t, cfg.SessionID, nil)
 		if err != nil {

@@ -38,7 +38,7 @@ func TestJobsCommand(t *testing.T) {
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("claim %v %v", claimed, err)
 	}
-	if err := q.Bury(ctx, claimed[0], "disk full"); err != nil {
+	if err := q.Bury(ctx, claimed[0], "disk full", nil); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()

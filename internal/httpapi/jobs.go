@@ -16,7 +16,7 @@ import (
 
 // Jobs is the view of one kind of durable work the jobs API needs: its
 // depths, its lag, and an operator's list, retry and purge. *jobs.Queue is
-// one; the outgoing queue is adapted to it (outgoingJobs).
+// one, for every kind (the outgoing queue's is outbox.Queue.Jobs).
 type Jobs interface {
 	States() []string
 	Depths(ctx context.Context) (map[string]int, error)
@@ -38,14 +38,6 @@ const jobsPath = "/api/v1/jobs"
 // retry and purge for every kind, so that a failed incoming message or a
 // dead webhook event is seen and retried like a dead outgoing message.
 func (a *api) registerJobs(mux *http.ServeMux) {
-	kinds := map[string]Jobs{}
-	for k, q := range a.Jobs {
-		kinds[k] = q
-	}
-	if a.Outbox != nil {
-		kinds["outgoing"] = OutgoingJobs(a.Outbox)
-	}
-	a.Jobs = kinds
 	mux.Handle(jobsPath, a.protect(methods(map[string]http.HandlerFunc{http.MethodGet: a.jobsOverview})))
 	mux.Handle(jobsPath+"/{kind}", a.protect(methods(map[string]http.HandlerFunc{
 		http.MethodGet:    a.withKind(a.listJobs),
@@ -196,57 +188,3 @@ func (a *api) withJobID(w http.ResponseWriter, r *http.Request, kind string, op 
 		writeJSON(w, http.StatusOK, map[string]any{done: id})
 	}
 }
-
-// OutgoingJobs shows the outgoing queue as one kind of work among the
-// others, through its own API (it is not on the job engine yet).
-func OutgoingJobs(q Outbox) Jobs { return outgoingJobs{q} }
-
-type outgoingJobs struct{ q Outbox }
-
-func (o outgoingJobs) States() []string {
-	var out []string
-	for _, s := range outbox.States() {
-		out = append(out, string(s))
-	}
-	return out
-}
-
-func (o outgoingJobs) Depths(ctx context.Context) (map[string]int, error) {
-	d, err := o.q.Depths(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]int{}
-	for s, n := range d {
-		out[string(s)] = n
-	}
-	return out, nil
-}
-
-func (o outgoingJobs) Lag(ctx context.Context) (time.Duration, error) {
-	return o.q.OldestPendingAge(ctx)
-}
-
-func (o outgoingJobs) List(ctx context.Context, state string, before int64, limit int) ([]jobs.Summary, error) {
-	msgs, err := o.q.List(ctx, outbox.Filter{State: outbox.State(state), BeforeID: before, Limit: limit, Preview: 1})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]jobs.Summary, 0, len(msgs))
-	for _, m := range msgs {
-		out = append(out, jobs.Summary{ID: m.ID, Partition: m.To, State: string(m.State), Attempts: m.Attempts,
-			LastError: m.LastError, RunAt: m.NextAttemptAt, UpdatedAt: m.UpdatedAt})
-	}
-	return out, nil
-}
-
-func (o outgoingJobs) RetryDead(ctx context.Context) (int64, error) { return o.q.RetryAllDead(ctx) }
-
-func (o outgoingJobs) RetryOne(ctx context.Context, id int64) error {
-	_, err := o.q.Retry(ctx, id)
-	return err
-}
-
-func (o outgoingJobs) PurgeDead(ctx context.Context) (int64, error) { return o.q.PurgeDead(ctx) }
-
-func (o outgoingJobs) PurgeOne(ctx context.Context, id int64) error { return o.q.Purge(ctx, id) }

@@ -38,14 +38,14 @@ func TestJobsAPI(t *testing.T) {
 				t.Fatalf("claim: %v %v", claimed, err)
 			}
 			for _, j := range claimed {
-				if err := wh.Jobs().Bury(ctx, j, "HTTP 502: bad gateway"); err != nil {
+				if err := wh.Jobs().Bury(ctx, j, "HTTP 502: bad gateway", nil); err != nil {
 					t.Fatal(err)
 				}
 			}
 			q := outbox.New(st.DB(), st.Engine(), outbox.Options{Session: "default"})
 			f := &fixture{conn: &fakeConn{}, db: &fakeDB{}, metrics: metrics.New(), started: time.Now()}
 			f.h = httpapi.New(httpapi.Options{Conn: f.conn, DB: f.db, Metrics: f.metrics, Outbox: q, Started: f.started,
-				Jobs: map[string]httpapi.Jobs{"webhook": wh.Jobs()}})
+				Jobs: map[string]httpapi.Jobs{"webhook": wh.Jobs(), "outgoing": q.Jobs()}})
 
 			var overview struct {
 				Kinds map[string]struct {

@@ -273,7 +273,7 @@ func TestReleaseFailRetryPurge(t *testing.T) {
 		}
 		j = f.claim(10, "w")
 		for _, job := range j {
-			f.q.Bury(ctx, job, "again")
+			f.q.Bury(ctx, job, "again", nil)
 		}
 		if n, err := f.q.PurgeDead(ctx); err != nil || n != 2 {
 			t.Fatalf("PurgeDead = %d, %v; want both", n, err)
@@ -288,7 +288,7 @@ func TestPruneDeletesOnlyOldDoneJobs(t *testing.T) {
 		old := f.add("", "old")
 		f.q.Complete(ctx, f.claim(1, "w")[0], nil)
 		f.add("", "dead")
-		f.q.Bury(ctx, f.claim(1, "w")[0], "x")
+		f.q.Bury(ctx, f.claim(1, "w")[0], "x", nil)
 		f.clk.Advance(time.Hour)
 		recent := f.add("", "recent")
 		f.q.Complete(ctx, f.claim(1, "w")[0], nil)
@@ -485,7 +485,7 @@ func TestList(t *testing.T) {
 			f.add(fmt.Sprintf("c%d", i), "x")
 		}
 		for _, j := range f.claim(2, "w") {
-			f.q.Bury(ctx, j, "gave up: "+j.Partition)
+			f.q.Bury(ctx, j, "gave up: "+j.Partition, nil)
 		}
 		dead, err := f.q.List(ctx, "dead", 0, 10)
 		if err != nil || len(dead) != 2 || dead[0].Partition != "c1" || dead[0].LastError != "gave up: c1" || dead[0].Attempts != 1 {

@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/blacksky-bot/blacksky/internal/store"
@@ -59,6 +60,18 @@ type Table struct {
 	Pending, Running, Done, Dead string
 	// DoneAt is a column set to the time a job is done; empty: none.
 	DoneAt string
+	// Spacing, with Partition and DoneAt, is the least time between the
+	// end of one of a partition's jobs and the claim of its next: a
+	// partition with a job done less than Spacing ago has nothing claimed
+	// (a rate limit per chat). Zero: none.
+	Spacing time.Duration
+	// Revived is a column set to the time an operator retries a dead job
+	// (the outgoing queue's TTL counts from it); empty: none.
+	Revived string
+	// Load lists the table's own columns, comma-separated, that
+	// ClaimLoading reads with each claimed job, so a worker has its job's
+	// content without a second query; empty: none.
+	Load string
 }
 
 // Job is a claimed job: the caller loads its own columns by ID.
@@ -97,9 +110,16 @@ var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 // time.Now). It refuses a table or column name that is not a plain
 // identifier: they are written into the statements.
 func New(db *sql.DB, engine store.Engine, t Table, session string, now func() time.Time) (*Queue, error) {
-	for _, name := range []string{t.Name, t.Partition, t.DoneAt} {
+	for _, name := range []string{t.Name, t.Partition, t.DoneAt, t.Revived} {
 		if name != "" && !identifier.MatchString(name) {
 			return nil, fmt.Errorf("jobs: %q is not a plain identifier", name)
+		}
+	}
+	if t.Load != "" {
+		for _, name := range strings.Split(t.Load, ",") {
+			if name = strings.TrimSpace(name); !identifier.MatchString(name) {
+				return nil, fmt.Errorf("jobs: load column %q is not a plain identifier", name)
+			}
 		}
 	}
 	if t.Name == "" || t.Kind == "" || t.Pending == "" || t.Running == "" || t.Done == "" || t.Dead == "" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/blacksky-bot/blacksky/internal/jobs"
 	"github.com/blacksky-bot/blacksky/internal/sqlitedb"
 )
 
@@ -109,13 +110,8 @@ func (q *Queue) FindSent(ctx context.Context, chat, waID string) (Message, bool,
 // message that is not dead.
 func (q *Queue) Retry(ctx context.Context, id int64) (Message, error) {
 	ctx = sqlitedb.DurableCommit(ctx) // answers an operator
-	now := ms(q.now())
-	m, err := scanRow(q.db.QueryRowContext(ctx, `UPDATE blacksky_outbox
-		SET state = 'pending', attempts = 0, queued_at = $3, run_at = $3, updated_at = $3,
-			lease_owner = NULL, lease_until = NULL
-		WHERE session_id = $1 AND id = $2 AND state = 'dead'
-		RETURNING `+columns, q.opts.Session, id, now))
-	if errors.Is(err, sql.ErrNoRows) {
+	err := q.jobs.RetryOne(ctx, id)
+	if errors.Is(err, jobs.ErrNotFound) {
 		if _, gerr := q.Get(ctx, id); gerr != nil {
 			return Message{}, fmt.Errorf("retry message %d: %w", id, gerr)
 		}
@@ -125,22 +121,16 @@ func (q *Queue) Retry(ctx context.Context, id int64) (Message, error) {
 		return Message{}, fmt.Errorf("retry message %d: %w", id, err)
 	}
 	q.wakeUp()
-	return m, nil
+	return q.Get(ctx, id)
 }
 
 // RetryAllDead puts every dead message back to pending and returns how
 // many. Retries are operator actions and do not check MaxPending.
 func (q *Queue) RetryAllDead(ctx context.Context) (int64, error) {
-	ctx = sqlitedb.DurableCommit(ctx) // answers an operator
-	now := ms(q.now())
-	res, err := q.db.ExecContext(ctx, `UPDATE blacksky_outbox
-		SET state = 'pending', attempts = 0, queued_at = $2, run_at = $2, updated_at = $2,
-			lease_owner = NULL, lease_until = NULL
-		WHERE session_id = $1 AND state = 'dead'`, q.opts.Session, now)
+	n, err := q.jobs.RetryDead(sqlitedb.DurableCommit(ctx)) // answers an operator
 	if err != nil {
 		return 0, fmt.Errorf("retry dead messages: %w", err)
 	}
-	n, _ := res.RowsAffected()
 	if n > 0 {
 		q.wakeUp()
 	}
@@ -150,65 +140,44 @@ func (q *Queue) RetryAllDead(ctx context.Context) (int64, error) {
 // Purge deletes one dead or sent message; pending and sending ones are
 // refused with ErrWrongState, since a send may be under way.
 func (q *Queue) Purge(ctx context.Context, id int64) error {
-	res, err := q.db.ExecContext(ctx, `DELETE FROM blacksky_outbox
-		WHERE session_id = $1 AND id = $2 AND state IN ('dead', 'sent')`, q.opts.Session, id)
-	if err != nil {
-		return fmt.Errorf("purge message %d: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	err := q.jobs.PurgeOne(ctx, id)
+	if errors.Is(err, jobs.ErrNotFound) {
 		if _, gerr := q.Get(ctx, id); gerr != nil {
 			return fmt.Errorf("purge message %d: %w", id, gerr)
 		}
 		return fmt.Errorf("purge message %d: %w: only dead or sent messages can be purged", id, ErrWrongState)
+	}
+	if err != nil {
+		return fmt.Errorf("purge message %d: %w", id, err)
 	}
 	return nil
 }
 
 // PurgeDead deletes every dead message and returns how many.
 func (q *Queue) PurgeDead(ctx context.Context) (int64, error) {
-	res, err := q.db.ExecContext(ctx, "DELETE FROM blacksky_outbox WHERE session_id = $1 AND state = 'dead'", q.opts.Session)
-	if err != nil {
-		return 0, fmt.Errorf("purge dead messages: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	return n, nil
+	return q.jobs.PurgeDead(ctx)
 }
 
 // Prune deletes sent messages older than Retention and returns how many;
 // the dispatcher calls it hourly.
 func (q *Queue) Prune(ctx context.Context) (int64, error) {
-	cutoff := ms(q.now().Add(-q.opts.Retention))
-	res, err := q.db.ExecContext(ctx, `DELETE FROM blacksky_outbox
-		WHERE session_id = $1 AND state = 'sent' AND sent_at < $2`, q.opts.Session, cutoff)
-	if err != nil {
-		return 0, fmt.Errorf("prune sent messages: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	return n, nil
+	return q.jobs.Prune(ctx, q.now().Add(-q.opts.Retention))
 }
 
-// Depths returns how many messages are in each state; every state is present.
+// Depths returns how many messages are in each state; every state is
+// present. The engine counts each state on its partial index
+// (TestDepthsUseIndexes).
 func (q *Queue) Depths(ctx context.Context) (map[State]int, error) {
-	var pending, sending, sent, dead int
-	err := q.db.QueryRowContext(ctx, depthsQuery, q.opts.Session).Scan(&pending, &sending, &sent, &dead)
+	d, err := q.jobs.Depths(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("count messages by state: %w", err)
 	}
-	return map[State]int{Pending: pending, Sending: sending, Sent: sent, Dead: dead}, nil
+	out := make(map[State]int, len(d))
+	for s, n := range d {
+		out[State(s)] = n
+	}
+	return out, nil
 }
-
-// depthsQuery counts each state on a partial index of it (pending on
-// blacksky_outbox_run_at), in one statement so the counts are of one
-// snapshot. A GROUP BY state read every row, and on
-// SQLite a row's state is stored after its text: with 64 KiB texts that is
-// every overflow page of every message, and a 20,000-message backlog took up
-// to 30 s (issue 13, case 7). Each WHERE repeats its index's condition word
-// for word, so SQLite uses the index (TestDepthsUseIndexes).
-const depthsQuery = `SELECT
-	(SELECT count(*) FROM blacksky_outbox WHERE session_id = $1 AND state = 'pending'),
-	(SELECT count(*) FROM blacksky_outbox WHERE session_id = $1 AND state = 'sending'),
-	(SELECT count(*) FROM blacksky_outbox WHERE session_id = $1 AND state = 'sent'),
-	(SELECT count(*) FROM blacksky_outbox WHERE session_id = $1 AND state = 'dead')`
 
 // OldestPendingAge is how long the oldest message still waiting to be sent
 // (pending or sending) has existed; 0 when none waits.
@@ -231,14 +200,10 @@ func (q *Queue) OldestPendingAge(ctx context.Context) (time.Duration, error) {
 // be sending for this session, so those claims belong to a process that died
 // and need not wait for their lease to expire. It returns how many.
 func (q *Queue) ReclaimAll(ctx context.Context) (int64, error) {
-	now := ms(q.now())
-	res, err := q.db.ExecContext(ctx, `UPDATE blacksky_outbox
-		SET state = 'pending', run_at = $2, updated_at = $2, lease_owner = NULL, lease_until = NULL
-		WHERE session_id = $1 AND state = 'sending'`, q.opts.Session, now)
+	n, err := q.jobs.ReclaimAll(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("reclaim claimed messages: %w", err)
 	}
-	n, _ := res.RowsAffected()
 	if n > 0 {
 		q.wakeUp()
 	}

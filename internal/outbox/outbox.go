@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
+	"github.com/blacksky-bot/blacksky/internal/jobs"
 	"github.com/blacksky-bot/blacksky/internal/store"
 )
 
@@ -222,7 +223,8 @@ type Queue struct {
 	// enqueues and sends group-commit concurrent writes (batch.go).
 	enqueues *batcher[*enqueueCall]
 	sends    *batcher[*sentCall]
-	sql      statements
+	// jobs is the engine under the queue (claim.go).
+	jobs *jobs.Queue
 	// lastCount is the last exact backlog count; the enqueue turn guards it.
 	lastCount backlogCount
 	// reachout is WhatsApp's reach-out lock as this process knows it.
@@ -240,12 +242,16 @@ func New(db *sql.DB, engine store.Engine, opts Options) *Queue {
 		opts:   opts,
 		log:    opts.Logger.With("component", "outbox", "session", opts.Session),
 		wake:   make(chan struct{}, 1),
-		sql:    newStatements(engine),
 	}
+	q.jobs = newJobs(q)
 	q.enqueues = newBatcher(q.writeBatch)
 	q.sends = newBatcher(q.writeSent)
 	return q
 }
+
+// Jobs returns the job engine's view of the queue (kind "outgoing"), for
+// the metrics and the operator's API every kind of work shares.
+func (q *Queue) Jobs() *jobs.Queue { return q.jobs }
 
 // Options returns the queue's options with defaults filled in.
 func (q *Queue) Options() Options { return q.opts }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blacksky-bot/blacksky/internal/jobs"
 	"github.com/blacksky-bot/blacksky/internal/sqlitedb"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/testkit"
@@ -477,11 +478,11 @@ func TestListPreview(t *testing.T) {
 // row's state is stored after its text, so reading it walks every overflow
 // page of a long text (issue 13, case 7; BenchmarkQueueSummary on 20,000
 // messages of 64 KiB: 385 ms before, 2.3 ms after; PostgreSQL 12.6 and 3.9
-// ms). Every count in depthsQuery must run on an index alone.
+// ms). Every count of the engine's Depths must run on an index alone.
 func TestDepthsUseIndexes(t *testing.T) {
 	e := newEnv(t, store.SQLite)
 	q := e.queue(t, Options{})
-	rows, err := q.db.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+depthsQuery, "s")
+	rows, err := q.db.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+jobs.DepthsSQL(Table), "s")
 	if err != nil {
 		t.Fatal(err)
 	}

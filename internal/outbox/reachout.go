@@ -267,14 +267,6 @@ func (q *Queue) hasWritten(ctx context.Context, chat string) (bool, error) {
 	return ok, nil
 }
 
-// postpone makes a claimed message pending again at runAt with its attempt
-// given back: waiting for the lock is not a failed attempt.
-func (q *Queue) postpone(ctx context.Context, m Message, reason string, runAt time.Time) (bool, error) {
-	return q.finish(ctx, "postpone message", m, `UPDATE blacksky_outbox
-		SET state = 'pending', attempts = attempts - 1, last_error = $5, run_at = $6, updated_at = $7, lease_owner = NULL, lease_until = NULL
-		WHERE `+ownedClaim, reason, ms(runAt), ms(q.now()))
-}
-
 // releaseWaiting makes every message waiting for the lock due now; those
 // still held are postponed again when claimed.
 func (q *Queue) releaseWaiting(ctx context.Context) (int64, error) {

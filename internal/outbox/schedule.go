@@ -11,32 +11,8 @@ import (
 // claimable without a wake-up: a retry's run_at, a lease running out, or a
 // chat's gap ending. The zero time means nothing is scheduled.
 func (q *Queue) nextDue(ctx context.Context) (time.Time, error) {
-	now := q.now()
-	var run, lease, gap sql.NullInt64
-	err := q.db.QueryRowContext(ctx, `SELECT
-		(SELECT min(run_at) FROM blacksky_outbox WHERE session_id = $1 AND state = 'pending' AND run_at > $2),
-		(SELECT min(lease_until) FROM blacksky_outbox WHERE session_id = $1 AND state = 'sending' AND lease_until > $2),
-		(SELECT min(sent_at) FROM blacksky_outbox WHERE session_id = $1 AND state = 'sent' AND sent_at > $3)`,
-		q.opts.Session, ms(now), ms(now.Add(-q.opts.ChatGap))).Scan(&run, &lease, &gap)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("find next due message: %w", err)
-	}
-	var next time.Time
-	consider := func(v sql.NullInt64, add time.Duration) {
-		if !v.Valid {
-			return
-		}
-		t := fromMS(v.Int64).Add(add)
-		if next.IsZero() || t.Before(next) {
-			next = t
-		}
-	}
-	consider(run, 0)
-	consider(lease, 0)
-	if q.opts.ChatGap > 0 {
-		consider(gap, q.opts.ChatGap)
-	}
-	return next, nil
+	next, _, err := q.jobs.NextDue(ctx)
+	return next, err
 }
 
 // rateBudget is how many sends RatePerMinute allows now, counting messages

@@ -74,16 +74,17 @@ func (c *Client) Run(ctx context.Context) error {
 // one is due.
 func (c *Client) deliverDue(ctx context.Context) (time.Duration, error) {
 	for ctx.Err() == nil {
-		claimed, err := c.jobs.Claim(ctx, 1, c.owner, c.lease())
+		var d due
+		claimed, err := c.jobs.ClaimLoading(ctx, 1, c.owner, c.lease(), func(scan func(dest ...any) (jobs.Job, error)) error {
+			var err error
+			d.job, err = scan(&d.id, &d.kind, &d.body)
+			return err
+		})
 		if err != nil {
 			return 0, err
 		}
 		if len(claimed) == 0 {
 			return c.untilNext(ctx)
-		}
-		d, err := c.load(ctx, claimed[0])
-		if err != nil {
-			return 0, err
 		}
 		if err := c.attempt(ctx, d); err != nil {
 			return 0, err
@@ -100,16 +101,6 @@ type due struct {
 	job      jobs.Job
 	id, kind string
 	body     string
-}
-
-func (c *Client) load(ctx context.Context, j jobs.Job) (due, error) {
-	d := due{job: j}
-	err := c.db.QueryRowContext(ctx, `SELECT event_id, kind, body FROM blacksky_webhook WHERE id = $1`, j.ID).
-		Scan(&d.id, &d.kind, &d.body)
-	if err != nil {
-		return due{}, fmt.Errorf("load webhook event: %w", err)
-	}
-	return d, nil
 }
 
 func (c *Client) untilNext(ctx context.Context) (time.Duration, error) {

@@ -150,7 +150,7 @@ func New(db *sql.DB, engine store.Engine, opts Options) (*Client, error) {
 // Table is the events' table as the job engine sees it: a pending event
 // under a live lease is being posted.
 var Table = jobs.Table{Name: "blacksky_webhook", Kind: "webhook", Pending: string(Pending), Running: string(Pending),
-	Done: string(Delivered), Dead: string(Dead), DoneAt: "delivered_at"}
+	Done: string(Delivered), Dead: string(Dead), DoneAt: "delivered_at", Load: "event_id, kind, body"}
 
 // Options returns the client's options with defaults filled in.
 func (c *Client) Options() Options { return c.opts }
