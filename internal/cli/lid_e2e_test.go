@@ -131,7 +131,7 @@ func TestConversationAcrossALIDMigration(t *testing.T) {
 			contact := "15550000002"
 			sb := startSandboxWith(t, []string{"--phone-number-contacts"}, contact)
 			env := botEnv(t, sb, dbURL(t))
-			env["NOTIFY_MAX_ATTEMPTS"] = "1000"
+			env["OUTGOING_MAX_ATTEMPTS"] = "1000"
 			bot := start(t, env)
 			pairThroughControlAPI(t, sb, bot)
 			ping := func(from string) {

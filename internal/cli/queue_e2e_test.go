@@ -51,8 +51,8 @@ func botEnv(t *testing.T, sb sandboxProc, databaseURL string) map[string]string 
 	env := map[string]string{
 		"DATA_DIR": t.TempDir(), "WA_SANDBOX": sb.url, "WA_SANDBOX_TRUST": sb.trust, "SESSION_ID": "e2e",
 		"RECONNECT_BASE_DELAY": "100ms", "RECONNECT_MAX_DELAY": "1s", "RECONNECT_PROBE_INTERVAL": "100ms",
-		"SEND_RATE_PER_MINUTE": "0", "SEND_CHAT_GAP": "0", "NOTIFY_RETRY_BASE_DELAY": "100ms",
-		"NOTIFY_RETRY_MAX_DELAY": "1s", "NOTIFY_SEND_TIMEOUT": "2s", "LEASE_INTERVAL": "100ms",
+		"SEND_RATE_PER_MINUTE": "0", "SEND_CHAT_GAP": "0", "OUTGOING_RETRY_BASE_DELAY": "100ms",
+		"OUTGOING_RETRY_MAX_DELAY": "1s", "OUTGOING_SEND_TIMEOUT": "2s", "LEASE_INTERVAL": "100ms",
 	}
 	if databaseURL != "" {
 		env["DATABASE_URL"] = databaseURL

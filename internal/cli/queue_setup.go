@@ -21,16 +21,16 @@ func newQueue(cfg *config.Config, st *store.Store, wh *webhook.Client, log *slog
 	var q *outbox.Queue
 	opts := outbox.Options{
 		Session:       cfg.SessionID,
-		MaxAttempts:   cfg.NotifyMaxAttempts,
-		TTL:           cfg.NotifyTTL,
-		MaxPending:    cfg.NotifyMaxPending,
-		Backoff:       backoff.Policy{Base: cfg.NotifyRetryBase, Max: cfg.NotifyRetryMax},
-		Retention:     cfg.NotifyRetention,
+		MaxAttempts:   cfg.OutgoingMaxAttempts,
+		TTL:           cfg.OutgoingTTL,
+		MaxPending:    cfg.OutgoingMaxPending,
+		Backoff:       backoff.Policy{Base: cfg.OutgoingRetryBase, Max: cfg.OutgoingRetryMax},
+		Retention:     cfg.OutgoingRetention,
 		RatePerMinute: cfg.SendRatePerMinute,
 		ChatGap:       cfg.SendChatGap,
-		SendTimeout:   cfg.NotifySendTimeout,
+		SendTimeout:   cfg.OutgoingSendTimeout,
 		// A claim outlives its longest send, so it never expires mid-send.
-		Lease: 2 * cfg.NotifySendTimeout,
+		Lease: 2 * cfg.OutgoingSendTimeout,
 		// Leaves room in Heroku's 30 s for HTTP, the connection and the
 		// database (shutdown_budget.go).
 		ShutdownGrace: outboxShutdownGrace,

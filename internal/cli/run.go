@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	wastore "go.mau.fi/whatsmeow/store"
@@ -53,6 +55,9 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 	log.Info("starting blacksky", "version", version, "session", cfg.SessionID, "database", describeDatabase(cfg))
 	for _, name := range cfg.Ignored {
 		log.Warn("ignoring variable of the original bot that blacksky does not need", "var", name)
+	}
+	for _, old := range slices.Sorted(maps.Keys(cfg.Renamed)) {
+		log.Warn("variable read under its old name; it still works, the new name is preferred", "var", old, "new_name", cfg.Renamed[old])
 	}
 	memlimit.Apply(cfg.MaxMemoryMB, log)
 

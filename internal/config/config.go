@@ -62,15 +62,15 @@ type Config struct {
 	ReplacedBackoff     time.Duration
 	LeaseInterval       time.Duration
 
-	NotifyMaxAttempts int
-	NotifyTTL         time.Duration
-	NotifyMaxPending  int
-	NotifyRetryBase   time.Duration
-	NotifyRetryMax    time.Duration
-	NotifyRetention   time.Duration
-	SendRatePerMinute int
-	SendChatGap       time.Duration
-	NotifySendTimeout time.Duration
+	OutgoingMaxAttempts int
+	OutgoingTTL         time.Duration
+	OutgoingMaxPending  int
+	OutgoingRetryBase   time.Duration
+	OutgoingRetryMax    time.Duration
+	OutgoingRetention   time.Duration
+	SendRatePerMinute   int
+	SendChatGap         time.Duration
+	OutgoingSendTimeout time.Duration
 
 	EncryptionKey  string        // SESSION_ENCRYPTION_KEY; empty disables backups
 	BackupDir      string        // default $DATA_DIR/backups
@@ -85,6 +85,9 @@ type Config struct {
 	// Ignored lists variables of the original bot that blacksky accepts but
 	// does not need, so start-up can say so instead of silently ignoring them.
 	Ignored []string
+	// Renamed maps each old variable name that was read (its new name
+	// unset) to its new name, so start-up can say which to use.
+	Renamed map[string]string
 }
 
 // Error is a configuration problem with one variable.
@@ -172,20 +175,21 @@ func Load(env Getenv) (*Config, error) {
 		ReplacedBackoff:     p.duration("REPLACED_BACKOFF", 30*time.Second, 30*time.Second, 24*time.Hour, "30s"),
 		LeaseInterval:       p.duration("LEASE_INTERVAL", time.Second, 50*time.Millisecond, time.Minute, "1s"),
 
-		NotifyMaxAttempts: p.intRange("NOTIFY_MAX_ATTEMPTS", 10, 1, 1000, "10"),
-		NotifyTTL:         p.duration("NOTIFY_TTL", 24*time.Hour, time.Minute, 30*24*time.Hour, "24h"),
-		NotifyMaxPending:  p.intRange("NOTIFY_MAX_PENDING", 10000, 1, 10_000_000, "10000"),
+		OutgoingMaxAttempts: p.intRange(p.renamed("OUTGOING_MAX_ATTEMPTS"), 10, 1, 1000, "10"),
+		OutgoingTTL:         p.duration(p.renamed("OUTGOING_TTL"), 24*time.Hour, time.Minute, 30*24*time.Hour, "24h"),
+		OutgoingMaxPending:  p.intRange(p.renamed("OUTGOING_MAX_PENDING"), 10000, 1, 10_000_000, "10000"),
 		// The original bot's NOTIFICATION_RETRY_INTERVAL is the same knob.
-		NotifyRetryBase: p.duration("NOTIFY_RETRY_BASE_DELAY",
-			unlessSet(&p, "NOTIFY_RETRY_BASE_DELAY", func() time.Duration {
+		OutgoingRetryBase: p.duration(p.renamed("OUTGOING_RETRY_BASE_DELAY"),
+			unlessSet(&p, p.renamed("OUTGOING_RETRY_BASE_DELAY"), func() time.Duration {
 				return p.millis("NOTIFICATION_RETRY_INTERVAL", 2*time.Second, 10*time.Millisecond, time.Hour)
 			}), 10*time.Millisecond, time.Hour, "2s"),
-		NotifyRetryMax:    p.duration("NOTIFY_RETRY_MAX_DELAY", 5*time.Minute, 10*time.Millisecond, 24*time.Hour, "5m"),
-		NotifyRetention:   p.duration("NOTIFY_RETENTION", 7*24*time.Hour, time.Hour, 365*24*time.Hour, "168h"),
-		SendRatePerMinute: p.intRange("SEND_RATE_PER_MINUTE", 20, 0, 100000, "20"),
-		SendChatGap:       p.duration("SEND_CHAT_GAP", time.Second, 0, time.Hour, "1s"),
-		NotifySendTimeout: p.duration("NOTIFY_SEND_TIMEOUT", 30*time.Second, 100*time.Millisecond, 5*time.Minute, "30s"),
+		OutgoingRetryMax:    p.duration(p.renamed("OUTGOING_RETRY_MAX_DELAY"), 5*time.Minute, 10*time.Millisecond, 24*time.Hour, "5m"),
+		OutgoingRetention:   p.duration(p.renamed("OUTGOING_RETENTION"), 7*24*time.Hour, time.Hour, 365*24*time.Hour, "168h"),
+		SendRatePerMinute:   p.intRange("SEND_RATE_PER_MINUTE", 20, 0, 100000, "20"),
+		SendChatGap:         p.duration("SEND_CHAT_GAP", time.Second, 0, time.Hour, "1s"),
+		OutgoingSendTimeout: p.duration(p.renamed("OUTGOING_SEND_TIMEOUT"), 30*time.Second, 100*time.Millisecond, 5*time.Minute, "30s"),
 	}
+	c.Renamed = p.renames
 	c.EncryptionKey = p.secret("SESSION_ENCRYPTION_KEY", 16, "a long passphrase (generate one with: openssl rand -base64 32)")
 	c.BackupDir = p.str("BACKUP_DIR", filepath.Join(c.DataDir, "backups"))
 	c.BackupKeep = p.intRange("BACKUP_KEEP", 5, 1, 1000, "5")
@@ -214,12 +218,12 @@ func Load(env Getenv) (*Config, error) {
 	if p.valid("RECONNECT_MAX_DELAY", "RECONNECT_BASE_DELAY", "RECONNECT_INTERVAL") && c.ReconnectMaxDelay < c.ReconnectBaseDelay {
 		p.fail("RECONNECT_MAX_DELAY", c.ReconnectMaxDelay.String(), "must not be shorter than RECONNECT_BASE_DELAY ("+c.ReconnectBaseDelay.String()+")", "60s")
 	}
-	if _, set := p.get("ACK_TIMEOUT"); !set && c.AckTimeout >= c.NotifySendTimeout {
-		c.AckTimeout = c.NotifySendTimeout / 2
+	if _, set := p.get("ACK_TIMEOUT"); !set && c.AckTimeout >= c.OutgoingSendTimeout {
+		c.AckTimeout = c.OutgoingSendTimeout / 2
 	}
-	if p.valid("ACK_TIMEOUT", "NOTIFY_SEND_TIMEOUT") && c.AckTimeout >= c.NotifySendTimeout {
-		// A send attempt ends at NOTIFY_SEND_TIMEOUT: a longer wait for the ack would never run out.
-		p.fail("ACK_TIMEOUT", c.AckTimeout.String(), "must be shorter than NOTIFY_SEND_TIMEOUT ("+c.NotifySendTimeout.String()+")", "15s")
+	if sendTimeout := p.renamed("OUTGOING_SEND_TIMEOUT"); p.valid("ACK_TIMEOUT", sendTimeout) && c.AckTimeout >= c.OutgoingSendTimeout {
+		// A send attempt ends at OUTGOING_SEND_TIMEOUT: a longer wait for the ack would never run out.
+		p.fail("ACK_TIMEOUT", c.AckTimeout.String(), "must be shorter than "+sendTimeout+" ("+c.OutgoingSendTimeout.String()+")", "15s")
 	}
 	if p.valid("SILENCE_TIMEOUT") && c.SilenceTimeout > 0 && c.SilenceTimeout < time.Minute {
 		// Shorter would redial healthy quiet connections over and over.
@@ -253,8 +257,39 @@ func (c *Config) SQLitePath() string { return filepath.Join(c.DataDir, "blacksky
 
 // parser collects the errors so Load reads as a list of fields.
 type parser struct {
-	env  Getenv
-	errs Errors
+	env     Getenv
+	errs    Errors
+	renames map[string]string // old name read -> new name
+}
+
+// oldNames are the earlier names of renamed variables, which keep working.
+// NOTIFY_* named the outgoing queue's settings before the one name
+// "outgoing" (issue 16).
+var oldNames = map[string]string{
+	"OUTGOING_MAX_ATTEMPTS":     "NOTIFY_MAX_ATTEMPTS",
+	"OUTGOING_TTL":              "NOTIFY_TTL",
+	"OUTGOING_MAX_PENDING":      "NOTIFY_MAX_PENDING",
+	"OUTGOING_RETRY_BASE_DELAY": "NOTIFY_RETRY_BASE_DELAY",
+	"OUTGOING_RETRY_MAX_DELAY":  "NOTIFY_RETRY_MAX_DELAY",
+	"OUTGOING_RETENTION":        "NOTIFY_RETENTION",
+	"OUTGOING_SEND_TIMEOUT":     "NOTIFY_SEND_TIMEOUT",
+}
+
+// renamed is the variable to read for name: its old name when only that
+// is set (recorded in renames), else name. Errors then name what was set.
+func (p *parser) renamed(name string) string {
+	old := oldNames[name]
+	if _, ok := p.get(name); ok || old == "" {
+		return name
+	}
+	if _, ok := p.get(old); !ok {
+		return name
+	}
+	if p.renames == nil {
+		p.renames = map[string]string{}
+	}
+	p.renames[old] = name
+	return old
 }
 
 func (p *parser) get(name string) (string, bool) {

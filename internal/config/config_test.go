@@ -83,15 +83,15 @@ var defaults = config.Config{
 	SilenceTimeout:      20 * time.Minute,
 	ReplacedBackoff:     30 * time.Second,
 	LeaseInterval:       time.Second,
-	NotifyMaxAttempts:   10,
-	NotifyTTL:           24 * time.Hour,
-	NotifyMaxPending:    10000,
-	NotifyRetryBase:     2 * time.Second,
-	NotifyRetryMax:      5 * time.Minute,
-	NotifyRetention:     7 * 24 * time.Hour,
+	OutgoingMaxAttempts:   10,
+	OutgoingTTL:           24 * time.Hour,
+	OutgoingMaxPending:    10000,
+	OutgoingRetryBase:     2 * time.Second,
+	OutgoingRetryMax:      5 * time.Minute,
+	OutgoingRetention:     7 * 24 * time.Hour,
 	SendRatePerMinute:   20,
 	SendChatGap:         time.Second,
-	NotifySendTimeout:   30 * time.Second,
+	OutgoingSendTimeout:   30 * time.Second,
 	BackupDir:           "data/backups",
 	BackupKeep:          5,
 	BackupInterval:      30 * time.Minute,
@@ -106,8 +106,9 @@ var allVars = []string{
 	"SHUTDOWN_TIMEOUT", "RECONNECT_BASE_DELAY", "RECONNECT_MAX_DELAY", "RECONNECT_MAX_RETRIES",
 	"RECONNECT_INTERVAL", "MAX_RECONNECT_RETRIES", "RECONNECT_PROBE_INTERVAL",
 	"RECONNECT_ALERT_AFTER", "KEEPALIVE_MAX_FAIL", "ACK_TIMEOUT", "SILENCE_TIMEOUT", "REPLACED_BACKOFF", "LEASE_INTERVAL",
-	"NOTIFY_MAX_ATTEMPTS", "NOTIFY_TTL", "NOTIFY_MAX_PENDING", "NOTIFY_RETRY_BASE_DELAY", "NOTIFY_RETRY_MAX_DELAY",
-	"NOTIFY_RETENTION", "SEND_RATE_PER_MINUTE", "SEND_CHAT_GAP", "NOTIFICATION_RETRY_INTERVAL", "NOTIFY_SEND_TIMEOUT",
+	"OUTGOING_MAX_ATTEMPTS", "OUTGOING_TTL", "OUTGOING_MAX_PENDING", "OUTGOING_RETRY_BASE_DELAY", "OUTGOING_RETRY_MAX_DELAY",
+	"OUTGOING_RETENTION", "SEND_RATE_PER_MINUTE", "SEND_CHAT_GAP", "NOTIFICATION_RETRY_INTERVAL", "OUTGOING_SEND_TIMEOUT",
+	"NOTIFY_MAX_ATTEMPTS", "NOTIFY_TTL", "NOTIFY_MAX_PENDING", "NOTIFY_RETRY_BASE_DELAY", "NOTIFY_RETRY_MAX_DELAY", "NOTIFY_RETENTION", "NOTIFY_SEND_TIMEOUT",
 	"SESSION_ENCRYPTION_KEY", "BACKUP_DIR", "BACKUP_KEEP", "BACKUP_INTERVAL", "ENABLE_SESSION_BACKUP",
 	"WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_MAX_ATTEMPTS", "WEBHOOK_TIMEOUT",
 }
@@ -267,7 +268,7 @@ func TestInvalidValues(t *testing.T) {
 		{"ENABLE_SESSION_BACKUP", "sometimes"},
 		{"KEEPALIVE_MAX_FAIL", "1s"},
 		{"ACK_TIMEOUT", "500ms"},
-		{"ACK_TIMEOUT", "30s"}, // not shorter than NOTIFY_SEND_TIMEOUT: the attempt would end first
+		{"ACK_TIMEOUT", "30s"}, // not shorter than OUTGOING_SEND_TIMEOUT: the attempt would end first
 		{"SILENCE_TIMEOUT", "30s"},
 		{"SILENCE_TIMEOUT", "-1m"},
 		{"RECONNECT_PROBE_INTERVAL", "fast"},
@@ -338,12 +339,12 @@ func checkError(t *testing.T, ce *config.Error, name string) {
 	}
 }
 
-// ACK_TIMEOUT follows a shorter NOTIFY_SEND_TIMEOUT when unset, so setting
+// ACK_TIMEOUT follows a shorter OUTGOING_SEND_TIMEOUT when unset, so setting
 // only the latter never fails on a variable the user did not touch.
 func TestAckTimeoutFollowsSendTimeout(t *testing.T) {
-	c := mustLoad(t, env("NOTIFY_SEND_TIMEOUT", "10s"))
+	c := mustLoad(t, env("OUTGOING_SEND_TIMEOUT", "10s"))
 	if c.AckTimeout != 5*time.Second {
-		t.Errorf("AckTimeout = %v with NOTIFY_SEND_TIMEOUT=10s, want 5s", c.AckTimeout)
+		t.Errorf("AckTimeout = %v with OUTGOING_SEND_TIMEOUT=10s, want 5s", c.AckTimeout)
 	}
 	if c := mustLoad(t, env("SILENCE_TIMEOUT", "0")); c.SilenceTimeout != 0 {
 		t.Errorf("SILENCE_TIMEOUT=0 gave %v, want 0 (off)", c.SilenceTimeout)
@@ -709,5 +710,31 @@ func TestWebhookNeedsASecret(t *testing.T) {
 	c := mustLoad(t, env("WEBHOOK_URL", "https://example.org/hook", "WEBHOOK_SECRET", strings.Repeat("k", 20)))
 	if c.WebhookURL != "https://example.org/hook" || c.WebhookMaxAttempts != 12 {
 		t.Errorf("webhook config = %q, %d", c.WebhookURL, c.WebhookMaxAttempts)
+	}
+}
+
+// The outgoing queue's settings were NOTIFY_*; the old names keep working
+// when the new ones are unset, are reported so start-up can name the new
+// one, and a bad value's error names the variable that was set.
+func TestOldNotifyNamesStillWork(t *testing.T) {
+	c := mustLoad(t, env("NOTIFY_TTL", "2h", "NOTIFY_MAX_ATTEMPTS", "3", "OUTGOING_MAX_PENDING", "50", "NOTIFY_MAX_PENDING", "999"))
+	if c.OutgoingTTL != 2*time.Hour || c.OutgoingMaxAttempts != 3 {
+		t.Errorf("NOTIFY_TTL=2h NOTIFY_MAX_ATTEMPTS=3 gave TTL %v, attempts %d", c.OutgoingTTL, c.OutgoingMaxAttempts)
+	}
+	if c.OutgoingMaxPending != 50 {
+		t.Errorf("OUTGOING_MAX_PENDING=50 beside NOTIFY_MAX_PENDING=999 gave %d; the new name wins", c.OutgoingMaxPending)
+	}
+	want := map[string]string{"NOTIFY_TTL": "OUTGOING_TTL", "NOTIFY_MAX_ATTEMPTS": "OUTGOING_MAX_ATTEMPTS"}
+	if !reflect.DeepEqual(c.Renamed, want) {
+		t.Errorf("Renamed = %v, want %v", c.Renamed, want)
+	}
+	if e := loadErr(t, env("NOTIFY_SEND_TIMEOUT", "forever")); e.Var != "NOTIFY_SEND_TIMEOUT" {
+		t.Errorf("a bad NOTIFY_SEND_TIMEOUT is reported as %s", e.Var)
+	}
+	if e := loadErr(t, env("NOTIFY_SEND_TIMEOUT", "5s", "ACK_TIMEOUT", "10s")); !strings.Contains(e.Problem, "NOTIFY_SEND_TIMEOUT") {
+		t.Errorf("ACK_TIMEOUT's problem %q does not name the variable that was set", e.Problem)
+	}
+	if c := mustLoad(t, env("NOTIFY_RETRY_BASE_DELAY", "5s", "NOTIFICATION_RETRY_INTERVAL", "100")); c.OutgoingRetryBase != 5*time.Second {
+		t.Errorf("NOTIFY_RETRY_BASE_DELAY=5s beside the original's interval gave %v", c.OutgoingRetryBase)
 	}
 }

@@ -237,7 +237,7 @@ func (d *dispatcher) deliver(runCtx, sendCtx context.Context, m Message) {
 		return
 	case m.Attempts > q.opts.MaxAttempts:
 		// Only claims of a message whose sender died mid-send get here.
-		d.kill(dbCtx, log, m, reasonMaxAttempts, fmt.Sprintf("gave up after %d attempts (NOTIFY_MAX_ATTEMPTS); last error: %s", q.opts.MaxAttempts, orUnknown(m.LastError)))
+		d.kill(dbCtx, log, m, reasonMaxAttempts, fmt.Sprintf("gave up after %d attempts (OUTGOING_MAX_ATTEMPTS); last error: %s", q.opts.MaxAttempts, orUnknown(m.LastError)))
 		return
 	case d.reachoutHeld(dbCtx, log, m):
 		return
@@ -276,7 +276,7 @@ func (d *dispatcher) deliver(runCtx, sendCtx context.Context, m Message) {
 		d.handBack(dbCtx, log, m, "send gate closed during the send: "+err.Error())
 	case m.Attempts >= q.opts.MaxAttempts:
 		q.stats.failures.Add(1)
-		d.kill(dbCtx, log, m, reasonMaxAttempts, fmt.Sprintf("gave up after %d attempts (NOTIFY_MAX_ATTEMPTS); last error: %s", m.Attempts, err))
+		d.kill(dbCtx, log, m, reasonMaxAttempts, fmt.Sprintf("gave up after %d attempts (OUTGOING_MAX_ATTEMPTS); last error: %s", m.Attempts, err))
 	default:
 		q.stats.failures.Add(1)
 		delay := q.opts.Backoff.Delay(m.Attempts - 1)

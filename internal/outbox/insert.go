@@ -165,7 +165,7 @@ func (q *Queue) insertOne(ctx context.Context, tx *sql.Tx, c *enqueueCall, now i
 				return err
 			}
 		}
-		c.err = fmt.Errorf("%w: %d messages are waiting (NOTIFY_MAX_PENDING)", ErrBacklogFull, q.opts.MaxPending)
+		c.err = fmt.Errorf("%w: %d messages are waiting (OUTGOING_MAX_PENDING)", ErrBacklogFull, q.opts.MaxPending)
 		return nil
 	}
 	m, err := scanRow(tx.QueryRowContext(ctx, insertSQL, q.opts.Session, c.chat, c.req.Text,

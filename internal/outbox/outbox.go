@@ -95,11 +95,11 @@ type Options struct {
 	Session string
 	// Owner names this process in leases and must differ between processes; default host:pid:random.
 	Owner string
-	// MaxAttempts sends a message to dead after this many attempts, counting claims whose process died (NOTIFY_MAX_ATTEMPTS); default 10.
+	// MaxAttempts sends a message to dead after this many attempts, counting claims whose process died (OUTGOING_MAX_ATTEMPTS); default 10.
 	MaxAttempts int
-	// TTL sends a message to dead when it waited this long (NOTIFY_TTL); default 24h.
+	// TTL sends a message to dead when it waited this long (OUTGOING_TTL); default 24h.
 	TTL time.Duration
-	// MaxPending refuses enqueues while this many messages are pending or sending (NOTIFY_MAX_PENDING); default 10000.
+	// MaxPending refuses enqueues while this many messages are pending or sending (OUTGOING_MAX_PENDING); default 10000.
 	MaxPending int
 	// Backoff spaces retries after transient failures; default 2s doubling to 5m, full jitter.
 	Backoff backoff.Policy

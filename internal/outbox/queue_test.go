@@ -437,7 +437,7 @@ func TestConcurrentEnqueues(t *testing.T) {
 			}
 		}
 		if stored != bound {
-			t.Fatalf("%d messages stored; want exactly NOTIFY_MAX_PENDING = %d", stored, bound)
+			t.Fatalf("%d messages stored; want exactly OUTGOING_MAX_PENDING = %d", stored, bound)
 		}
 		if d, _ := queues[0].Depths(ctx); d[Pending] != bound {
 			t.Fatalf("depths = %v; want %d pending", d, bound)

@@ -18,10 +18,10 @@ package outbox
 //
 // A message that waits is pending with its attempt given back, run_at at
 // the lock's end and last_error saying why (reachoutWaiting), so it counts
-// toward neither NOTIFY_MAX_ATTEMPTS nor dead, keeps its chat's later
+// toward neither OUTGOING_MAX_ATTEMPTS nor dead, keeps its chat's later
 // messages behind it, goes out when the lock ends, and waits the same way
 // under another process after a restart or hand-over: the lock's end is
-// read back from the waiting rows (resumeReachout). NOTIFY_TTL still
+// read back from the waiting rows (resumeReachout). OUTGOING_TTL still
 // applies: a message older than it expires whatever it waited for.
 //
 // The owner is alerted once per lock (Options.Alert). A lock is over for

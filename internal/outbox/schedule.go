@@ -91,5 +91,5 @@ func (q *Queue) expireSome(ctx context.Context) (int, error) {
 }
 
 func expiredReason(ttl time.Duration) string {
-	return fmt.Sprintf("expired: not sent within %s (NOTIFY_TTL)", ttl)
+	return fmt.Sprintf("expired: not sent within %s (OUTGOING_TTL)", ttl)
 }

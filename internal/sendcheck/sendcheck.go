@@ -24,7 +24,7 @@
 // session gets one from the prekeys the server hands out, and the server
 // gives none for a device that is gone (a stale device list); whatsmeow
 // then leaves it out, rightly, and retrying would only make the message dead
-// after NOTIFY_MAX_ATTEMPTS. So a device left out fails the send when it had
+// after OUTGOING_MAX_ATTEMPTS. So a device left out fails the send when it had
 // a session (its encryption failed), or when a store call of the send
 // failed (sessions or identities: a new contact's prekeys cannot be used
 // without its identity). This reads whatsmeow's behaviour through its store
