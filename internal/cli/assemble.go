@@ -32,6 +32,7 @@ import (
 type parts struct {
 	cfg     *config.Config
 	log     *slog.Logger
+	version string // what the binary calls itself
 	metrics *metrics.Metrics
 	backups *backup.Manager
 	webhook *webhook.Client // nil without WEBHOOK_URL
@@ -81,17 +82,20 @@ func (l lone) Status() supervisor.Status { return l.s.Status() }
 func (l lone) Supervisor() *supervisor.Supervisor { return l.s }
 
 // assemble builds the account's parts on st, an open, migrated store.
-func assemble(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger, started time.Time) (*parts, error) {
-	p := &parts{cfg: cfg, log: log, metrics: metrics.New(), conn: &lateConn{}}
+func assemble(ctx context.Context, prog Program, cfg *config.Config, st *store.Store, log *slog.Logger, started time.Time) (*parts, error) {
+	p := &parts{cfg: cfg, log: log, metrics: metrics.New(), conn: &lateConn{}, version: prog.version()}
 	var err error
 	if p.backups, err = newBackups(cfg, st, log); err != nil {
 		return nil, err
 	}
-	if p.webhook, err = newWebhook(cfg, st, log); err != nil {
+	if p.webhook, err = newWebhook(cfg, st, p.version, log); err != nil {
 		return nil, err
 	}
 	p.queue = newQueue(cfg, st, p.webhook, log)
-	p.bot = newBot(cfg, st, p.queue, p.webhook, p.backups, p.metrics, p.conn, started, log)
+	p.bot = newBot(cfg, st, p.version, p.queue, p.webhook, p.backups, p.metrics, p.conn, started, log)
+	if prog.Register != nil {
+		prog.Register(p.bot)
+	}
 	p.metrics.Registry.MustRegister(p.queue.Collector(), jobs.Collector(p.jobQueues()...))
 	// Contacts are looked up through the client of whichever lease this
 	// process holds; a standby has none and answers from what it learnt.
@@ -144,7 +148,7 @@ func (p *parts) httpOptions(conn httpapi.Connection, st *store.Store, started ti
 	return httpapi.Options{
 		Conn: conn, DB: st, Outbox: p.queue, Contacts: p.contacts, Backups: backupStatus(p.cfg, p.backups),
 		Database: string(st.Engine()), Metrics: p.metrics, Token: p.cfg.APIToken, BotName: p.cfg.BotName,
-		Session: p.cfg.SessionID, Version: version, Started: started, Logger: p.log, Reachout: p.queue.ReachoutLock,
+		Session: p.cfg.SessionID, Version: p.version, Started: started, Logger: p.log, Reachout: p.queue.ReachoutLock,
 		Jobs: kinds,
 	}
 }

@@ -16,7 +16,7 @@ import (
 )
 
 // newWebhook returns the webhook client, or nil when WEBHOOK_URL is unset.
-func newWebhook(cfg *config.Config, st *store.Store, log *slog.Logger) (*webhook.Client, error) {
+func newWebhook(cfg *config.Config, st *store.Store, version string, log *slog.Logger) (*webhook.Client, error) {
 	if cfg.WebhookURL == "" {
 		return nil, nil
 	}
@@ -32,10 +32,10 @@ func newWebhook(cfg *config.Config, st *store.Store, log *slog.Logger) (*webhook
 }
 
 // newBot builds the bot: incoming messages stored before they are
-// acknowledged, the built-in commands and the ones in commands.go, replies
-// through the queue. conn is read at call time: the bot exists before the
+// acknowledged, the built-in commands, replies through the queue (the
+// program's own commands are added by assemble). conn is read at call time: the bot exists before the
 // connection.
-func newBot(cfg *config.Config, st *store.Store, q *outbox.Queue, wh *webhook.Client, backups *backup.Manager,
+func newBot(cfg *config.Config, st *store.Store, version string, q *outbox.Queue, wh *webhook.Client, backups *backup.Manager,
 	m *metrics.Metrics, conn connection, started time.Time, log *slog.Logger) *bot.Bot {
 	b := bot.New(bot.Options{
 		DB: st.DB(), Engine: st.Engine(), Session: cfg.SessionID, Prefix: cfg.Prefix, Owners: cfg.Owners,
@@ -58,8 +58,5 @@ func newBot(cfg *config.Config, st *store.Store, q *outbox.Queue, wh *webhook.Cl
 		},
 		Logger: log.With("component", "bot"),
 	})
-	if registerCommands != nil {
-		registerCommands(b)
-	}
 	return b
 }

@@ -6,16 +6,14 @@ import (
 	"strings"
 )
 
-// version is what this binary calls itself (`blacksky version`, the log,
-// /status, the owner's start message, the webhook User-Agent). A build may
-// set it with -ldflags "-X main.version=v1.2.3" (the Dockerfile's VERSION
-// build argument, Heroku's GO_LINKER_SYMBOL); otherwise init derives it
-// from the build information Go records in every binary.
-var version string
-
-func init() {
+// version is what the binary calls itself (`blacksky version`, the log,
+// /status, the owner's start message, the webhook User-Agent): Version,
+// which cmd/blacksky's build may set with -ldflags "-X main.version=v1.2.3"
+// (the Dockerfile's VERSION build argument, Heroku's GO_LINKER_SYMBOL);
+// otherwise derived from the build information Go records in every binary.
+func (p Program) version() string {
 	info, _ := debug.ReadBuildInfo() // nil when the binary has none
-	version = describeVersion(version, info)
+	return describeVersion(p.Version, info)
 }
 
 // describeVersion derives the version string, one token without spaces (it
@@ -87,11 +85,11 @@ func shortRevision(rev string) string {
 }
 
 // versionLine is what `blacksky version` prints.
-func versionLine() string {
+func (p Program) versionLine() string {
 	info, _ := debug.ReadBuildInfo()
 	details := dependencyVersions()
 	if b := describeBuild(info); b != "" {
 		details = b + "; " + details
 	}
-	return fmt.Sprintf("blacksky %s (%s)", version, details)
+	return fmt.Sprintf("blacksky %s (%s)", p.version(), details)
 }

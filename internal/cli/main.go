@@ -39,6 +39,9 @@ type command struct {
 type environment struct {
 	stdout, stderr io.Writer
 	getenv         func(string) (string, bool)
+	// program is the bot binary the command runs in: its version and
+	// its own commands.
+	program Program
 }
 
 func commands() map[string]command {
@@ -65,21 +68,18 @@ type Program struct {
 	// information.
 	Version string
 	// Register adds the program's own commands to the bot, beside the
-	// built-in ones; nil adds none.
+	// built-in ones (menu, help, ping, status, and the owner's queue,
+	// backup, reconnect); nil adds none.
 	Register func(*bot.Bot)
 }
 
 // Main runs the command line on args (os.Args[1:]) until a signal or the
 // command ends it, and returns the exit code.
 func (p Program) Main(args []string) int {
-	if p.Version != "" {
-		version = p.Version
-	}
-	registerCommands = p.Register
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	logging.InstallSignalLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	return dispatch(ctx, &environment{stdout: os.Stdout, stderr: os.Stderr, getenv: os.LookupEnv}, args)
+	return dispatch(ctx, &environment{stdout: os.Stdout, stderr: os.Stderr, getenv: os.LookupEnv, program: p}, args)
 }
 
 func dispatch(ctx context.Context, env *environment, args []string) int {
@@ -145,6 +145,6 @@ func versionCommand(ctx context.Context, env *environment, args []string) int {
 	if code := parseFlags(env, fs, args); code >= 0 {
 		return code
 	}
-	fmt.Fprintln(env.stdout, versionLine())
+	fmt.Fprintln(env.stdout, env.program.versionLine())
 	return exitOK
 }

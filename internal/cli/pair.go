@@ -53,7 +53,7 @@ func pairCommand(ctx context.Context, env *environment, args []string) int {
 	// The same parts and client setup as 'blacksky run': a message that
 	// arrives while pairing is stored before it is acknowledged, and the
 	// bot handles it when it runs.
-	p, err := assemble(ctx, cfg, st, log, time.Now())
+	p, err := assemble(ctx, env.program, cfg, st, log, time.Now())
 	if err != nil {
 		fmt.Fprintf(env.stderr, "blacksky pair: %v\n", err)
 		return exitFailure

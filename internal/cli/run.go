@@ -52,7 +52,7 @@ func runCommand(ctx context.Context, env *environment, args []string) int {
 // then the database.
 func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.Logger) error {
 	started := time.Now()
-	log.Info("starting blacksky", "version", version, "session", cfg.SessionID, "database", describeDatabase(cfg))
+	log.Info("starting blacksky", "version", env.program.version(), "session", cfg.SessionID, "database", describeDatabase(cfg))
 	for _, name := range cfg.Ignored {
 		log.Warn("ignoring variable of the original bot that blacksky does not need", "var", name)
 	}
@@ -80,7 +80,7 @@ func serve(ctx context.Context, env *environment, cfg *config.Config, log *slog.
 	if !cfg.BackupsEnabled() {
 		log.Warn("SESSION_ENCRYPTION_KEY is not set: session backups are off (they are never written in plaintext)")
 	}
-	p, err := assemble(ctx, cfg, st, log, started)
+	p, err := assemble(ctx, env.program, cfg, st, log, started)
 	if err != nil {
 		return err
 	}
