@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/testdb"
+	"github.com/blacksky-bot/blacksky/internal/testkit/proc"
 )
 
 // The commands that queue into, or read, the bot's database.
@@ -140,21 +140,18 @@ func TestQueueCommandsOnAnUnwritableDataDir(t *testing.T) {
 	copyBinary(t, bins.Blacksky, bin)
 	before := tree(t, data)
 	for _, args := range queueCommands[:2] {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "DATA_DIR=" + data}
+		opts := proc.Options{Args: args, Env: []string{"PATH=" + os.Getenv("PATH"), "DATA_DIR=" + data}}
 		uid, fix := os.Getuid(), "chmod u+w "+data
 		if uid == 0 {
 			uid, fix = 65532, "chown -R 65532 "+data
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65532, Gid: 65532}}
+			opts.Credential = &syscall.Credential{Uid: 65532, Gid: 65532}
 		} else {
 			os.Chmod(data, 0o555)
 		}
-		out, _ := cmd.CombinedOutput()
+		code, out := runToEnd(t, bin, opts, 30*time.Second)
 		os.Chmod(data, 0o755)
-		cancel()
-		line := theLine(t, string(out))
-		if code := cmd.ProcessState.ExitCode(); code != exitUsage {
+		line := theLine(t, out)
+		if code != exitUsage {
 			t.Errorf("%v: exit %d; want 2: %s", args, code, line)
 		}
 		for _, want := range []string{"blacksky " + args[0] + ": ", data, fmt.Sprintf("uid %d", uid), "fix: " + fix} {

@@ -91,7 +91,7 @@ func chaosRun(ctx context.Context, cfg config, stderr io.Writer) (rep *Report, e
 	if h.sb, err = startSandbox(ctx, bins.Sandbox, dir, h.contacts); err != nil {
 		return nil, err
 	}
-	defer h.sb.kill()
+	defer h.sb.Kill()
 	if err := h.setUpAddressing(ctx); err != nil {
 		return nil, err
 	}
