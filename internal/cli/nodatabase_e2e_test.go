@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/testdb"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 	"github.com/blacksky-bot/blacksky/internal/testkit/proc"
 )
 
@@ -64,10 +64,7 @@ func TestQueueCommandsRefuseAMissingDatabase(t *testing.T) {
 func TestSendRefusesASQLiteFileNoBotHasUsed(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "blacksky.db")
-	st, err := store.Open(context.Background(), store.Options{SQLitePath: path})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := testkit.OpenStore(t, store.Options{SQLitePath: path})
 	if _, err := st.DB().Exec("CREATE TABLE notes (x TEXT)"); err != nil {
 		t.Fatal(err)
 	}
@@ -126,13 +123,8 @@ func TestQueueCommandsOnAnUnwritableDataDir(t *testing.T) {
 	if err := os.Mkdir(data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(context.Background(), store.Options{SQLitePath: filepath.Join(data, "blacksky.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	st := testkit.OpenStore(t, store.Options{SQLitePath: filepath.Join(data, "blacksky.db")})
+	testkit.Migrate(t, st)
 	st.Close()
 	os.Remove(filepath.Join(data, "blacksky.db.migrate-lock"))
 	os.Chmod(filepath.Join(data, "blacksky.db"), 0o644)
@@ -170,13 +162,8 @@ func TestQueueCommandsOnAnUnwritableDataDir(t *testing.T) {
 func migratedDataDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := store.Open(context.Background(), store.Options{SQLitePath: filepath.Join(dir, "blacksky.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	st := testkit.OpenStore(t, store.Options{SQLitePath: filepath.Join(dir, "blacksky.db")})
+	testkit.Migrate(t, st)
 	st.Close()
 	return dir
 }
