@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,6 +37,16 @@ func TestMain(m *testing.M) {
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("ready")
 		select {}
+	case "spawn":
+		// A child in this process's group, as a program's helper would be.
+		child := exec.Command(os.Args[0])
+		child.Env = []string{"PROC_HELPER=hang"}
+		if err := child.Start(); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		fmt.Printf("child %d\n", child.Process.Pid)
+		child.Wait()
 	case "lots":
 		line := strings.Repeat("x", 1023) + "\n"
 		for range 4 * TailBytes / len(line) {
@@ -145,5 +157,31 @@ func TestLogFileHasAllAndMemoryTheTail(t *testing.T) {
 	}
 	if tail := p.Tail(); len(tail) != quoteBytes || !strings.HasSuffix(tail, "the end\n") {
 		t.Errorf("tail of %d bytes", len(tail))
+	}
+}
+
+// Kill (and so a test's end) ends the process's children too: the whole
+// group gets the SIGKILL.
+func TestKillEndsTheProcessGroup(t *testing.T) {
+	p := helper(t, "spawn", Options{})
+	if err := p.WaitOutput(10*time.Second, "\n"); err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(p.Output(), "child ")))
+	if err != nil {
+		t.Fatalf("no child pid in %q", p.Output())
+	}
+	p.Kill()
+	// Gone, or a zombie that whoever inherited it has not reaped yet.
+	gone := func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return true
+		}
+		_, after, _ := strings.Cut(string(b), ") ")
+		return strings.HasPrefix(after, "Z")
+	}
+	if err := WaitFor(context.Background(), 10*time.Second, "the child to end", gone); err != nil {
+		t.Fatal(err)
 	}
 }
