@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -16,7 +15,7 @@ import (
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/blacksky-bot/blacksky/internal/store"
-	"github.com/blacksky-bot/blacksky/internal/testdb"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
 
 const (
@@ -33,19 +32,7 @@ var kinds = []store.Engine{store.SQLite, store.Postgres}
 // openStore returns a fresh, migrated store of the given kind.
 func openStore(t *testing.T, kind store.Engine) *store.Store {
 	t.Helper()
-	opts := store.Options{SQLitePath: filepath.Join(t.TempDir(), "blacksky.db")}
-	if kind == store.Postgres {
-		opts = store.Options{PostgresURL: testdb.PostgresURL(t)}
-	}
-	st, err := store.Open(context.Background(), opts)
-	if err != nil {
-		t.Fatalf("open %s: %v", kind, err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(context.Background()); err != nil {
-		t.Fatalf("migrate %s: %v", kind, err)
-	}
-	return st
+	return testkit.Store(t, kind)
 }
 
 func testKeyring(t testing.TB, pass string) *keyring {

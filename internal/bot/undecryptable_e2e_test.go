@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -39,14 +38,7 @@ func TestUndecryptableMessageRecoveredFromPhone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(t.TempDir(), "b.db")})
-	if err == nil {
-		err = st.Migrate(ctx)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := testkit.Store(t, store.SQLite)
 	hook := newHookRecorder(t)
 	wh, err := webhook.New(st.DB(), st.Engine(), webhook.Options{URL: hook.srv.URL, Secret: "s3", Session: "und", PollInterval: 20 * time.Millisecond})
 	if err != nil {

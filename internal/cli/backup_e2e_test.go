@@ -42,7 +42,7 @@ func removeSQLite(t *testing.T, dataDir string) {
 
 func stopBot(t *testing.T, p *process) {
 	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.signal(t, syscall.SIGTERM)
 	if code := p.wait(t, 28*time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM", code)
 	}
@@ -59,7 +59,7 @@ func TestSQLiteSessionRestoredFromBackups(t *testing.T) {
 	bot := start(t, env)
 	pairThroughControlAPI(t, sb, bot)
 	stopBot(t, bot) // a clean shutdown takes a backup
-	if !strings.Contains(bot.output(), "backed up the session on shutdown") {
+	if !strings.Contains(bot.Output(), "backed up the session on shutdown") {
 		t.Fatal("no backup on shutdown")
 	}
 	if code, stdout, stderr := runCLI(t, env, "backup"); code != exitOK {
@@ -84,8 +84,8 @@ func TestSQLiteSessionRestoredFromBackups(t *testing.T) {
 		if code := p.wait(t, 20*time.Second); code == 0 {
 			t.Fatal("started with a key that opens no backup")
 		}
-		if !strings.Contains(p.output(), "SESSION_ENCRYPTION_KEY does not open") {
-			t.Errorf("no clear error about the key:\n%s", p.output())
+		if !strings.Contains(p.Output(), "SESSION_ENCRYPTION_KEY does not open") {
+			t.Errorf("no clear error about the key:\n%s", p.Output())
 		}
 		if dirDigest(t, backups) != before {
 			t.Error("the backups changed")
@@ -96,7 +96,7 @@ func TestSQLiteSessionRestoredFromBackups(t *testing.T) {
 		removeSQLite(t, env["DATA_DIR"])
 		p := start(t, restartEnv(env))
 		p.waitHTTP(t, "/readyz", http.StatusOK)
-		out := p.output()
+		out := p.Output()
 		if !strings.Contains(out, "restored the session from a backup") || !strings.Contains(out, "skipped an unusable backup") {
 			t.Errorf("did not restore from the previous backup past the corrupt one:\n%s", out)
 		}

@@ -139,7 +139,7 @@ func TestBotCommandsEndToEnd(t *testing.T) {
 		control(t, sb.url, "GET", "/control/contacts/"+stranger+"/receipts", nil, &receipts)
 		return len(receipts) >= 7 // 2 earlier messages + 5 pings
 	}, bot)
-	bot.cmd.Process.Signal(syscall.SIGKILL)
+	bot.signal(t, syscall.SIGKILL)
 	bot.wait(t, 10*time.Second)
 	restarted := start(t, restartEnv(env))
 	waitFor(t, "a reply to every ping", func() bool {

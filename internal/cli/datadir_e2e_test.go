@@ -1,17 +1,16 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/blacksky-bot/blacksky/internal/testkit/proc"
 	"github.com/blacksky-bot/blacksky/internal/troubleshoot"
 )
 
@@ -40,26 +39,23 @@ func sharedDir(t *testing.T) string {
 func TestDataDirNotWritableIsOneLineAndExitTwo(t *testing.T) {
 	data, bin := dataDirForAnotherUser(t)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	for _, args := range [][]string{{"run"}, {"pair"}, {"backup"}} {
 		t.Run(args[0], func(t *testing.T) {
-			cmd := exec.CommandContext(ctx, bin, args...)
-			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "DATA_DIR=" + data, "PORT=" + fmt.Sprint(freePort(t)), "SESSION_ENCRYPTION_KEY=0123456789abcdef0123"}
+			opts := proc.Options{Args: args, Env: []string{"PATH=" + os.Getenv("PATH"), "DATA_DIR=" + data, "PORT=" + fmt.Sprint(freePort(t)), "SESSION_ENCRYPTION_KEY=0123456789abcdef0123"}}
 			uid, fix := os.Getuid(), "chmod u+w "+data
 			if uid == 0 {
 				uid, fix = 65532, "chown -R 65532 "+data
-				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65532, Gid: 65532}}
+				opts.Credential = &syscall.Credential{Uid: 65532, Gid: 65532}
 			} else {
 				os.Chmod(data, 0o555)
 				defer os.Chmod(data, 0o755)
 			}
-			out, _ := cmd.CombinedOutput()
-			if code := cmd.ProcessState.ExitCode(); code != exitUsage {
+			code, out := runToEnd(t, bin, opts, 30*time.Second)
+			if code != exitUsage {
 				t.Errorf("exit code %d, want 2:\n%s", code, out)
 			}
 			var failure string
-			for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 				if strings.Contains(line, "blacksky "+args[0]+":") {
 					if failure != "" {
 						t.Errorf("more than one failure line:\n%s", out)

@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -17,25 +15,14 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to look at a test database
 
 	"github.com/blacksky-bot/blacksky/internal/testdb"
+	"github.com/blacksky-bot/blacksky/internal/testkit/proc"
 )
 
 // runBinary runs the built blacksky in dir with only vars (and PATH) set,
 // and returns its exit code and output.
 func runBinary(t *testing.T, dir string, vars map[string]string, args ...string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bins.Blacksky, args...)
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
-	for k, v := range vars {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	out, err := cmd.CombinedOutput()
-	if _, exited := err.(*exec.ExitError); err != nil && !exited {
-		t.Fatalf("run blacksky %v: %v", args, err)
-	}
-	return cmd.ProcessState.ExitCode(), string(out)
+	return runToEnd(t, bins.Blacksky, proc.Options{Args: args, Dir: dir, Env: proc.Env(dir, vars)}, 60*time.Second)
 }
 
 // tree lists every file and directory under dir.
@@ -202,23 +189,20 @@ func TestDoctorRuntimeProblemsExitOne(t *testing.T) {
 // 65532 against its directory.
 func TestDoctorFindsAnUnwritableDataDirWithoutWriting(t *testing.T) {
 	data, bin := dataDirForAnotherUser(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "doctor")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "DATA_DIR=" + data, "PORT=" + fmt.Sprint(freePort(t))}
+	opts := proc.Options{Args: []string{"doctor"}, Env: []string{"PATH=" + os.Getenv("PATH"), "DATA_DIR=" + data, "PORT=" + fmt.Sprint(freePort(t))}}
 	uid := os.Getuid()
 	if uid == 0 {
 		uid = 65532
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65532, Gid: 65532}}
+		opts.Credential = &syscall.Credential{Uid: 65532, Gid: 65532}
 	} else {
 		os.Chmod(data, 0o555)
 		defer os.Chmod(data, 0o755)
 	}
-	out, _ := cmd.CombinedOutput()
-	if code := cmd.ProcessState.ExitCode(); code != exitFailure {
+	code, out := runToEnd(t, bin, opts, 30*time.Second)
+	if code != exitFailure {
 		t.Errorf("exit %d; want 1:\n%s", code, out)
 	}
-	got := linesWith(reportLines(t, string(out)), "FAIL  data dir")
+	got := linesWith(reportLines(t, out), "FAIL  data dir")
 	if len(got) != 1 || !strings.Contains(got[0], data) || !strings.Contains(got[0], fmt.Sprintf("uid %d", uid)) || !strings.Contains(got[0], "fix: ") {
 		t.Errorf("data dir lines %q; want one naming %s, uid %d and the fix", got, data, uid)
 	}

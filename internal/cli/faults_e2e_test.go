@@ -225,10 +225,8 @@ func TestDatabaseDroppingConnectionsDoesNotEndTheBot(t *testing.T) {
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); <-tick.C {
 		db.ExecContext(context.Background(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 			WHERE datname = current_database() AND pid <> pg_backend_pid()`)
-		select {
-		case <-bot.done:
-			t.Fatalf("the bot exited while the database dropped its connections:\n%s", bot.output())
-		default:
+		if bot.Exited() {
+			t.Fatalf("the bot exited while the database dropped its connections:\n%s", bot.Output())
 		}
 	}
 	tick.Stop()

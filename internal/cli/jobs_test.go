@@ -10,6 +10,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/bot"
 	"github.com/blacksky-bot/blacksky/internal/jobs"
 	"github.com/blacksky-bot/blacksky/internal/store"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
 
 // blacksky jobs shows and repairs every kind of work: a dead incoming
@@ -18,13 +19,8 @@ import (
 func TestJobsCommand(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(dir, "blacksky.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := testkit.OpenStore(t, store.Options{SQLitePath: filepath.Join(dir, "blacksky.db")})
+	testkit.Migrate(t, st)
 	b := bot.New(bot.Options{DB: st.DB(), Engine: st.Engine(), Session: "default"})
 	now := time.Now()
 	for _, id := range []string{"A1", "A2"} {

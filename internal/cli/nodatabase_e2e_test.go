@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +13,8 @@ import (
 
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/testdb"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
+	"github.com/blacksky-bot/blacksky/internal/testkit/proc"
 )
 
 // The commands that queue into, or read, the bot's database.
@@ -64,10 +64,7 @@ func TestQueueCommandsRefuseAMissingDatabase(t *testing.T) {
 func TestSendRefusesASQLiteFileNoBotHasUsed(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "blacksky.db")
-	st, err := store.Open(context.Background(), store.Options{SQLitePath: path})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := testkit.OpenStore(t, store.Options{SQLitePath: path})
 	if _, err := st.DB().Exec("CREATE TABLE notes (x TEXT)"); err != nil {
 		t.Fatal(err)
 	}
@@ -126,13 +123,8 @@ func TestQueueCommandsOnAnUnwritableDataDir(t *testing.T) {
 	if err := os.Mkdir(data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(context.Background(), store.Options{SQLitePath: filepath.Join(data, "blacksky.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	st := testkit.OpenStore(t, store.Options{SQLitePath: filepath.Join(data, "blacksky.db")})
+	testkit.Migrate(t, st)
 	st.Close()
 	os.Remove(filepath.Join(data, "blacksky.db.migrate-lock"))
 	os.Chmod(filepath.Join(data, "blacksky.db"), 0o644)
@@ -140,21 +132,18 @@ func TestQueueCommandsOnAnUnwritableDataDir(t *testing.T) {
 	copyBinary(t, bins.Blacksky, bin)
 	before := tree(t, data)
 	for _, args := range queueCommands[:2] {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "DATA_DIR=" + data}
+		opts := proc.Options{Args: args, Env: []string{"PATH=" + os.Getenv("PATH"), "DATA_DIR=" + data}}
 		uid, fix := os.Getuid(), "chmod u+w "+data
 		if uid == 0 {
 			uid, fix = 65532, "chown -R 65532 "+data
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65532, Gid: 65532}}
+			opts.Credential = &syscall.Credential{Uid: 65532, Gid: 65532}
 		} else {
 			os.Chmod(data, 0o555)
 		}
-		out, _ := cmd.CombinedOutput()
+		code, out := runToEnd(t, bin, opts, 30*time.Second)
 		os.Chmod(data, 0o755)
-		cancel()
-		line := theLine(t, string(out))
-		if code := cmd.ProcessState.ExitCode(); code != exitUsage {
+		line := theLine(t, out)
+		if code != exitUsage {
 			t.Errorf("%v: exit %d; want 2: %s", args, code, line)
 		}
 		for _, want := range []string{"blacksky " + args[0] + ": ", data, fmt.Sprintf("uid %d", uid), "fix: " + fix} {
@@ -173,13 +162,8 @@ func TestQueueCommandsOnAnUnwritableDataDir(t *testing.T) {
 func migratedDataDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := store.Open(context.Background(), store.Options{SQLitePath: filepath.Join(dir, "blacksky.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	st := testkit.OpenStore(t, store.Options{SQLitePath: filepath.Join(dir, "blacksky.db")})
+	testkit.Migrate(t, st)
 	st.Close()
 	return dir
 }

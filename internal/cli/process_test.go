@@ -8,16 +8,15 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/blacksky-bot/blacksky/internal/testdb"
 	"github.com/blacksky-bot/blacksky/internal/testkit"
+	"github.com/blacksky-bot/blacksky/internal/testkit/proc"
 )
 
 // bins are the blacksky and blacksky-sandbox binaries, built once for the
@@ -28,25 +27,10 @@ func TestMain(m *testing.M) {
 	os.Exit(testkit.MainWithBinaries(m, &bins))
 }
 
-// process is a running blacksky binary.
+// process is a running blacksky binary and the HTTP port it serves on.
 type process struct {
-	cmd    *exec.Cmd
-	port   int
-	mu     sync.Mutex
-	stderr bytes.Buffer
-	done   chan struct{}
-}
-
-func (p *process) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.Write(b)
-}
-
-func (p *process) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
+	*proc.Process
+	port int
 }
 
 // start runs the blacksky binary with env added to a minimal environment.
@@ -58,51 +42,52 @@ func start(t *testing.T, env map[string]string, args ...string) *process {
 // startProgram runs bin with env added to a minimal environment.
 func startProgram(t *testing.T, bin string, env map[string]string, args ...string) *process {
 	t.Helper()
-	p := &process{done: make(chan struct{})}
+	p := &process{}
 	if env["PORT"] == "" {
 		p.port = freePort(t)
 		env["PORT"] = fmt.Sprint(p.port)
 	}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	for k, v := range env {
-		p.cmd.Env = append(p.cmd.Env, k+"="+v)
-	}
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("%s output:\n%s", filepath.Base(bin), p.output())
-		}
-	})
+	p.Process = proc.StartT(t, bin, proc.Options{Args: args, Env: proc.Env(t.TempDir(), env)})
 	return p
 }
 
 // wait waits for the process to exit and returns its exit code.
 func (p *process) wait(t *testing.T, timeout time.Duration) int {
 	t.Helper()
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(timeout):
-		t.Fatalf("blacksky did not exit within %s", timeout)
-		return -1
+	code, err := p.Wait(timeout)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return code
+}
+
+// signal sends sig to the process, failing t if it cannot be sent.
+func (p *process) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runToEnd runs bin with opts until it exits, at most timeout, and returns
+// its exit code and output.
+func runToEnd(t *testing.T, bin string, opts proc.Options, timeout time.Duration) (int, string) {
+	t.Helper()
+	p := proc.StartT(t, bin, opts)
+	code, err := p.Wait(timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code, p.Output()
 }
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := proc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // waitHTTP polls path until it answers with want, and returns the JSON body.
@@ -153,12 +138,12 @@ func TestRunServesAndStopsOnSIGTERM(t *testing.T) {
 				}
 			}
 			sentAt := time.Now()
-			p.cmd.Process.Signal(syscall.SIGTERM)
+			p.signal(t, syscall.SIGTERM)
 			if code := p.wait(t, 28*time.Second); code != 0 {
 				t.Fatalf("exit code after SIGTERM = %d, want 0", code)
 			}
 			t.Logf("exited %s after SIGTERM", time.Since(sentAt).Round(time.Millisecond))
-			out := p.output()
+			out := p.Output()
 			if !strings.Contains(out, "shut down cleanly") {
 				t.Errorf("no clean shutdown in the log")
 			}
@@ -198,7 +183,7 @@ func TestStartupFailuresAreClear(t *testing.T) {
 			if code := p.wait(t, 20*time.Second); code != tt.code {
 				t.Errorf("exit code = %d, want %d", code, tt.code)
 			}
-			if out := p.output(); !strings.Contains(out, tt.want) || strings.Contains(out, "hunter2") {
+			if out := p.Output(); !strings.Contains(out, tt.want) || strings.Contains(out, "hunter2") {
 				t.Errorf("output lacks %q or reveals a password:\n%s", tt.want, out)
 			}
 		})

@@ -39,11 +39,12 @@ func startSandboxOn(t *testing.T, port int, trust string, flags []string, contac
 	args := append([]string{"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--contacts", strings.Join(contacts, ","),
 		"--trust-file", trust}, flags...)
 	p := startProgram(t, bins.Sandbox, map[string]string{"PORT": "1"}, args...)
-	sb := sandboxProc{p, fmt.Sprintf("http://127.0.0.1:%d", port), trust}
-	waitFor(t, "sandbox control API", func() bool {
-		return control(t, sb.url, "GET", "/control/trust", nil, nil) == http.StatusOK
-	}, p)
-	return sb
+	// Printed once the control API serves and every contact exists (the API
+	// answers before the contacts are added).
+	if err := p.WaitOutput(20*time.Second, "WhatsApp sandbox listening on"); err != nil {
+		t.Fatal(err)
+	}
+	return sandboxProc{p, fmt.Sprintf("http://127.0.0.1:%d", port), trust}
 }
 
 // botEnv is a bot's environment against sb, fast to retry and unthrottled.
@@ -211,7 +212,7 @@ func TestQueueSurvivesOutageAndSIGKILL(t *testing.T) {
 				}
 				return n >= 40
 			}, bot)
-			bot.cmd.Process.Signal(syscall.SIGKILL)
+			bot.signal(t, syscall.SIGKILL)
 			bot.wait(t, 10*time.Second)
 			restarted := start(t, restartEnv(env))
 			d = waitDelivered(t, sb, contacts, want, restarted, sb.process)
@@ -261,7 +262,7 @@ func TestTwoBotsOnPostgresHandOver(t *testing.T) {
 	waitFor(t, "delivery under way", func() bool {
 		return len(readInboxes(t, sb, contacts).texts[contacts[0]]) >= 5
 	}, first)
-	first.cmd.Process.Signal(syscall.SIGKILL)
+	first.signal(t, syscall.SIGKILL)
 	second.waitHTTP(t, "/readyz", http.StatusOK)
 	d := waitDelivered(t, sb, contacts, want, second)
 	checkExactlyOnceInOrder(t, d, contacts, want)
@@ -315,7 +316,7 @@ func TestRetryReceiptAnsweredAfterRestart(t *testing.T) {
 			enqueue(t, env, []string{contact}, "retry", 1, want)
 			waitDelivered(t, sb, []string{contact}, want, bot)
 			first := inbox(t, sb, contact)[0]
-			bot.cmd.Process.Signal(syscall.SIGTERM)
+			bot.signal(t, syscall.SIGTERM)
 			bot.wait(t, 30*time.Second)
 
 			restarted := start(t, restartEnv(env))

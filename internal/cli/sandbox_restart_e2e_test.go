@@ -24,7 +24,7 @@ func TestBotSurvivesASandboxRestartedWithoutData(t *testing.T) {
 	pairThroughControlAPI(t, sb, bot)
 	before := bot.status(t)["account"]
 
-	sb.cmd.Process.Signal(syscall.SIGTERM)
+	sb.signal(t, syscall.SIGTERM)
 	if code := sb.wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("sandbox exit code %d after SIGTERM", code)
 	}
@@ -37,7 +37,7 @@ func TestBotSurvivesASandboxRestartedWithoutData(t *testing.T) {
 		st := bot.status(t)
 		return (st["state"] == "unpaired" || st["state"] == "logged_out") && st["account"] == nil
 	}, bot, fresh.process)
-	out := bot.output()
+	out := bot.Output()
 	if !strings.Contains(out, "logged this device out") {
 		t.Errorf("the log does not say the device was logged out:\n%s", out)
 	}

@@ -2,12 +2,15 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/testkit/proc"
 )
 
 // control calls the sandbox's control API and decodes the JSON answer; a
@@ -41,7 +44,7 @@ func TestBotAgainstSandboxProcess(t *testing.T) {
 	sbURL := sb.url
 	bot := start(t, map[string]string{"DATA_DIR": t.TempDir(), "WA_SANDBOX": sbURL, "WA_SANDBOX_TRUST": sb.trust})
 	pairThroughControlAPI(t, sb, bot)
-	if !strings.Contains(bot.output(), "NOT talking to WhatsApp") {
+	if !strings.Contains(bot.Output(), "NOT talking to WhatsApp") {
 		t.Error("the bot does not say loudly that it talks to a sandbox")
 	}
 
@@ -52,7 +55,7 @@ func TestBotAgainstSandboxProcess(t *testing.T) {
 		control(t, sbURL, "GET", "/control/contacts/15550000002/receipts", nil, &receipts)
 		return len(receipts) > 0 && receipts[0].ID == sent.ID
 	}, bot)
-	if !strings.Contains(bot.output(), "message received") {
+	if !strings.Contains(bot.Output(), "message received") {
 		t.Error("the bot did not log the contact's message")
 	}
 
@@ -102,21 +105,12 @@ func TestBotAgainstSandboxProcess(t *testing.T) {
 // of the processes exits.
 func waitFor(t *testing.T, what string, cond func() bool, procs ...*process) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		for _, p := range procs {
-			select {
-			case <-p.done:
-				t.Fatalf("process exited while waiting for %s", what)
-			default:
-			}
-		}
-		<-tick.C
+	ps := make([]*proc.Process, len(procs))
+	for i, p := range procs {
+		ps[i] = p.Process
+	}
+	if err := proc.WaitFor(context.Background(), 20*time.Second, what, cond, ps...); err != nil {
+		t.Fatal(err)
 	}
 }
 

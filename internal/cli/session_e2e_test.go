@@ -20,7 +20,7 @@ func TestPostgresSessionSurvivesAWipedDisk(t *testing.T) {
 	env := botEnv(t, sb, testdb.PostgresURL(t))
 	bot := start(t, env)
 	pairThroughControlAPI(t, sb, bot)
-	bot.cmd.Process.Signal(syscall.SIGTERM)
+	bot.signal(t, syscall.SIGTERM)
 	if code := bot.wait(t, 28*time.Second); code != 0 {
 		t.Fatalf("exit %d after SIGTERM", code)
 	}
@@ -32,7 +32,7 @@ func TestPostgresSessionSurvivesAWipedDisk(t *testing.T) {
 
 	again := start(t, restartEnv(env))
 	again.waitHTTP(t, "/readyz", http.StatusOK)
-	if strings.Contains(again.output(), "scan this QR code") {
+	if strings.Contains(again.Output(), "scan this QR code") {
 		t.Error("the restarted bot asked to pair again")
 	}
 	d := waitDelivered(t, sb, contacts, want, again)
@@ -48,11 +48,11 @@ func TestSIGTERMHandsOverToStandby(t *testing.T) {
 	pairThroughControlAPI(t, sb, first)
 	second := start(t, restartEnv(env))
 	waitFor(t, "the standby", func() bool {
-		return strings.Contains(second.output(), "hot standby")
+		return strings.Contains(second.Output(), "hot standby")
 	}, second)
 
 	sent := time.Now()
-	first.cmd.Process.Signal(syscall.SIGTERM)
+	first.signal(t, syscall.SIGTERM)
 	second.waitHTTP(t, "/readyz", http.StatusOK)
 	took := time.Since(sent)
 	t.Logf("standby connected %v after SIGTERM to the holder", took.Round(time.Millisecond))
@@ -62,7 +62,7 @@ func TestSIGTERMHandsOverToStandby(t *testing.T) {
 	if code := first.wait(t, 28*time.Second); code != 0 {
 		t.Errorf("holder exit %d after SIGTERM", code)
 	}
-	if strings.Contains(first.output(), "logged out") {
+	if strings.Contains(first.Output(), "logged out") {
 		t.Error("the holder logged out on shutdown")
 	}
 }
@@ -81,13 +81,13 @@ func TestPairCommandWithPhoneCode(t *testing.T) {
 	if exit := p.wait(t, 30*time.Second); exit != 0 {
 		t.Fatalf("pair exited %d", exit)
 	}
-	if !strings.Contains(p.output(), "paired as 15550000001") {
+	if !strings.Contains(p.Output(), "paired as 15550000001") {
 		t.Errorf("pair did not say what it linked")
 	}
 	// The session is stored: a second pair has nothing to do.
 	again := start(t, restartEnv(env), "pair")
-	if exit := again.wait(t, 30*time.Second); exit != 0 || !strings.Contains(again.output(), "already paired") {
-		t.Errorf("second pair: exit %d, output %q", exit, again.output())
+	if exit := again.wait(t, 30*time.Second); exit != 0 || !strings.Contains(again.Output(), "already paired") {
+		t.Errorf("second pair: exit %d, output %q", exit, again.Output())
 	}
 }
 
@@ -121,7 +121,7 @@ func pairingCode(t *testing.T, p *process) string {
 	t.Helper()
 	var code string
 	waitFor(t, "a pairing code", func() bool {
-		out := p.output()
+		out := p.Output()
 		const marker = "Link with phone number, enter: "
 		i := strings.Index(out, marker)
 		if i < 0 {

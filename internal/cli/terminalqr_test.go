@@ -222,17 +222,17 @@ func TestTerminalQRNeverInJSONLogs(t *testing.T) {
 			env["LOG_FORMAT"] = format
 			bot := start(t, env)
 			waitFor(t, "the QR code's log line", func() bool {
-				return strings.Contains(bot.output(), "scan this QR code")
+				return strings.Contains(bot.Output(), "scan this QR code")
 			}, bot)
 			const header = "Scan with WhatsApp > Linked devices"
 			if format == "text" {
-				waitFor(t, "the QR drawing in text mode", func() bool { return strings.Contains(bot.output(), header) }, bot)
+				waitFor(t, "the QR drawing in text mode", func() bool { return strings.Contains(bot.Output(), header) }, bot)
 				return
 			}
 			// The drawing followed the code's log line at once when it was
 			// written; by the time /healthz answers it would be there.
 			bot.waitHTTP(t, "/healthz", 200)
-			out := bot.output()
+			out := bot.Output()
 			if strings.Contains(out, header) || strings.Contains(out, qrColours) {
 				t.Error("a QR drawing in JSON logs")
 			}
@@ -265,7 +265,7 @@ func TestPairCommandDrawsTheQRCode(t *testing.T) {
 	waitFor(t, "a QR code logged and drawn", func() bool {
 		code, drawing = "", ""
 		var b strings.Builder
-		for _, line := range strings.SplitAfter(p.output(), "\n") {
+		for _, line := range strings.SplitAfter(p.Output(), "\n") {
 			var rec struct{ QR string }
 			switch {
 			case strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &rec) == nil && rec.QR != "":

@@ -57,7 +57,7 @@ func TestOutdatedVersionMovesToWhatsAppWebsCurrent(t *testing.T) {
 	control(t, sb.url, "POST", "/control/faults", map[string]string{"kind": "drop"}, nil)
 	waitFor(t, "a login with WhatsApp Web's current version "+next, func() bool { return loggedInWith(t, sb, next) }, bot)
 	bot.waitHTTP(t, "/readyz", http.StatusOK)
-	if out := bot.output(); !strings.Contains(out, "switching to WhatsApp Web's current version") {
+	if out := bot.Output(); !strings.Contains(out, "switching to WhatsApp Web's current version") {
 		t.Error("the bot did not log the version change")
 	}
 	status := bot.waitHTTP(t, "/status", http.StatusOK)

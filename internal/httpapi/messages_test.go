@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,15 +42,7 @@ type msgFixture struct {
 // a queue on it.
 func newQueue(t testing.TB, opts outbox.Options) *outbox.Queue {
 	t.Helper()
-	ctx := context.Background()
-	s, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(t.TempDir(), "blacksky.db")})
-	if err != nil {
-		t.Fatalf("store.Open: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
+	s := testkit.Store(t, store.SQLite)
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 5 * time.Millisecond
 	}

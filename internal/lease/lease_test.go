@@ -4,30 +4,20 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/blacksky-bot/blacksky/internal/store"
-	"github.com/blacksky-bot/blacksky/internal/testdb"
+	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
 
 // twoProcesses opens the same database twice, as two processes would.
 func twoProcesses(t *testing.T, kind store.Engine) (*store.Store, *store.Store) {
-	opts := store.Options{SQLitePath: filepath.Join(t.TempDir(), "b.db")}
-	if kind == store.Postgres {
-		opts = store.Options{PostgresURL: testdb.PostgresURL(t)}
-	}
+	opts := testkit.StoreOptions(t, kind)
 	open := func() *store.Store {
-		st, err := store.Open(context.Background(), opts)
-		if err == nil {
-			err = st.Migrate(context.Background())
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
+		st := testkit.OpenStore(t, opts)
+		testkit.Migrate(t, st)
 		return st
 	}
 	return open(), open()

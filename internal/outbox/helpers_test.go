@@ -3,7 +3,6 @@ package outbox
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/blacksky-bot/blacksky/internal/store"
-	"github.com/blacksky-bot/blacksky/internal/testdb"
 	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
 
@@ -36,12 +34,7 @@ func eachStore(t *testing.T, f func(t *testing.T, e *env)) {
 
 func newEnv(t testing.TB, kind store.Engine) *env {
 	t.Helper()
-	e := &env{kind: kind}
-	if kind == store.Postgres {
-		e.opts.PostgresURL = testdb.PostgresURL(t)
-	} else {
-		e.opts.SQLitePath = filepath.Join(t.TempDir(), "blacksky.db")
-	}
+	e := &env{kind: kind, opts: testkit.StoreOptions(t, kind)}
 	s := e.open(t)
 	if err := s.Migrate(context.Background()); err != nil {
 		t.Fatalf("Migrate: %v", err)
@@ -51,12 +44,7 @@ func newEnv(t testing.TB, kind store.Engine) *env {
 
 func (e *env) open(t testing.TB) *store.Store {
 	t.Helper()
-	s, err := store.Open(context.Background(), e.opts)
-	if err != nil {
-		t.Fatalf("store.Open: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return testkit.OpenStore(t, e.opts)
 }
 
 // queue opens a new database handle (a new "process") and a queue on it,

@@ -1,5 +1,8 @@
 // Package testdb gives tests a fresh PostgreSQL database of their own, or
-// explains loudly why they cannot have one.
+// explains loudly why they cannot have one, and the harnesses the same
+// database without a test (Create). It opens no store: a migrated store of
+// either kind is internal/testkit's Store (testdb stays free of
+// internal/store so that the store's own tests can use it).
 package testdb
 
 import (
@@ -7,7 +10,8 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"net/url"
+	"fmt"
+	neturl "net/url"
 	"os"
 	"testing"
 	"time"
@@ -30,34 +34,61 @@ func PostgresURL(t testing.TB) string {
 		}
 		t.Skipf("SKIPPING PostgreSQL test: set %s=postgres://postgres@127.0.0.1:5432/postgres to run it", EnvVar)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	url, drop, err := Create(context.Background(), admin, "blacksky_test_")
+	if err != nil {
+		t.Fatalf("%s: %v", EnvVar, err)
+	}
+	t.Cleanup(drop)
+	return url
+}
+
+// Create makes an empty database, named prefix and a random suffix, on the
+// server at admin, and returns its URL and a function that drops it. It is
+// PostgresURL without a test, for the harnesses; drop retries for a while,
+// since a harness may have restarted the server under the database.
+func Create(ctx context.Context, admin, prefix string) (url string, drop func(), err error) {
+	u, err := neturl.Parse(admin)
+	if err != nil {
+		return "", nil, fmt.Errorf("parse the admin URL: %w", err)
+	}
+	name := prefix + randomHex(6)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	if err := execAdmin(ctx, admin, "CREATE DATABASE "+name); err != nil {
+		return "", nil, fmt.Errorf("create database %s: %w", name, err)
+	}
+	u.Path = "/" + name
+	drop = func() {
+		for range 10 {
+			dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := execAdmin(dctx, admin, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			cancel()
+			if err == nil {
+				return
+			}
+			// Not a synchronisation: the server is coming back, and there
+			// is nothing to wait on but time.
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	return u.String(), drop, nil
+}
+
+// execAdmin runs one statement on a connection of its own, closed after,
+// so that no test holds an admin connection while it runs.
+func execAdmin(ctx context.Context, admin, stmt string) error {
 	db, err := sql.Open("pgx", admin)
 	if err != nil {
-		t.Fatalf("open %s: %v", EnvVar, err)
+		return fmt.Errorf("open the admin database: %w", err)
 	}
 	defer db.Close()
 	if err := db.PingContext(ctx); err != nil {
-		t.Fatalf("PostgreSQL at %s is unreachable: %v", EnvVar, err)
+		return fmt.Errorf("PostgreSQL is unreachable: %w", err)
 	}
-	name := "blacksky_test_" + randomHex(6)
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create test database: %v", err)
+	if _, err := db.ExecContext(ctx, stmt); err != nil {
+		return err
 	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", admin)
-		if err != nil {
-			return
-		}
-		defer db.Close()
-		db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatalf("parse %s: %v", EnvVar, err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return nil
 }
 
 func randomHex(n int) string {

@@ -1,6 +1,9 @@
 // Package testkit is what this project's tests share: a fresh migrated
-// database of either kind, and in-process WhatsApp sandboxes that the real
-// whatsmeow client in the same test process trusts.
+// database of either kind (Store; StoreOptions and OpenStore when a test
+// opens one database as several processes would: every test database is
+// opened here, but the store's own tests, which test the opening), and
+// in-process WhatsApp sandboxes that the real whatsmeow client in the same
+// test process trusts. The built programs are run by the subpackage proc.
 package testkit
 
 import (
@@ -26,24 +29,45 @@ import (
 // Engines lists the database engines every storage test runs on.
 var Engines = []store.Engine{store.SQLite, store.Postgres}
 
-// Store returns a fresh, migrated database of kind, closed when t ends.
+// Store returns a fresh, migrated database of kind, closed when t ends:
+// the one way a test gets a database of its own.
 // PostgreSQL follows testdb's rules: skipped loudly without it, failed in CI.
 func Store(t testing.TB, kind store.Engine) *store.Store {
 	t.Helper()
-	opts := store.Options{SQLitePath: filepath.Join(t.TempDir(), "blacksky.db")}
+	st := OpenStore(t, StoreOptions(t, kind))
+	Migrate(t, st)
+	return st
+}
+
+// StoreOptions names a fresh, empty database of kind (a new SQLite file, or
+// a new PostgreSQL database by testdb's rules), for a test that opens it
+// more than once, as several processes would, or hands it to a program.
+func StoreOptions(t testing.TB, kind store.Engine) store.Options {
+	t.Helper()
 	if kind == store.Postgres {
-		opts = store.Options{PostgresURL: testdb.PostgresURL(t)}
+		return store.Options{PostgresURL: testdb.PostgresURL(t)}
 	}
-	ctx := context.Background()
-	st, err := store.Open(ctx, opts)
+	return store.Options{SQLitePath: filepath.Join(t.TempDir(), "blacksky.db")}
+}
+
+// OpenStore opens the database opts name, as one more process would; it is
+// closed when t ends (an earlier Close is harmless). It does not migrate.
+func OpenStore(t testing.TB, opts store.Options) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), opts)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("open the test database: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	return st
+}
+
+// Migrate brings st to this build's schema.
+func Migrate(t testing.TB, st *store.Store) {
+	t.Helper()
+	if err := st.Migrate(context.Background()); err != nil {
+		t.Fatalf("migrate the test database: %v", err)
+	}
 }
 
 // noiseRoot is the one noise root of this test process: whatsmeow trusts a

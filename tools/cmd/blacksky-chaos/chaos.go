@@ -233,13 +233,13 @@ func (h *harness) stopLeader(ctx context.Context, sig syscall.Signal) error {
 	if p == nil {
 		return fmt.Errorf("bot%d is not running", i+1)
 	}
-	if p.exited(20 * time.Second) {
-		if sig == syscall.SIGTERM && p.cmd.ProcessState.ExitCode() != 0 {
-			return fmt.Errorf("bot%d exited %s after SIGTERM", i+1, p.cmd.ProcessState)
+	if code, err := p.Wait(20 * time.Second); err == nil {
+		if sig == syscall.SIGTERM && code != 0 {
+			return fmt.Errorf("bot%d exited %s after SIGTERM", i+1, p.State())
 		}
 		return nil
 	}
-	p.kill()
+	p.Kill()
 	return fmt.Errorf("bot%d did not exit within 20 s of %s", i+1, sig)
 }
 

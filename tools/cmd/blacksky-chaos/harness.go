@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/blacksky-bot/blacksky/internal/testdb"
 	"github.com/blacksky-bot/blacksky/internal/testkit"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 )
@@ -67,9 +67,9 @@ func chaosRun(ctx context.Context, cfg config, stderr io.Writer) (rep *Report, e
 	dbURL := ""
 	if cfg.store == "postgres" {
 		var drop func()
-		h.pgDirect, drop, err = freshDatabase(ctx, cfg.pgURL)
+		h.pgDirect, drop, err = testdb.Create(ctx, cfg.pgURL, "blacksky_chaos_")
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--postgres-url: %w", err)
 		}
 		defer drop()
 		if dbURL, err = h.startProxy(); err != nil {
@@ -91,7 +91,7 @@ func chaosRun(ctx context.Context, cfg config, stderr io.Writer) (rep *Report, e
 	if h.sb, err = startSandbox(ctx, bins.Sandbox, dir, h.contacts); err != nil {
 		return nil, err
 	}
-	defer h.sb.kill()
+	defer h.sb.Kill()
 	if err := h.setUpAddressing(ctx); err != nil {
 		return nil, err
 	}
@@ -357,42 +357,6 @@ func (h *harness) settle(ctx context.Context) error {
 		return err
 	}
 	return h.waitReady(ctx, time.Minute)
-}
-
-// freshDatabase creates an empty database on the server at admin and
-// returns its URL and a function that drops it.
-func freshDatabase(ctx context.Context, admin string) (string, func(), error) {
-	db, err := sql.Open("pgx", admin)
-	if err != nil {
-		return "", nil, fmt.Errorf("open --postgres-url: %w", err)
-	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	name := "blacksky_chaos_" + randomHex(6)
-	if _, err := db.ExecContext(cctx, "CREATE DATABASE "+name); err != nil {
-		db.Close()
-		return "", nil, fmt.Errorf("create database on --postgres-url: %w", err)
-	}
-	u, err := url.Parse(admin)
-	if err != nil {
-		db.Close()
-		return "", nil, fmt.Errorf("parse --postgres-url: %w", err)
-	}
-	u.Path = "/" + name
-	drop := func() {
-		defer db.Close()
-		// The server may have restarted under us: retry a few times.
-		for range 10 {
-			dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_, err := db.ExecContext(dctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			cancel()
-			if err == nil {
-				return
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
-	}
-	return u.String(), drop, nil
 }
 
 func randomHex(n int) string {

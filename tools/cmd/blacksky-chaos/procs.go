@@ -5,110 +5,51 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/testkit/proc"
 )
 
 // client talks to the bots and the sandbox; every request is bounded so a
 // hung process cannot stall a loop.
 var client = &http.Client{Timeout: 5 * time.Second}
 
-// proc is one running process of the binary.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startProc(bin string, env, args []string, logPath string) (*proc, error) {
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open log: %w", err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own process group, so a Ctrl-C in the terminal reaches only us and
-	// we decide how the children end.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start %s %s: %w", bin, strings.Join(args, " "), err)
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); logf.Close(); close(p.done) }()
-	return p, nil
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-// kill ends the process with SIGKILL and waits for it.
-func (p *proc) kill() {
-	p.cmd.Process.Kill()
-	<-p.done
-}
-
-// exited reports whether the process ended within d.
-func (p *proc) exited(d time.Duration) bool {
-	select {
-	case <-p.done:
-		return true
-	case <-time.After(d):
-		return false
-	}
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// baseEnv is the minimal environment of every child.
-func baseEnv(home string, vars map[string]string) []string {
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
-	for k, v := range vars {
-		env = append(env, k+"="+v)
-	}
-	return env
-}
+// sandboxListening is what blacksky-sandbox prints once its control API
+// serves and every --contacts contact exists (the API answers before the
+// contacts are added, so a poll of it raced them).
+const sandboxListening = "WhatsApp sandbox listening on"
 
 // sandbox is the running blacksky-sandbox.
 type sandbox struct {
-	*proc
+	*proc.Process
 	url   string
 	trust string // the trust file it wrote (the bots' WA_SANDBOX_TRUST)
 }
 
 func startSandbox(ctx context.Context, bin, dir string, contacts []string) (*sandbox, error) {
-	port, err := freePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	trust := filepath.Join(dir, "sandbox-trust.json")
-	p, err := startProc(bin, baseEnv(dir, map[string]string{"PORT": "1"}),
-		[]string{"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--contacts", strings.Join(contacts, ","), "--log-level", "warn",
+	p, err := proc.Start(bin, proc.Options{
+		Args: []string{"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--contacts", strings.Join(contacts, ","), "--log-level", "warn",
 			"--trust-file", trust},
-		filepath.Join(dir, "sandbox.log"))
+		Env:     proc.Env(dir, map[string]string{"PORT": "1"}),
+		LogFile: filepath.Join(dir, "sandbox.log"),
+	})
 	if err != nil {
 		return nil, err
 	}
 	sb := &sandbox{p, fmt.Sprintf("http://127.0.0.1:%d", port), trust}
-	err = poll(ctx, 20*time.Second, func() bool {
-		return doJSON(ctx, "GET", sb.url+"/control/trust", nil, nil) == http.StatusOK
-	})
-	if err != nil {
-		p.kill()
-		return nil, fmt.Errorf("start sandbox: control API did not answer: %w", err)
+	if err := p.WaitOutput(20*time.Second, sandboxListening); err != nil {
+		p.Kill()
+		return nil, fmt.Errorf("start sandbox: %w", err)
 	}
 	return sb, nil
 }
@@ -165,7 +106,7 @@ type bot struct {
 	logPath string
 
 	mu         sync.Mutex
-	cur        *proc
+	cur        *proc.Process
 	expected   bool // the next exit was caused by the chaos loop
 	starts     int
 	unexpected []string
@@ -173,7 +114,7 @@ type bot struct {
 }
 
 func newBot(name, bin, dir string, vars map[string]string) (*bot, error) {
-	port, err := freePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +122,7 @@ func newBot(name, bin, dir string, vars map[string]string) (*bot, error) {
 	for k, val := range vars {
 		v[k] = val
 	}
-	return &bot{name: name, port: port, bin: bin, env: baseEnv(dir, v),
+	return &bot{name: name, port: port, bin: bin, env: proc.Env(dir, v),
 		logPath: filepath.Join(dir, name+".log"), started: make(chan struct{})}, nil
 }
 
@@ -190,7 +131,7 @@ func (b *bot) url(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%
 // loop keeps the bot running until ctx ends, then kills it.
 func (b *bot) loop(ctx context.Context) error {
 	for {
-		p, err := startProc(b.bin, b.env, []string{"run"}, b.logPath)
+		p, err := proc.Start(b.bin, proc.Options{Args: []string{"run"}, Env: b.env, LogFile: b.logPath})
 		if err != nil {
 			return err
 		}
@@ -203,13 +144,13 @@ func (b *bot) loop(ctx context.Context) error {
 		b.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			p.kill()
+			p.Kill()
 			return nil
-		case <-p.done:
+		case <-p.Done():
 		}
 		b.mu.Lock()
 		if !b.expected {
-			b.unexpected = append(b.unexpected, fmt.Sprintf("%s pid %d exited by itself: %s", b.name, p.pid(), p.cmd.ProcessState))
+			b.unexpected = append(b.unexpected, fmt.Sprintf("%s pid %d exited by itself: %s", b.name, p.Pid(), p.State()))
 		}
 		b.mu.Unlock()
 		// A short pause keeps a bot that dies at once from spinning.
@@ -222,20 +163,20 @@ func (b *bot) loop(ctx context.Context) error {
 }
 
 // current returns the running process (nil before the first start).
-func (b *bot) current() *proc {
+func (b *bot) current() *proc.Process {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.cur
 }
 
 // signal sends sig to the running process, marking its exit as expected.
-func (b *bot) signal(sig syscall.Signal) *proc {
+func (b *bot) signal(sig syscall.Signal) *proc.Process {
 	b.mu.Lock()
 	p := b.cur
 	b.expected = true
 	b.mu.Unlock()
 	if p != nil {
-		p.cmd.Process.Signal(sig)
+		p.Signal(sig)
 	}
 	return p
 }
@@ -252,7 +193,7 @@ func (b *bot) status(ctx context.Context) (st botStatus, leads bool) {
 	if p == nil || doJSON(ctx, "GET", b.url("/status"), nil, &st) != http.StatusOK {
 		return st, false
 	}
-	return st, st.State != "standby" && strings.HasSuffix(st.Holder, fmt.Sprintf("/pid-%d", p.pid()))
+	return st, st.State != "standby" && strings.HasSuffix(st.Holder, fmt.Sprintf("/pid-%d", p.Pid()))
 }
 
 // doJSON sends body as JSON and decodes the answer into out; it returns the

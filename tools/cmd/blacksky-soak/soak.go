@@ -7,87 +7,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/blacksky-bot/blacksky/internal/testkit"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/testkit"
+	"github.com/blacksky-bot/blacksky/internal/testkit/proc"
 )
-
-// proc is a child process whose output goes to a log file.
-type proc struct {
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-}
-
-func startProc(binary, logPath string, env []string, args ...string) (*proc, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(binary, args...)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", binary, err)
-	}
-	p := &proc{cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() { cmd.Wait(); f.Close(); close(p.done) }()
-	return p, nil
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM, waits up to grace, then kills.
-func (p *proc) stop(grace time.Duration) {
-	if p == nil {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// tail is the end of the process's log, for error messages.
-func (p *proc) tail() string {
-	b, _ := os.ReadFile(p.log)
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return string(b)
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
 
 // newClient is an HTTP client for 127.0.0.1 that keeps up to idle
 // connections per host open.
@@ -133,27 +67,6 @@ func callWith(ctx context.Context, client *http.Client, method, url string, body
 		io.Copy(io.Discard, resp.Body)
 	}
 	return resp.StatusCode, nil
-}
-
-// waitUntil polls cond every 50ms for at most timeout.
-func waitUntil(ctx context.Context, what string, timeout time.Duration, cond func() bool, procs ...*proc) error {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		for _, p := range procs {
-			if p.exited() {
-				return fmt.Errorf("%s: process exited while waiting for %s:\n%s", filepath.Base(p.log), what, p.tail())
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return nil
 }
 
 // readRSS is VmRSS of pid in MB.
@@ -271,54 +184,56 @@ func soak(ctx context.Context, cfg config, log io.Writer) (result, error) {
 			return res, err
 		}
 	}
-	baseEnv := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + tmp}
 
 	contacts := make([]string, cfg.Contacts)
 	for i := range contacts {
 		contacts[i] = fmt.Sprintf("1555%07d", 1000+i)
 	}
-	sbPort, err := freePort()
+	sbPort, err := proc.FreePort()
 	if err != nil {
 		return res, err
 	}
 	sbURL := fmt.Sprintf("http://127.0.0.1:%d", sbPort)
 	trust := filepath.Join(tmp, "sandbox-trust.json")
-	sb, err := startProc(sandboxBin, filepath.Join(tmp, "sandbox.log"), append(baseEnv, "PORT=1"),
-		"--listen", fmt.Sprintf("127.0.0.1:%d", sbPort), "--contacts", strings.Join(contacts, ","), "--trust-file", trust)
+	sb, err := proc.Start(sandboxBin, proc.Options{
+		Args:    []string{"--listen", fmt.Sprintf("127.0.0.1:%d", sbPort), "--contacts", strings.Join(contacts, ","), "--trust-file", trust},
+		Env:     proc.Env(tmp, map[string]string{"PORT": "1"}),
+		LogFile: filepath.Join(tmp, "sandbox.log"),
+	})
 	if err != nil {
 		return res, err
 	}
-	defer sb.stop(5 * time.Second)
-	if err := waitUntil(ctx, "the sandbox control API", 30*time.Second, func() bool {
-		code, _ := call(ctx, "GET", sbURL+"/control/trust", nil, nil)
-		return code == http.StatusOK
-	}, sb); err != nil {
+	defer sb.Stop(5 * time.Second)
+	// Printed once the control API serves and every contact exists (the API
+	// answers before the contacts are added).
+	if err := sb.WaitOutput(30*time.Second, "WhatsApp sandbox listening on"); err != nil {
 		return res, err
 	}
 
-	botPort, err := freePort()
+	botPort, err := proc.FreePort()
 	if err != nil {
 		return res, err
 	}
 	botURL := fmt.Sprintf("http://127.0.0.1:%d", botPort)
 	dataDir := filepath.Join(tmp, "data")
-	botEnv := append(baseEnv,
-		"PORT="+strconv.Itoa(botPort), "DATA_DIR="+dataDir, "WA_SANDBOX="+sbURL, "WA_SANDBOX_TRUST="+trust, "SESSION_ID=soak",
-		"RECONNECT_BASE_DELAY=100ms", "RECONNECT_MAX_DELAY=1s", "RECONNECT_PROBE_INTERVAL=100ms",
-		"SEND_RATE_PER_MINUTE=0", "SEND_CHAT_GAP=0", "NOTIFY_RETRY_BASE_DELAY=100ms",
-		"NOTIFY_RETRY_MAX_DELAY=1s", "NOTIFY_SEND_TIMEOUT=2s", "LEASE_INTERVAL=100ms",
-		"OWNER_NUMBER="+contacts[0])
-	bot, err := startProc(binary, filepath.Join(tmp, "bot.log"), botEnv)
+	botEnv := proc.Env(tmp, map[string]string{
+		"PORT": strconv.Itoa(botPort), "DATA_DIR": dataDir, "WA_SANDBOX": sbURL, "WA_SANDBOX_TRUST": trust, "SESSION_ID": "soak",
+		"RECONNECT_BASE_DELAY": "100ms", "RECONNECT_MAX_DELAY": "1s", "RECONNECT_PROBE_INTERVAL": "100ms",
+		"SEND_RATE_PER_MINUTE": "0", "SEND_CHAT_GAP": "0", "NOTIFY_RETRY_BASE_DELAY": "100ms",
+		"NOTIFY_RETRY_MAX_DELAY": "1s", "NOTIFY_SEND_TIMEOUT": "2s", "LEASE_INTERVAL": "100ms",
+		"OWNER_NUMBER": contacts[0],
+	})
+	bot, err := proc.Start(binary, proc.Options{Env: botEnv, LogFile: filepath.Join(tmp, "bot.log")})
 	if err != nil {
 		return res, err
 	}
-	defer bot.stop(10 * time.Second)
+	defer bot.Stop(10 * time.Second)
 
 	// Pair through the control API.
 	var pair struct {
 		QR string `json:"qr"`
 	}
-	if err := waitUntil(ctx, "a QR code on /api/v1/pair", 60*time.Second, func() bool {
+	if err := proc.WaitFor(ctx, 60*time.Second, "a QR code on /api/v1/pair", func() bool {
 		call(ctx, "GET", botURL+"/api/v1/pair", nil, &pair)
 		return pair.QR != ""
 	}, bot, sb); err != nil {
@@ -327,13 +242,13 @@ func soak(ctx context.Context, cfg config, log io.Writer) (result, error) {
 	if code, err := call(ctx, "POST", sbURL+"/control/phone/scan", map[string]string{"qr": pair.QR}, nil); code != http.StatusOK {
 		return res, fmt.Errorf("sandbox phone scan: %d %v", code, err)
 	}
-	if err := waitUntil(ctx, "the bot to be ready", 60*time.Second, func() bool {
+	if err := proc.WaitFor(ctx, 60*time.Second, "the bot to be ready", func() bool {
 		code, _ := call(ctx, "GET", botURL+"/readyz", nil, nil)
 		return code == http.StatusOK
 	}, bot, sb); err != nil {
 		return res, err
 	}
-	pid := bot.cmd.Process.Pid
+	pid := bot.Pid()
 	fmt.Fprintf(log, "bot pid %d paired with the sandbox on %s; idle %s, load %s at %.0f/s (+%.1f/s from contacts, a fault every %s), cool-down %s\n",
 		pid, sbURL, cfg.Idle, cfg.load(), cfg.Rate, cfg.ContactRate, cfg.DropEvery, cfg.Idle)
 
@@ -478,8 +393,8 @@ func soak(ctx context.Context, cfg config, log io.Writer) (result, error) {
 			loadClient.CloseIdleConnections()
 			fmt.Fprintf(log, "%5.0fs cool-down begins\n", time.Since(t0).Seconds())
 		}
-		if bot.exited() {
-			runErr = fmt.Errorf("the bot exited during the run:\n%s", bot.tail())
+		if bot.Exited() {
+			runErr = fmt.Errorf("the bot exited (%s) during the run:\n%s", bot.State(), bot.Tail())
 			break
 		}
 		s, err := sampleOnce(now)
@@ -516,7 +431,7 @@ func soak(ctx context.Context, cfg config, log io.Writer) (result, error) {
 		return res, errors.New("no samples taken")
 	}
 	if res.stats.accepted == 0 {
-		return res, fmt.Errorf("the API accepted no messages: the load did not happen\n%s", bot.tail())
+		return res, fmt.Errorf("the API accepted no messages: the load did not happen\n%s", bot.Tail())
 	}
 	return res, nil
 }
