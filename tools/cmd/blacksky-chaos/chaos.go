@@ -66,7 +66,7 @@ func actions(cfg config) []action {
 		faultAction("withhold_acks", 2*time.Second, 5*time.Second),
 		faultAction("down", 2*time.Second, 5*time.Second),
 		lastingFault("kill_on_login", 2*time.Second, 5*time.Second),
-		// Dead but connected: ACK_TIMEOUT (1 s, half NOTIFY_SEND_TIMEOUT)
+		// Dead but connected: ACK_TIMEOUT (1 s, half OUTGOING_SEND_TIMEOUT)
 		// ends a stuck connection at the next send; SILENCE_TIMEOUT (1 m)
 		// a deaf one, unless another fault ends it first.
 		onConnected(faultAction("stuck_sends", 0, 0)),

@@ -160,12 +160,12 @@ func (h *harness) botVars(dbURL string) map[string]string {
 	v := map[string]string{
 		"DATA_DIR": filepath.Join(h.dir, "data"), "WA_SANDBOX": h.sb.url, "WA_SANDBOX_TRUST": h.sb.trust, "SESSION_ID": "chaos",
 		"RECONNECT_BASE_DELAY": "100ms", "RECONNECT_MAX_DELAY": "1s", "RECONNECT_PROBE_INTERVAL": "100ms",
-		"SEND_RATE_PER_MINUTE": "0", "SEND_CHAT_GAP": "0", "NOTIFY_RETRY_BASE_DELAY": "100ms",
-		"NOTIFY_RETRY_MAX_DELAY": "1s", "NOTIFY_SEND_TIMEOUT": "2s", "LEASE_INTERVAL": "200ms",
+		"SEND_RATE_PER_MINUTE": "0", "SEND_CHAT_GAP": "0", "OUTGOING_RETRY_BASE_DELAY": "100ms",
+		"OUTGOING_RETRY_MAX_DELAY": "1s", "OUTGOING_SEND_TIMEOUT": "2s", "LEASE_INTERVAL": "200ms",
 		"SESSION_ENCRYPTION_KEY": "chaos-run-key-" + randomHex(8), "SHUTDOWN_TIMEOUT": "10s",
 		"KEEPALIVE_MAX_FAIL": "10s", "SILENCE_TIMEOUT": silenceTimeout.String(), "LOG_LEVEL": "info",
 		// Messages to a contact without a LID wait for its migration, retried.
-		"NOTIFY_MAX_ATTEMPTS": "1000",
+		"OUTGOING_MAX_ATTEMPTS": "1000",
 	}
 	if dbURL != "" {
 		v["DATABASE_URL"] = dbURL
@@ -205,7 +205,7 @@ func (h *harness) phases(ctx context.Context) (*Report, error) {
 	wg.Go(func() { s.run(ctx, stopSending) })
 	var moved int
 	// Within 5 minutes at most: the movers' first messages retry about once
-	// a second meanwhile, and NOTIFY_MAX_ATTEMPTS is at most 1000.
+	// a second meanwhile, and OUTGOING_MAX_ATTEMPTS is at most 1000.
 	wg.Go(func() { moved = h.migrate(chaosCtx, min(h.cfg.duration/2, 5*time.Minute)) })
 	c := newChaos(h)
 	c.run(chaosCtx, until)

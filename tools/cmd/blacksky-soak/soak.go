@@ -219,8 +219,8 @@ func soak(ctx context.Context, cfg config, log io.Writer) (result, error) {
 	botEnv := proc.Env(tmp, map[string]string{
 		"PORT": strconv.Itoa(botPort), "DATA_DIR": dataDir, "WA_SANDBOX": sbURL, "WA_SANDBOX_TRUST": trust, "SESSION_ID": "soak",
 		"RECONNECT_BASE_DELAY": "100ms", "RECONNECT_MAX_DELAY": "1s", "RECONNECT_PROBE_INTERVAL": "100ms",
-		"SEND_RATE_PER_MINUTE": "0", "SEND_CHAT_GAP": "0", "NOTIFY_RETRY_BASE_DELAY": "100ms",
-		"NOTIFY_RETRY_MAX_DELAY": "1s", "NOTIFY_SEND_TIMEOUT": "2s", "LEASE_INTERVAL": "100ms",
+		"SEND_RATE_PER_MINUTE": "0", "SEND_CHAT_GAP": "0", "OUTGOING_RETRY_BASE_DELAY": "100ms",
+		"OUTGOING_RETRY_MAX_DELAY": "1s", "OUTGOING_SEND_TIMEOUT": "2s", "LEASE_INTERVAL": "100ms",
 		"OWNER_NUMBER": contacts[0],
 	})
 	bot, err := proc.Start(binary, proc.Options{Env: botEnv, LogFile: filepath.Join(tmp, "bot.log")})
