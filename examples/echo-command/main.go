@@ -1,7 +1,7 @@
 // Command echo-command shows how to write your own blacksky command: it
 // registers ".echo <text>" (and its alias ".say") on a bot, then proves it
 // works without a phone: an in-process WhatsApp sandbox, the real whatsmeow
-// client paired with it, the durable outbox delivering replies, and a
+// client paired with it, the durable outgoing delivering replies, and a
 // simulated contact sending ".echo hello world".
 //
 //	go run ./examples/echo-command
@@ -23,7 +23,7 @@ import (
 
 	"github.com/blacksky-bot/blacksky/internal/bot"
 	"github.com/blacksky-bot/blacksky/internal/logging"
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/sandbox"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
@@ -33,7 +33,7 @@ import (
 // call (c.Name, c.Args split on whitespace, c.Raw with the original
 // spacing), the stored message (c.Message: chat, sender, time), and whether
 // the sender is an owner (c.IsOwner). c.Reply queues an answer in the
-// durable outbox; a handling repeated after a crash does not send it twice.
+// durable outgoing; a handling repeated after a crash does not send it twice.
 func echoCommand() bot.Command {
 	return bot.Command{
 		Name:    "echo",
@@ -93,7 +93,7 @@ func run(ctx context.Context) error {
 	defer st.Close()
 
 	// The bot: built-in commands plus ours.
-	q := outbox.New(st.DB(), st.Engine(), outbox.Options{Session: "echo"})
+	q := outgoing.New(st.DB(), st.Engine(), outgoing.Options{Session: "echo"})
 	b := bot.New(bot.Options{DB: st.DB(), Engine: st.Engine(), Session: "echo", BotName: "echo-bot", Queue: q, Logger: log})
 	if err := b.Register(echoCommand()); err != nil {
 		return err
@@ -117,7 +117,7 @@ func run(ctx context.Context) error {
 	done := make(chan struct{}, 3)
 	go func() { sup.Run(runCtx); done <- struct{}{} }()
 	go func() {
-		q.Run(runCtx, &outbox.WhatsAppSender{Client: sup.Client}, outbox.SupervisorGate{Supervisor: sup})
+		q.Run(runCtx, &outgoing.WhatsAppSender{Client: sup.Client}, outgoing.SupervisorGate{Supervisor: sup})
 		done <- struct{}{}
 	}()
 	go func() { b.Run(runCtx); done <- struct{}{} }()

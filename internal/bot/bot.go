@@ -15,7 +15,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/jobs"
 	"github.com/blacksky-bot/blacksky/internal/metrics"
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
 	"github.com/blacksky-bot/blacksky/internal/webhook"
@@ -59,8 +59,8 @@ type Options struct {
 	Started time.Time
 	// StartID names this process start in idempotency keys; default random.
 	StartID string
-	// Queue is the outbox every reply goes through; required.
-	Queue *outbox.Queue
+	// Queue is the outgoing queue every reply goes through; required.
+	Queue *outgoing.Queue
 	// Status reports the connection (e.g. account.Runner.Status); optional.
 	Status func() supervisor.Status
 	// Backup takes a backup now and describes it; nil answers "not configured".
@@ -96,7 +96,7 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Bot stores incoming messages, routes commands and replies through the outbox.
+// Bot stores incoming messages, routes commands and replies through the outgoing queue.
 type Bot struct {
 	opts   Options
 	log    *slog.Logger

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/webhook"
 )
 
@@ -67,7 +67,7 @@ func (b *Bot) cmdStatus(ctx context.Context, c *Context) error {
 	}
 	fmt.Fprintf(&sb, "Uptime: %s\n", b.opts.Now().Sub(b.opts.Started).Round(time.Second))
 	if d, err := b.opts.Queue.Depths(ctx); err == nil {
-		fmt.Fprintf(&sb, "Outgoing: %d pending, %d sending, %d sent, %d dead\n", d[outbox.Pending], d[outbox.Sending], d[outbox.Sent], d[outbox.Dead])
+		fmt.Fprintf(&sb, "Outgoing: %d pending, %d sending, %d sent, %d dead\n", d[outgoing.Pending], d[outgoing.Sending], d[outgoing.Sent], d[outgoing.Dead])
 	} else {
 		sb.WriteString("Outgoing: unavailable\n")
 	}
@@ -103,12 +103,12 @@ func (b *Bot) cmdQueue(ctx context.Context, c *Context) error {
 		return err
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "Outgoing: %d pending, %d sending, %d sent, %d dead", d[outbox.Pending], d[outbox.Sending], d[outbox.Sent], d[outbox.Dead])
+	fmt.Fprintf(&sb, "Outgoing: %d pending, %d sending, %d sent, %d dead", d[outgoing.Pending], d[outgoing.Sending], d[outgoing.Sent], d[outgoing.Dead])
 	if age, err := b.opts.Queue.OldestPendingAge(ctx); err == nil && age > 0 {
 		fmt.Fprintf(&sb, "\nOldest waiting: %s", age.Round(time.Second))
 	}
-	if d[outbox.Dead] > 0 {
-		dead, err := b.opts.Queue.List(ctx, outbox.Filter{State: outbox.Dead, Limit: 5})
+	if d[outgoing.Dead] > 0 {
+		dead, err := b.opts.Queue.List(ctx, outgoing.Filter{State: outgoing.Dead, Limit: 5})
 		if err != nil {
 			return err
 		}
@@ -122,7 +122,7 @@ func (b *Bot) cmdQueue(ctx context.Context, c *Context) error {
 		return err
 	}
 	fmt.Fprintf(&sb, "\nIncoming: %d waiting, %d dead", waiting(in), in[Dead])
-	dead := d[outbox.Dead] + in[Dead]
+	dead := d[outgoing.Dead] + in[Dead]
 	if b.opts.Webhook != nil {
 		w, err := b.opts.Webhook.Depths(ctx)
 		if err != nil {

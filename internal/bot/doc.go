@@ -2,7 +2,7 @@
 // ever losing one: each message is stored in the inbox table before WhatsApp
 // gets its acknowledgement, then handled from that table by a worker (in
 // order per chat), and marked handled afterwards. Replies go through the
-// durable outbox under an idempotency key derived from the incoming message,
+// durable outgoing under an idempotency key derived from the incoming message,
 // so a crash between a reply and the mark re-handles the message without a
 // second reply.
 //

@@ -14,7 +14,7 @@ import (
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/bot"
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/sandbox"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 
 // The real whatsmeow client against the sandbox: messages are stored and
 // acknowledged before any handling, handled once the worker runs, and
-// answered through the outbox; owners get the connected notice once.
+// answered through the outgoing queue; owners get the connected notice once.
 func TestEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
@@ -60,8 +60,8 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := outbox.New(st.DB(), st.Engine(), outbox.Options{
-		Session: "e2e", PollInterval: 20 * time.Millisecond, Logger: log, Settled: wh.OutboxSettled,
+	q := outgoing.New(st.DB(), st.Engine(), outgoing.Options{
+		Session: "e2e", PollInterval: 20 * time.Millisecond, Logger: log, Settled: wh.OutgoingSettled,
 		Backoff: backoff.Policy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond},
 	})
 	var sup *supervisor.Supervisor

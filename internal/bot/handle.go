@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/blacksky-bot/blacksky/internal/jobs"
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/webhook"
 )
 
@@ -30,7 +30,7 @@ type Context struct {
 	Bot *Bot
 
 	replies  int
-	storeErr error // a reply the outbox could not store, retried later
+	storeErr error // a reply the outgoing queue could not store, retried later
 }
 
 // Reply queues text for the message's chat. Each reply of one handling gets
@@ -39,9 +39,9 @@ type Context struct {
 func (c *Context) Reply(ctx context.Context, text string) error {
 	key := replyKey(c.Message, c.replies)
 	c.replies++
-	_, created, err := c.Bot.opts.Queue.Enqueue(ctx, outbox.Request{To: c.Message.Chat, Text: text, IdempotencyKey: key})
+	_, created, err := c.Bot.opts.Queue.Enqueue(ctx, outgoing.Request{To: c.Message.Chat, Text: text, IdempotencyKey: key})
 	if err != nil {
-		if !errors.Is(err, outbox.ErrInvalid) && c.storeErr == nil {
+		if !errors.Is(err, outgoing.ErrInvalid) && c.storeErr == nil {
 			c.storeErr = err
 		}
 		return fmt.Errorf("queue reply: %w", err)
@@ -52,14 +52,14 @@ func (c *Context) Reply(ctx context.Context, text string) error {
 	return nil
 }
 
-// replyKey is the outbox idempotency key of the n-th reply to m.
+// replyKey is the outgoing queue idempotency key of the n-th reply to m.
 func replyKey(m Message, n int) string {
 	k := "reply:" + m.Chat + ":" + m.MsgID
 	if n > 0 {
 		k += ":" + strconv.Itoa(n)
 	}
-	if len(k) > outbox.MaxIdempotencyKeyBytes {
-		k = k[:outbox.MaxIdempotencyKeyBytes]
+	if len(k) > outgoing.MaxIdempotencyKeyBytes {
+		k = k[:outgoing.MaxIdempotencyKeyBytes]
 	}
 	return k
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
@@ -30,7 +30,7 @@ func openStore(t testing.TB, kind store.Engine) *store.Store {
 // fixture is a bot on a fresh database with a fake clock.
 type fixture struct {
 	st    *store.Store
-	q     *outbox.Queue
+	q     *outgoing.Queue
 	bot   *Bot
 	clock *testkit.Clock
 }
@@ -39,7 +39,7 @@ func newFixture(t testing.TB, kind store.Engine, tune func(*Options)) *fixture {
 	t.Helper()
 	st := openStore(t, kind)
 	f := &fixture{st: st, clock: testkit.NewClock(time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC))}
-	f.q = outbox.New(st.DB(), st.Engine(), outbox.Options{Session: "s", Now: f.clock.Now})
+	f.q = outgoing.New(st.DB(), st.Engine(), outgoing.Options{Session: "s", Now: f.clock.Now})
 	opts := Options{
 		DB: st.DB(), Engine: st.Engine(), Session: "s", Owners: []string{"+49 151 00000001"},
 		BotName: "testbot", Version: "v1", Queue: f.q, Now: f.clock.Now,
@@ -81,7 +81,7 @@ func (f *fixture) deliver(t testing.TB, m Message) Message {
 // replies returns the texts queued for chat, oldest first.
 func (f *fixture) replies(t testing.TB, chat string) []string {
 	t.Helper()
-	ms, err := f.q.List(context.Background(), outbox.Filter{To: chat, Limit: 1000})
+	ms, err := f.q.List(context.Background(), outgoing.Filter{To: chat, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -128,7 +128,7 @@ func TestFromEvent(t *testing.T) {
 
 // TestLIDChatIsThePhoneNumberChat: WhatsApp addresses a contact's messages
 // by LID with its number beside them; the inbox keeps them in the chat of
-// the number, as the outbox does, and keeps both addresses of the sender.
+// the number, as the outgoing queue does, and keeps both addresses of the sender.
 func TestLIDChatIsThePhoneNumberChat(t *testing.T) {
 	now := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
 	lid := types.NewJID("211111111111111", types.HiddenUserServer)

@@ -83,7 +83,7 @@ func fromEvent(e *events.Message, now time.Time) (Message, bool) {
 // phoneChat is the chat of a message, named by the contact's phone number
 // when WhatsApp addressed it by LID and gave the number beside it (sender_pn
 // for a message from the contact, the recipient's number for one our phone
-// sent): a contact is one chat, in the inbox as in the outbox, however its
+// sent): a contact is one chat, in the inbox as in the outgoing queue, however its
 // messages are addressed and across its move to a LID.
 func phoneChat(info types.MessageInfo) types.JID {
 	chat := info.Chat.ToNonAD()

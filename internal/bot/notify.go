@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 )
 
 // NotifyConnected queues the "connected" notice to every owner. Its
@@ -24,7 +24,7 @@ func (b *Bot) NotifyConnected(ctx context.Context) error {
 			continue
 		}
 		key := "connected:" + b.opts.Session + ":" + b.opts.StartID + ":" + o
-		if _, _, err := b.opts.Queue.Enqueue(ctx, outbox.Request{To: o, Text: text, IdempotencyKey: key}); err != nil {
+		if _, _, err := b.opts.Queue.Enqueue(ctx, outgoing.Request{To: o, Text: text, IdempotencyKey: key}); err != nil {
 			errs = append(errs, fmt.Errorf("queue connected notice for %s: %w", o, err))
 		}
 	}
@@ -48,7 +48,7 @@ func (b *Bot) notifyOnce(ctx context.Context) {
 func (b *Bot) connectedText(ctx context.Context) string {
 	backlog := "unknown"
 	if d, err := b.opts.Queue.Depths(ctx); err == nil {
-		backlog = fmt.Sprintf("%d waiting, %d dead", d[outbox.Pending]+d[outbox.Sending], d[outbox.Dead])
+		backlog = fmt.Sprintf("%d waiting, %d dead", d[outgoing.Pending]+d[outgoing.Sending], d[outgoing.Dead])
 	}
 	version := b.opts.Version
 	if version == "" {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
 	"github.com/blacksky-bot/blacksky/internal/testkit"
@@ -192,7 +192,7 @@ func TestPanicKeepsWorkerRunning(t *testing.T) {
 }
 
 // A crash between queuing the reply and marking the message handled
-// handles it again after the restart, and the outbox still holds one reply.
+// handles it again after the restart, and the outgoing queue still holds one reply.
 func TestRehandlingSendsOneReply(t *testing.T) {
 	for _, kind := range []store.Engine{store.SQLite, store.Postgres} {
 		t.Run(string(kind), func(t *testing.T) {
@@ -225,12 +225,12 @@ func TestRehandlingSendsOneReply(t *testing.T) {
 			if err != nil || m2.State != Handled {
 				t.Fatalf("after the restart: %+v %v", m2, err)
 			}
-			all, err := f.q.List(ctx, outbox.Filter{Limit: 100})
+			all, err := f.q.List(ctx, outgoing.Filter{Limit: 100})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(all) != 1 || all[0].IdempotencyKey != "reply:"+m.Chat+":"+m.MsgID {
-				t.Fatalf("outbox = %+v, want one reply keyed by the message", all)
+				t.Fatalf("outgoing = %+v, want one reply keyed by the message", all)
 			}
 			if d, err := wh.Depths(ctx); err != nil || d[webhook.Pending] != 1 {
 				t.Fatalf("webhook events = %v, %v; want 1", d, err)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/bot"
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/sandbox"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
@@ -19,7 +19,7 @@ import (
 )
 
 // linkedStack is a bot's connection side against the sandbox: a
-// supervisor whose clients carry the bot's configuration, the outbox's
+// supervisor whose clients carry the bot's configuration, the outgoing queue's
 // delivery and the webhook sender, running until stop, paired and logged
 // in. The bot's own worker is the test's to start (b.Run), so a test can
 // look at what happens before any handling.
@@ -36,7 +36,7 @@ func (s *linkedStack) run(f func(context.Context) error) {
 }
 
 func startLinked(t *testing.T, ctx context.Context, srv *sandbox.Server, st *store.Store, session string,
-	b *bot.Bot, q *outbox.Queue, wh *webhook.Client, log *slog.Logger) *linkedStack {
+	b *bot.Bot, q *outgoing.Queue, wh *webhook.Client, log *slog.Logger) *linkedStack {
 	t.Helper()
 	trust := srv.Trust()
 	probe, err := trust.HTTPClient()
@@ -60,7 +60,7 @@ func startLinked(t *testing.T, ctx context.Context, srv *sandbox.Server, st *sto
 	var wg sync.WaitGroup
 	wg.Go(func() { sup.Run(runCtx) })
 	wg.Go(func() {
-		q.Run(runCtx, &outbox.WhatsAppSender{Client: sup.Client}, outbox.SupervisorGate{Supervisor: sup})
+		q.Run(runCtx, &outgoing.WhatsAppSender{Client: sup.Client}, outgoing.SupervisorGate{Supervisor: sup})
 	})
 	wg.Go(func() { wh.Run(runCtx) })
 	s := &linkedStack{sup: sup, ctx: runCtx, wg: &wg, stop: func() {

@@ -16,7 +16,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/bot"
 	"github.com/blacksky-bot/blacksky/internal/metrics"
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/sandbox"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/testkit"
@@ -44,8 +44,8 @@ func TestUndecryptableMessageRecoveredFromPhone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := outbox.New(st.DB(), st.Engine(), outbox.Options{
-		Session: "und", PollInterval: 20 * time.Millisecond, Settled: wh.OutboxSettled,
+	q := outgoing.New(st.DB(), st.Engine(), outgoing.Options{
+		Session: "und", PollInterval: 20 * time.Millisecond, Settled: wh.OutgoingSettled,
 		Backoff: backoff.Policy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond},
 	})
 	m := metrics.New()

@@ -6,8 +6,8 @@ import (
 	"fmt"
 )
 
-// HasWritten returns what the outbox asks while WhatsApp's reach-out lock
-// is in force (outbox.Options.HasWritten): whether chat has written to the
+// HasWritten returns what the outgoing queue asks while WhatsApp's reach-out lock
+// is in force (outgoing.Options.HasWritten): whether chat has written to the
 // account, read from the inbox. A chat has written while the inbox keeps a
 // message it sent (not one the account sent from another device): for
 // Retention after the last one was handled, 7 days by default, which is

@@ -16,7 +16,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/httpapi"
 	"github.com/blacksky-bot/blacksky/internal/jobs"
 	"github.com/blacksky-bot/blacksky/internal/metrics"
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
 	"github.com/blacksky-bot/blacksky/internal/webhook"
@@ -36,7 +36,7 @@ type parts struct {
 	metrics *metrics.Metrics
 	backups *backup.Manager
 	webhook *webhook.Client // nil without WEBHOOK_URL
-	queue   *outbox.Queue
+	queue   *outgoing.Queue
 	bot     *bot.Bot
 	// contacts answers who a recipient is, through the connection's client.
 	contacts *contacts.Directory
@@ -119,7 +119,7 @@ func assemble(ctx context.Context, prog Program, cfg *config.Config, st *store.S
 // restarts, so it comes from the database; WhatsApp's notices of the
 // reach-out lock go to the queue, which holds sends by it.
 func (p *parts) answerFromQueue(cli *whatsmeow.Client) error {
-	cli.GetMessageForRetry = outbox.RetryMessageFunc(p.queue)
+	cli.GetMessageForRetry = outgoing.RetryMessageFunc(p.queue)
 	cli.AddEventHandler(p.queue.HandleWhatsAppEvent)
 	return nil
 }
@@ -146,7 +146,7 @@ func (p *parts) httpOptions(conn httpapi.Connection, st *store.Store, started ti
 		kinds[q.Table().Kind] = q
 	}
 	return httpapi.Options{
-		Conn: conn, DB: st, Outbox: p.queue, Contacts: p.contacts, Backups: backupStatus(p.cfg, p.backups),
+		Conn: conn, DB: st, Outgoing: p.queue, Contacts: p.contacts, Backups: backupStatus(p.cfg, p.backups),
 		Database: string(st.Engine()), Metrics: p.metrics, Token: p.cfg.APIToken, BotName: p.cfg.BotName,
 		Session: p.cfg.SessionID, Version: p.version, Started: started, Logger: p.log, Reachout: p.queue.ReachoutLock,
 		Jobs: kinds,
@@ -188,8 +188,8 @@ func (p *parts) deliver(ctx context.Context, sup *supervisor.Supervisor) {
 	} else if n > 0 {
 		p.log.Warn("retrying messages a previous process was sending when it stopped", "count", n)
 	}
-	sender := &outbox.WhatsAppSender{Client: sup.Client, Contacts: p.contacts, Acks: sup}
-	if err := p.queue.Run(ctx, sender, outbox.SupervisorGate{Supervisor: sup}); err != nil {
-		p.log.Error("outbox stopped", "err", err)
+	sender := &outgoing.WhatsAppSender{Client: sup.Client, Contacts: p.contacts, Acks: sup}
+	if err := p.queue.Run(ctx, sender, outgoing.SupervisorGate{Supervisor: sup}); err != nil {
+		p.log.Error("outgoing stopped", "err", err)
 	}
 }

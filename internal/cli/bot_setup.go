@@ -10,7 +10,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/bot"
 	"github.com/blacksky-bot/blacksky/internal/config"
 	"github.com/blacksky-bot/blacksky/internal/metrics"
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/webhook"
 )
@@ -35,7 +35,7 @@ func newWebhook(cfg *config.Config, st *store.Store, version string, log *slog.L
 // acknowledged, the built-in commands, replies through the queue (the
 // program's own commands are added by assemble). conn is read at call time: the bot exists before the
 // connection.
-func newBot(cfg *config.Config, st *store.Store, version string, q *outbox.Queue, wh *webhook.Client, backups *backup.Manager,
+func newBot(cfg *config.Config, st *store.Store, version string, q *outgoing.Queue, wh *webhook.Client, backups *backup.Manager,
 	m *metrics.Metrics, conn connection, started time.Time, log *slog.Logger) *bot.Bot {
 	b := bot.New(bot.Options{
 		DB: st.DB(), Engine: st.Engine(), Session: cfg.SessionID, Prefix: cfg.Prefix, Owners: cfg.Owners,

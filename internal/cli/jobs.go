@@ -13,7 +13,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/bot"
 	"github.com/blacksky-bot/blacksky/internal/httpapi"
 	"github.com/blacksky-bot/blacksky/internal/jobs"
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/webhook"
 )
 
@@ -174,7 +174,7 @@ func repairJobs(ctx context.Context, env *environment, sub, kind string, q httpa
 		op = q.PurgeOne
 	}
 	switch err := op(ctx, id); {
-	case errors.Is(err, jobs.ErrNotFound), errors.Is(err, outbox.ErrNotFound), errors.Is(err, outbox.ErrWrongState):
+	case errors.Is(err, jobs.ErrNotFound), errors.Is(err, outgoing.ErrNotFound), errors.Is(err, outgoing.ErrWrongState):
 		fmt.Fprintf(env.stderr, "blacksky jobs %s: no %s item %d in a state that allows it (retry: dead; purge: dead or done)\n", sub, kind, id)
 		return exitUsage
 	case err != nil:

@@ -9,17 +9,17 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 )
 
-// withQueueStore runs f with the outbox of the configured database, which
+// withQueueStore runs f with the outgoing queue of the configured database, which
 // a bot must have set up: a message queued into a database no bot reads is
 // never sent, and a typo in DATA_DIR would otherwise look like success.
 // "Set up" is "has blacksky's tables": blacksky run creates them first
 // thing, before pairing, so a message queued before the first pairing
 // still reaches the bot that waits for it (an account row would not exist
 // yet).
-func withQueueStore(ctx context.Context, env *environment, cmd string, f func(q *outbox.Queue) int) int {
+func withQueueStore(ctx context.Context, env *environment, cmd string, f func(q *outgoing.Queue) int) int {
 	cfg, ok := loadConfig(env, cmd)
 	if !ok {
 		return exitUsage
@@ -46,10 +46,10 @@ func sendCommand(ctx context.Context, env *environment, args []string) int {
 		fmt.Fprintln(env.stderr, "blacksky send: --to and --text are required (example: blacksky send --to 4915123456789 --text 'hello')")
 		return exitUsage
 	}
-	return withQueueStore(ctx, env, "send", func(q *outbox.Queue) int {
-		msg, created, err := q.Enqueue(ctx, outbox.Request{To: *to, Text: *text, IdempotencyKey: *key})
+	return withQueueStore(ctx, env, "send", func(q *outgoing.Queue) int {
+		msg, created, err := q.Enqueue(ctx, outgoing.Request{To: *to, Text: *text, IdempotencyKey: *key})
 		switch {
-		case errors.Is(err, outbox.ErrInvalid):
+		case errors.Is(err, outgoing.ErrInvalid):
 			fmt.Fprintf(env.stderr, "blacksky send: %v\n", err)
 			return exitUsage
 		case err != nil:
@@ -101,28 +101,28 @@ func queueCommand(ctx context.Context, env *environment, args []string) int {
 		fmt.Fprintf(env.stderr, "blacksky queue %s: unexpected argument %q\n", sub, fs.Arg(0))
 		return exitUsage
 	}
-	var run func(*outbox.Queue) error
+	var run func(*outgoing.Queue) error
 	switch sub {
 	case "stats":
-		run = func(q *outbox.Queue) error { return queueStats(ctx, env, q) }
+		run = func(q *outgoing.Queue) error { return queueStats(ctx, env, q) }
 	case "list":
-		run = func(q *outbox.Queue) error {
-			return queueList(ctx, env, q, outbox.Filter{State: outbox.State(*state), Limit: *limit})
+		run = func(q *outgoing.Queue) error {
+			return queueList(ctx, env, q, outgoing.Filter{State: outgoing.State(*state), Limit: *limit})
 		}
 	case "retry":
-		run = func(q *outbox.Queue) error { return queueRetry(ctx, env, q, id) }
+		run = func(q *outgoing.Queue) error { return queueRetry(ctx, env, q, id) }
 	case "purge":
-		run = func(q *outbox.Queue) error { return queuePurge(ctx, env, q, id) }
+		run = func(q *outgoing.Queue) error { return queuePurge(ctx, env, q, id) }
 	default:
 		fmt.Fprintf(env.stderr, "blacksky queue: unknown subcommand %q; use stats, list, retry or purge\n", sub)
 		return exitUsage
 	}
-	return withQueueStore(ctx, env, "queue", func(q *outbox.Queue) int {
+	return withQueueStore(ctx, env, "queue", func(q *outgoing.Queue) int {
 		err := run(q)
 		switch {
 		case err == nil:
 			return exitOK
-		case errors.Is(err, outbox.ErrInvalid), errors.Is(err, outbox.ErrNotFound), errors.Is(err, outbox.ErrWrongState):
+		case errors.Is(err, outgoing.ErrInvalid), errors.Is(err, outgoing.ErrNotFound), errors.Is(err, outgoing.ErrWrongState):
 			fmt.Fprintf(env.stderr, "blacksky queue %s: %v\n", sub, err)
 			return exitUsage
 		default:
@@ -136,7 +136,7 @@ type nilWriter struct{}
 
 func (nilWriter) Write(p []byte) (int, error) { return len(p), nil }
 
-func queueStats(ctx context.Context, env *environment, q *outbox.Queue) error {
+func queueStats(ctx context.Context, env *environment, q *outgoing.Queue) error {
 	depths, err := q.Depths(ctx)
 	if err != nil {
 		return err
@@ -145,14 +145,14 @@ func queueStats(ctx context.Context, env *environment, q *outbox.Queue) error {
 	if err != nil {
 		return err
 	}
-	for _, s := range outbox.States() {
+	for _, s := range outgoing.States() {
 		fmt.Fprintf(env.stdout, "%-8s %d\n", s, depths[s])
 	}
 	fmt.Fprintf(env.stdout, "oldest pending: %s\n", age.Round(time.Second))
 	return nil
 }
 
-func queueList(ctx context.Context, env *environment, q *outbox.Queue, f outbox.Filter) error {
+func queueList(ctx context.Context, env *environment, q *outgoing.Queue, f outgoing.Filter) error {
 	msgs, err := q.List(ctx, f)
 	if err != nil {
 		return err
@@ -165,7 +165,7 @@ func queueList(ctx context.Context, env *environment, q *outbox.Queue, f outbox.
 	return w.Flush()
 }
 
-func queueRetry(ctx context.Context, env *environment, q *outbox.Queue, id int64) error {
+func queueRetry(ctx context.Context, env *environment, q *outgoing.Queue, id int64) error {
 	if id == 0 {
 		n, err := q.RetryAllDead(ctx)
 		if err == nil {
@@ -180,7 +180,7 @@ func queueRetry(ctx context.Context, env *environment, q *outbox.Queue, id int64
 	return err
 }
 
-func queuePurge(ctx context.Context, env *environment, q *outbox.Queue, id int64) error {
+func queuePurge(ctx context.Context, env *environment, q *outgoing.Queue, id int64) error {
 	if id == 0 {
 		n, err := q.PurgeDead(ctx)
 		if err == nil {

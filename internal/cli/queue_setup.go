@@ -8,18 +8,18 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/bot"
 	"github.com/blacksky-bot/blacksky/internal/config"
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/webhook"
 )
 
-// newQueue opens the account's outbox with the configured limits; with a
+// newQueue opens the account's outgoing with the configured limits; with a
 // webhook, every message that becomes sent or dead is reported to it.
 // Under WhatsApp's reach-out lock it sends only to chats that have written
 // (the inbox knows them) and alerts the owners once per lock.
-func newQueue(cfg *config.Config, st *store.Store, wh *webhook.Client, log *slog.Logger) *outbox.Queue {
-	var q *outbox.Queue
-	opts := outbox.Options{
+func newQueue(cfg *config.Config, st *store.Store, wh *webhook.Client, log *slog.Logger) *outgoing.Queue {
+	var q *outgoing.Queue
+	opts := outgoing.Options{
 		Session:       cfg.SessionID,
 		MaxAttempts:   cfg.OutgoingMaxAttempts,
 		TTL:           cfg.OutgoingTTL,
@@ -33,23 +33,23 @@ func newQueue(cfg *config.Config, st *store.Store, wh *webhook.Client, log *slog
 		Lease: 2 * cfg.OutgoingSendTimeout,
 		// Leaves room in Heroku's 30 s for HTTP, the connection and the
 		// database (shutdown_budget.go).
-		ShutdownGrace: outboxShutdownGrace,
-		Logger:        log.With("component", "outbox"),
+		ShutdownGrace: outgoingShutdownGrace,
+		Logger:        log.With("component", "outgoing"),
 		HasWritten:    bot.HasWritten(st.DB(), cfg.SessionID),
 		Alert:         func(ctx context.Context, text string) { alertOwners(ctx, q, cfg.Owners, text, log) },
 	}
 	if wh != nil {
-		opts.Settled = wh.OutboxSettled
+		opts.Settled = wh.OutgoingSettled
 	}
-	q = outbox.New(st.DB(), st.Engine(), opts)
+	q = outgoing.New(st.DB(), st.Engine(), opts)
 	return q
 }
 
 // alertOwners queues text to every owner.
-func alertOwners(ctx context.Context, q *outbox.Queue, owners []string, text string, log *slog.Logger) {
+func alertOwners(ctx context.Context, q *outgoing.Queue, owners []string, text string, log *slog.Logger) {
 	for _, owner := range owners {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if _, _, err := q.Enqueue(ctx, outbox.Request{To: owner, Text: text}); err != nil {
+		if _, _, err := q.Enqueue(ctx, outgoing.Request{To: owner, Text: text}); err != nil {
 			log.Error("queue owner alert", "owner", owner, "err", err)
 		}
 		cancel()

@@ -10,7 +10,7 @@ import "time"
 //  1. HTTP stops taking requests and lets those under way finish: each is
 //     bounded by httpapi.DefaultRequestTimeout (10 s).
 //  2. The account's work stops: the outgoing queue lets sends under way
-//     finish for outboxShutdownGrace and hands the rest back (they go out,
+//     finish for outgoingShutdownGrace and hands the rest back (they go out,
 //     under the same IDs, after the restart); the bot's handlings and the
 //     webhook's posts end with it, and what did not finish stays pending.
 //  3. The connection closes (never a logout) and the lease is given back.
@@ -18,8 +18,8 @@ import "time"
 //
 // TestShutdownBudgetFitsHeroku adds them up.
 const (
-	outboxShutdownGrace = 5 * time.Second
-	finalBackupTimeout  = 8 * time.Second
+	outgoingShutdownGrace = 5 * time.Second
+	finalBackupTimeout    = 8 * time.Second
 	// closeAllowance covers step 3 and the database's close.
 	closeAllowance = time.Second
 )

@@ -15,7 +15,7 @@ func TestShutdownBudgetFitsHeroku(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	steps := httpapi.DefaultRequestTimeout + outboxShutdownGrace + closeAllowance + finalBackupTimeout
+	steps := httpapi.DefaultRequestTimeout + outgoingShutdownGrace + closeAllowance + finalBackupTimeout
 	if steps > cfg.ShutdownTimeout {
 		t.Errorf("the shutdown steps take up to %s, more than SHUTDOWN_TIMEOUT's default %s", steps, cfg.ShutdownTimeout)
 	}

@@ -7,7 +7,7 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
 )
@@ -68,7 +68,7 @@ type statusBody struct {
 	Backups any                `json:"backups,omitempty"`
 	// ReachoutLock is WhatsApp's reach-out lock (error 463) as the process
 	// holding the account knows it.
-	ReachoutLock *outbox.ReachoutLock `json:"reachout_lock,omitempty"`
+	ReachoutLock *outgoing.ReachoutLock `json:"reachout_lock,omitempty"`
 }
 
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
@@ -82,7 +82,7 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	if limit := debug.SetMemoryLimit(-1); limit > 0 && limit < 1<<62 {
 		mem.LimitMB = mb(uint64(limit))
 	}
-	var lock *outbox.ReachoutLock
+	var lock *outgoing.ReachoutLock
 	if a.Reachout != nil {
 		l := a.Reachout()
 		lock = &l

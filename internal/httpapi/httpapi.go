@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/blacksky-bot/blacksky/internal/metrics"
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/supervisor"
 )
 
@@ -50,17 +50,17 @@ type Options struct {
 	Version  string
 	Started  time.Time
 	Logger   *slog.Logger
-	// Outbox is the outgoing message queue behind /api/v1/messages and
+	// Outgoing is the outgoing message queue behind /api/v1/messages and
 	// /api/v1/queue; nil makes them answer 503.
-	Outbox Outbox
+	Outgoing Outgoing
 	// Backups, if set, describes the backups for /status.
 	Backups func(ctx context.Context) any
 	// Reachout, if set, reports WhatsApp's reach-out lock for /status.
-	Reachout func() outbox.ReachoutLock
+	Reachout func() outgoing.ReachoutLock
 	// Contacts answers GET /api/v1/contacts/{phone-or-lid}; nil makes it 503.
 	Contacts Contacts
 	// Jobs are the kinds of durable work beside the outgoing queue (which
-	// Outbox gives), by name ("incoming", "webhook"), for /api/v1/jobs.
+	// Outgoing gives), by name ("incoming", "webhook"), for /api/v1/jobs.
 	Jobs map[string]Jobs
 	// RequestTimeout bounds each request; default DefaultRequestTimeout.
 	RequestTimeout time.Duration

@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/blacksky-bot/blacksky/internal/jobs"
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 )
 
 // Jobs is the view of one kind of durable work the jobs API needs: its
 // depths, its lag, and an operator's list, retry and purge. *jobs.Queue is
-// one, for every kind (the outgoing queue's is outbox.Queue.Jobs).
+// one, for every kind (the outgoing queue's is outgoing.Queue.Jobs).
 type Jobs interface {
 	States() []string
 	Depths(ctx context.Context) (map[string]int, error)
@@ -180,7 +180,7 @@ func (a *api) withJobID(w http.ResponseWriter, r *http.Request, kind string, op 
 		return
 	}
 	switch err := op(r.Context(), id); {
-	case errors.Is(err, jobs.ErrNotFound), errors.Is(err, outbox.ErrNotFound), errors.Is(err, outbox.ErrWrongState):
+	case errors.Is(err, jobs.ErrNotFound), errors.Is(err, outgoing.ErrNotFound), errors.Is(err, outgoing.ErrWrongState):
 		writeError(w, http.StatusNotFound, "no "+kind+" job "+strconv.FormatInt(id, 10)+" in a state that allows this (retry: dead; purge: dead or done)")
 	case err != nil:
 		a.queueError(w, r, err)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/blacksky-bot/blacksky/internal/httpapi"
 	"github.com/blacksky-bot/blacksky/internal/metrics"
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/testkit"
 	"github.com/blacksky-bot/blacksky/internal/webhook"
 )
@@ -42,9 +42,9 @@ func TestJobsAPI(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			q := outbox.New(st.DB(), st.Engine(), outbox.Options{Session: "default"})
+			q := outgoing.New(st.DB(), st.Engine(), outgoing.Options{Session: "default"})
 			f := &fixture{conn: &fakeConn{}, db: &fakeDB{}, metrics: metrics.New(), started: time.Now()}
-			f.h = httpapi.New(httpapi.Options{Conn: f.conn, DB: f.db, Metrics: f.metrics, Outbox: q, Started: f.started,
+			f.h = httpapi.New(httpapi.Options{Conn: f.conn, DB: f.db, Metrics: f.metrics, Outgoing: q, Started: f.started,
 				Jobs: map[string]httpapi.Jobs{"webhook": wh.Jobs(), "outgoing": q.Jobs()}})
 
 			var overview struct {

@@ -10,32 +10,32 @@ import (
 	"strings"
 	"time"
 
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/store"
 )
 
-// Outbox is the view of the outgoing message queue the messages API needs;
-// *outbox.Queue is one.
-type Outbox interface {
-	Enqueue(ctx context.Context, req outbox.Request) (outbox.Message, bool, error)
-	Get(ctx context.Context, id int64) (outbox.Message, error)
-	List(ctx context.Context, f outbox.Filter) ([]outbox.Message, error)
-	Retry(ctx context.Context, id int64) (outbox.Message, error)
+// Outgoing is the view of the outgoing message queue the messages API needs;
+// *outgoing.Queue is one.
+type Outgoing interface {
+	Enqueue(ctx context.Context, req outgoing.Request) (outgoing.Message, bool, error)
+	Get(ctx context.Context, id int64) (outgoing.Message, error)
+	List(ctx context.Context, f outgoing.Filter) ([]outgoing.Message, error)
+	Retry(ctx context.Context, id int64) (outgoing.Message, error)
 	RetryAllDead(ctx context.Context) (int64, error)
 	Purge(ctx context.Context, id int64) error
 	PurgeDead(ctx context.Context) (int64, error)
-	Depths(ctx context.Context) (map[outbox.State]int, error)
+	Depths(ctx context.Context) (map[outgoing.State]int, error)
 	OldestPendingAge(ctx context.Context) (time.Duration, error)
 }
 
-var _ Outbox = (*outbox.Queue)(nil)
+var _ Outgoing = (*outgoing.Queue)(nil)
 
 const (
 	// maxMessageBody bounds the body of POST /api/v1/messages: large enough
 	// for the longest text the queue accepts even when every byte of it is
 	// JSON-escaped (\u00XX), so an over-long text is refused with a 400 that
 	// says so rather than a bare 413.
-	maxMessageBody = 6*outbox.MaxTextBytes + 6*outbox.MaxIdempotencyKeyBytes + 16<<10
+	maxMessageBody = 6*outgoing.MaxTextBytes + 6*outgoing.MaxIdempotencyKeyBytes + 16<<10
 	// backlogRetryAfter is the Retry-After, in seconds, sent with a full backlog.
 	backlogRetryAfter = "30"
 	// defaultListLimit is the page size of GET /api/v1/messages without limit.
@@ -56,8 +56,8 @@ const messagesPath = "/api/v1/messages"
 // registered by path, not by method, so that a wrong method gets the
 // package's JSON 405 instead of the mux's plain-text one.
 func (a *api) registerMessages(mux *http.ServeMux) {
-	if q, ok := a.Outbox.(*outbox.Queue); ok && q == nil {
-		a.Outbox = nil // a nil *Queue in the interface is no queue either
+	if q, ok := a.Outgoing.(*outgoing.Queue); ok && q == nil {
+		a.Outgoing = nil // a nil *Queue in the interface is no queue either
 	}
 	mux.Handle(messagesPath, a.protect(methods(map[string]http.HandlerFunc{
 		http.MethodGet:    a.withQueue(a.listMessages),
@@ -109,7 +109,7 @@ func methods(hs map[string]http.HandlerFunc) http.HandlerFunc {
 // withQueue answers 503 while no queue is configured.
 func (a *api) withQueue(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if a.Outbox == nil {
+		if a.Outgoing == nil {
 			writeError(w, http.StatusServiceUnavailable, "queue not available")
 			return
 		}
@@ -117,29 +117,29 @@ func (a *api) withQueue(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// queueError answers with the status an outbox error stands for.
+// queueError answers with the status an outgoing queue error stands for.
 func (a *api) queueError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
-	case errors.Is(err, outbox.ErrInvalid):
+	case errors.Is(err, outgoing.ErrInvalid):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, outbox.ErrNotFound):
+	case errors.Is(err, outgoing.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, outbox.ErrWrongState):
+	case errors.Is(err, outgoing.ErrWrongState):
 		writeError(w, http.StatusConflict, err.Error())
-	case errors.Is(err, outbox.ErrBacklogFull):
+	case errors.Is(err, outgoing.ErrBacklogFull):
 		w.Header().Set("Retry-After", backlogRetryAfter)
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case store.IsUnavailable(err):
 		// Down, restarting, full, or no answer within the request's
 		// deadline: trying again later may work (issue 13, case 6).
-		a.Logger.Warn("outbox request: database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.Logger.Warn("outgoing request: database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", databaseRetryAfter)
 		writeError(w, http.StatusServiceUnavailable, "database unavailable, try again later: "+err.Error())
 	case r.Context().Err() != nil:
 		// The client went away; nobody reads this answer.
 		writeError(w, http.StatusServiceUnavailable, "request canceled: "+err.Error())
 	default:
-		a.Logger.Error("outbox request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.Logger.Error("outgoing request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "queue: "+err.Error())
 	}
 }
@@ -153,7 +153,7 @@ type postMessageRequest struct {
 // enqueued is the answer to POST /api/v1/messages: the stored message and
 // whether this request created it.
 type enqueued struct {
-	outbox.Message
+	outgoing.Message
 	Created bool `json:"created"`
 }
 
@@ -173,7 +173,7 @@ func (a *api) postMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `"text" is required`)
 		return
 	}
-	msg, created, err := a.Outbox.Enqueue(r.Context(), outbox.Request{To: req.To, Text: req.Text, IdempotencyKey: req.IdempotencyKey})
+	msg, created, err := a.Outgoing.Enqueue(r.Context(), outgoing.Request{To: req.To, Text: req.Text, IdempotencyKey: req.IdempotencyKey})
 	if err != nil {
 		a.queueError(w, r, err)
 		return
@@ -203,7 +203,7 @@ func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	msg, err := a.Outbox.Get(r.Context(), id)
+	msg, err := a.Outgoing.Get(r.Context(), id)
 	if err != nil {
 		a.queueError(w, r, err)
 		return
@@ -217,7 +217,7 @@ func (a *api) retryMessage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	msg, err := a.Outbox.Retry(r.Context(), id)
+	msg, err := a.Outgoing.Retry(r.Context(), id)
 	if err != nil {
 		a.queueError(w, r, err)
 		return
@@ -231,7 +231,7 @@ func (a *api) deleteMessage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := a.Outbox.Purge(r.Context(), id); err != nil {
+	if err := a.Outgoing.Purge(r.Context(), id); err != nil {
 		a.queueError(w, r, err)
 		return
 	}
@@ -240,7 +240,7 @@ func (a *api) deleteMessage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) retryDead(w http.ResponseWriter, r *http.Request) {
-	n, err := a.Outbox.RetryAllDead(r.Context())
+	n, err := a.Outgoing.RetryAllDead(r.Context())
 	if err != nil {
 		a.queueError(w, r, err)
 		return
@@ -292,7 +292,7 @@ func positive(w http.ResponseWriter, q url.Values, name string) (int64, bool) {
 }
 
 type messageList struct {
-	Messages []outbox.Message `json:"messages"`
+	Messages []outgoing.Message `json:"messages"`
 	// NextBefore is the before= of the next (older) page; absent on the last.
 	NextBefore int64 `json:"next_before,omitempty"`
 }
@@ -303,7 +303,7 @@ func (a *api) listMessages(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	state := outbox.State(q.Get("state"))
+	state := outgoing.State(q.Get("state"))
 	if q.Has("state") && !state.Valid() {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown state %q; use one of %s", state, stateNames()))
 		return
@@ -323,13 +323,13 @@ func (a *api) listMessages(w http.ResponseWriter, r *http.Request) {
 	if limit == 0 {
 		limit = defaultListLimit
 	}
-	if limit > outbox.MaxListLimit {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %d is more than %d", limit, outbox.MaxListLimit))
+	if limit > outgoing.MaxListLimit {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %d is more than %d", limit, outgoing.MaxListLimit))
 		return
 	}
 	// One more than asked for tells whether an older page exists.
-	fetch := min(int(limit)+1, outbox.MaxListLimit)
-	msgs, err := a.Outbox.List(r.Context(), outbox.Filter{State: state, To: q.Get("to"), BeforeID: before, Limit: fetch, Preview: listPreview})
+	fetch := min(int(limit)+1, outgoing.MaxListLimit)
+	msgs, err := a.Outgoing.List(r.Context(), outgoing.Filter{State: state, To: q.Get("to"), BeforeID: before, Limit: fetch, Preview: listPreview})
 	if err != nil {
 		a.queueError(w, r, err)
 		return
@@ -340,7 +340,7 @@ func (a *api) listMessages(w http.ResponseWriter, r *http.Request) {
 		out.NextBefore = out.Messages[limit-1].ID
 	}
 	if out.Messages == nil {
-		out.Messages = []outbox.Message{}
+		out.Messages = []outgoing.Message{}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -352,7 +352,7 @@ func (a *api) purgeMessages(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if st := q.Get("state"); st != string(outbox.Dead) {
+	if st := q.Get("state"); st != string(outgoing.Dead) {
 		if st == "" {
 			writeError(w, http.StatusBadRequest, "state=dead is required: only dead messages can be purged in bulk")
 		} else {
@@ -360,7 +360,7 @@ func (a *api) purgeMessages(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	n, err := a.Outbox.PurgeDead(r.Context())
+	n, err := a.Outgoing.PurgeDead(r.Context())
 	if err != nil {
 		a.queueError(w, r, err)
 		return
@@ -369,17 +369,17 @@ func (a *api) purgeMessages(w http.ResponseWriter, r *http.Request) {
 }
 
 type queueBody struct {
-	Depths                  map[outbox.State]int `json:"depths"`
-	OldestPendingAgeSeconds float64              `json:"oldest_pending_age_seconds"`
+	Depths                  map[outgoing.State]int `json:"depths"`
+	OldestPendingAgeSeconds float64                `json:"oldest_pending_age_seconds"`
 }
 
 func (a *api) queueStatus(w http.ResponseWriter, r *http.Request) {
-	depths, err := a.Outbox.Depths(r.Context())
+	depths, err := a.Outgoing.Depths(r.Context())
 	if err != nil {
 		a.queueError(w, r, err)
 		return
 	}
-	age, err := a.Outbox.OldestPendingAge(r.Context())
+	age, err := a.Outgoing.OldestPendingAge(r.Context())
 	if err != nil {
 		a.queueError(w, r, err)
 		return
@@ -389,7 +389,7 @@ func (a *api) queueStatus(w http.ResponseWriter, r *http.Request) {
 
 func stateNames() string {
 	var names []string
-	for _, s := range outbox.States() {
+	for _, s := range outgoing.States() {
 		names = append(names, string(s))
 	}
 	return strings.Join(names, ", ")

@@ -20,7 +20,7 @@ import (
 
 	"github.com/blacksky-bot/blacksky/internal/httpapi"
 	"github.com/blacksky-bot/blacksky/internal/metrics"
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/store"
 	"github.com/blacksky-bot/blacksky/internal/testkit"
 )
@@ -35,39 +35,39 @@ const (
 // msgFixture serves the API over a real queue on a fresh SQLite database.
 type msgFixture struct {
 	*fixture
-	q *outbox.Queue
+	q *outgoing.Queue
 }
 
 // newQueue opens a migrated SQLite database in t's temporary directory and
 // a queue on it.
-func newQueue(t testing.TB, opts outbox.Options) *outbox.Queue {
+func newQueue(t testing.TB, opts outgoing.Options) *outgoing.Queue {
 	t.Helper()
 	s := testkit.Store(t, store.SQLite)
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 5 * time.Millisecond
 	}
-	return outbox.New(s.DB(), s.Engine(), opts)
+	return outgoing.New(s.DB(), s.Engine(), opts)
 }
 
-// serve returns a fixture whose handler has q (which may be nil) as its Outbox.
-func serve(tok string, q httpapi.Outbox) *fixture {
+// serve returns a fixture whose handler has q (which may be nil) as its Outgoing.
+func serve(tok string, q httpapi.Outgoing) *fixture {
 	f := &fixture{conn: &fakeConn{}, db: &fakeDB{}, metrics: metrics.New(), started: time.Now()}
 	f.h = httpapi.New(httpapi.Options{
-		Conn: f.conn, DB: f.db, Metrics: f.metrics, Token: tok, Outbox: q, Started: f.started,
+		Conn: f.conn, DB: f.db, Metrics: f.metrics, Token: tok, Outgoing: q, Started: f.started,
 	})
 	return f
 }
 
-func newMsgFixture(t testing.TB, opts outbox.Options) *msgFixture {
+func newMsgFixture(t testing.TB, opts outgoing.Options) *msgFixture {
 	t.Helper()
 	q := newQueue(t, opts)
 	return &msgFixture{fixture: serve("", q), q: q}
 }
 
 // message decodes a response holding one message.
-func message(t *testing.T, body []byte) outbox.Message {
+func message(t *testing.T, body []byte) outgoing.Message {
 	t.Helper()
-	var m outbox.Message
+	var m outgoing.Message
 	if err := json.Unmarshal(body, &m); err != nil {
 		t.Fatalf("response is not a message: %v: %q", err, body)
 	}
@@ -87,7 +87,7 @@ func (f *msgFixture) post(t *testing.T, to, text string) int64 {
 }
 
 // get reads a message through the API.
-func (f *msgFixture) get(t *testing.T, id int64) outbox.Message {
+func (f *msgFixture) get(t *testing.T, id int64) outgoing.Message {
 	t.Helper()
 	w := f.do(http.MethodGet, fmt.Sprintf("/api/v1/messages/%d", id), "", loopback)
 	if w.Code != http.StatusOK {
@@ -102,9 +102,9 @@ func (f *msgFixture) get(t *testing.T, id int64) outbox.Message {
 // (the message goes dead); every other text is sent.
 func (f *msgFixture) deliver(t *testing.T, ids ...int64) {
 	t.Helper()
-	sender := outbox.SenderFunc(func(ctx context.Context, m outbox.Message) error {
+	sender := outgoing.SenderFunc(func(ctx context.Context, m outgoing.Message) error {
 		if strings.HasPrefix(m.Text, "fail") {
-			return outbox.Permanent(errors.New("x"))
+			return outgoing.Permanent(errors.New("x"))
 		}
 		return nil
 	})
@@ -116,18 +116,18 @@ func (f *msgFixture) deliver(t *testing.T, ids ...int64) {
 			if err != nil {
 				t.Fatalf("Get %d: %v", id, err)
 			}
-			return m.State == outbox.Sent || m.State == outbox.Dead
+			return m.State == outgoing.Sent || m.State == outgoing.Dead
 		})
 	}
 }
 
 // runQueue starts q's dispatcher with an open gate; stop cancels it and
 // waits for it to return.
-func runQueue(t *testing.T, q *outbox.Queue, s outbox.Sender) (stop func()) {
+func runQueue(t *testing.T, q *outgoing.Queue, s outgoing.Sender) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- q.Run(ctx, s, outbox.NewSwitchGate(true)) }()
+	go func() { done <- q.Run(ctx, s, outgoing.NewSwitchGate(true)) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -167,8 +167,8 @@ func TestPostMessage(t *testing.T) {
 		{"group JID", `{"to":"120363012345678901@g.us","text":"hi all"}`, 202, group, "hi all", ""},
 		{"with idempotency key", `{"to":"4915123456789","text":"hello","idempotency_key":"k1"}`, 202, chat, "hello", ""},
 		{"unicode text", `{"to":"4915123456789","text":"Grüße 👋\n"}`, 202, chat, "Grüße 👋\n", ""},
-		{"longest text", `{"to":"4915123456789","text":"` + strings.Repeat("a", outbox.MaxTextBytes) + `"}`, 202, chat, strings.Repeat("a", outbox.MaxTextBytes), ""},
-		{"longest text, all escaped", `{"to":"4915123456789","text":` + escapedText(outbox.MaxTextBytes) + `}`, 202, chat, strings.Repeat("\x01", outbox.MaxTextBytes), ""},
+		{"longest text", `{"to":"4915123456789","text":"` + strings.Repeat("a", outgoing.MaxTextBytes) + `"}`, 202, chat, strings.Repeat("a", outgoing.MaxTextBytes), ""},
+		{"longest text, all escaped", `{"to":"4915123456789","text":` + escapedText(outgoing.MaxTextBytes) + `}`, 202, chat, strings.Repeat("\x01", outgoing.MaxTextBytes), ""},
 
 		{"bad JSON", `{"to":"4915123456789",`, 400, "", "", "invalid JSON"},
 		{"not JSON", `to=4915123456789&text=hi`, 400, "", "", "invalid JSON"},
@@ -186,8 +186,8 @@ func TestPostMessage(t *testing.T) {
 		{"empty text", `{"to":"4915123456789","text":""}`, 400, "", "", `"text" is required`},
 		{"whitespace text", `{"to":"4915123456789","text":" \n\t"}`, 400, "", "", "text is empty"},
 		{"text with NUL", `{"to":"4915123456789","text":"a\u0000b"}`, 400, "", "", "NUL"},
-		{"text too long", `{"to":"4915123456789","text":"` + strings.Repeat("a", outbox.MaxTextBytes+1) + `"}`, 400, "", "", "65537 bytes"},
-		{"text too long, all escaped", `{"to":"4915123456789","text":` + escapedText(outbox.MaxTextBytes+1) + `}`, 400, "", "", "65537 bytes"},
+		{"text too long", `{"to":"4915123456789","text":"` + strings.Repeat("a", outgoing.MaxTextBytes+1) + `"}`, 400, "", "", "65537 bytes"},
+		{"text too long, all escaped", `{"to":"4915123456789","text":` + escapedText(outgoing.MaxTextBytes+1) + `}`, 400, "", "", "65537 bytes"},
 		{"national number", `{"to":"015123456789","text":"hi"}`, 400, "", "", "recipient"},
 		{"too short number", `{"to":"12345","text":"hi"}`, 400, "", "", "recipient"},
 		{"letters in number", `{"to":"49151abc","text":"hi"}`, 400, "", "", "recipient"},
@@ -208,7 +208,7 @@ func TestPostMessage(t *testing.T) {
 		{"oversized body", `{"to":"4915123456789","text":"` + strings.Repeat("a", 1<<20) + `"}`, 413, "", "", "larger than"},
 		{"oversized padding", `{"to":"4915123456789","text":"a"}` + strings.Repeat(" ", 1<<20), 413, "", "", "larger than"},
 	}
-	f := newMsgFixture(t, outbox.Options{})
+	f := newMsgFixture(t, outgoing.Options{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := f.do(http.MethodPost, "/api/v1/messages", tt.body, loopback)
@@ -237,7 +237,7 @@ func TestPostMessage(t *testing.T) {
 				t.Errorf("Location %q, want %q", loc, want)
 			}
 			got := f.get(t, msg.ID)
-			if got.To != tt.wantTo || got.Text != tt.wantText || got.WAID != msg.WAID || got.State != outbox.Pending {
+			if got.To != tt.wantTo || got.Text != tt.wantText || got.WAID != msg.WAID || got.State != outgoing.Pending {
 				t.Errorf("stored to %q, text %.20q, wa_id %q, state %s; want %q, %.20q, %q, pending",
 					got.To, got.Text, got.WAID, got.State, tt.wantTo, tt.wantText, msg.WAID)
 			}
@@ -246,7 +246,7 @@ func TestPostMessage(t *testing.T) {
 }
 
 func TestPostMessageIdempotent(t *testing.T) {
-	f := newMsgFixture(t, outbox.Options{})
+	f := newMsgFixture(t, outgoing.Options{})
 	first := f.do(http.MethodPost, "/api/v1/messages", `{"to":"4915123456789","text":"first","idempotency_key":"order-42"}`, loopback)
 	if first.Code != http.StatusAccepted {
 		t.Fatalf("first POST: %d %q", first.Code, first.Body.String())
@@ -289,7 +289,7 @@ func TestPostMessageIdempotent(t *testing.T) {
 }
 
 func TestPostMessageBacklogFull(t *testing.T) {
-	f := newMsgFixture(t, outbox.Options{MaxPending: 1})
+	f := newMsgFixture(t, outgoing.Options{MaxPending: 1})
 	w := f.do(http.MethodPost, "/api/v1/messages", `{"to":"4915123456789","text":"one","idempotency_key":"a"}`, loopback)
 	if w.Code != http.StatusAccepted {
 		t.Fatalf("first: %d %q", w.Code, w.Body.String())
@@ -313,7 +313,7 @@ func TestPostMessageBacklogFull(t *testing.T) {
 }
 
 func TestGetMessage(t *testing.T) {
-	f := newMsgFixture(t, outbox.Options{})
+	f := newMsgFixture(t, outgoing.Options{})
 	id := f.post(t, number, "hello")
 	w := f.do(http.MethodGet, fmt.Sprintf("/api/v1/messages/%d", id), "", loopback)
 	if w.Code != http.StatusOK {
@@ -354,8 +354,8 @@ func (f *msgFixture) list(t *testing.T, query string) ([]int64, int64) {
 		t.Fatalf("GET %s: messages is %#v, want an array", query, m["messages"])
 	}
 	var body struct {
-		Messages   []outbox.Message `json:"messages"`
-		NextBefore *int64           `json:"next_before"`
+		Messages   []outgoing.Message `json:"messages"`
+		NextBefore *int64             `json:"next_before"`
 	}
 	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
 		t.Fatal(err)
@@ -375,7 +375,7 @@ func (f *msgFixture) list(t *testing.T, query string) ([]int64, int64) {
 }
 
 func TestListMessages(t *testing.T) {
-	f := newMsgFixture(t, outbox.Options{})
+	f := newMsgFixture(t, outgoing.Options{})
 	if ids, next := f.list(t, ""); len(ids) != 0 || next != 0 {
 		t.Fatalf("empty queue: ids %v next %d", ids, next)
 	}
@@ -460,11 +460,11 @@ func TestListMessages(t *testing.T) {
 }
 
 func TestRetryAndPurge(t *testing.T) {
-	f := newMsgFixture(t, outbox.Options{})
+	f := newMsgFixture(t, outgoing.Options{})
 	dead1, dead2, sent := f.post(t, number, "fail 1"), f.post(t, other, "fail 2"), f.post(t, number, "ok 3")
 	f.deliver(t, dead1, dead2, sent)
 	pending := f.post(t, group, "waiting")
-	for id, want := range map[int64]outbox.State{dead1: outbox.Dead, dead2: outbox.Dead, sent: outbox.Sent, pending: outbox.Pending} {
+	for id, want := range map[int64]outgoing.State{dead1: outgoing.Dead, dead2: outgoing.Dead, sent: outgoing.Sent, pending: outgoing.Pending} {
 		if got := f.get(t, id); got.State != want {
 			t.Fatalf("message %d is %s, want %s", id, got.State, want)
 		}
@@ -487,7 +487,7 @@ func TestRetryAndPurge(t *testing.T) {
 	}
 	decode(t, w)
 	r := message(t, w.Body.Bytes())
-	if r.ID != dead1 || r.State != outbox.Pending || r.Attempts != 0 || r.WAID != d.WAID {
+	if r.ID != dead1 || r.State != outgoing.Pending || r.Attempts != 0 || r.WAID != d.WAID {
 		t.Errorf("retried message: id %d state %s attempts %d wa_id %q; want %d pending 0 %q", r.ID, r.State, r.Attempts, r.WAID, dead1, d.WAID)
 	}
 	wantError(t, f.do(http.MethodPost, path(dead1, "/retry"), "", loopback), http.StatusConflict)
@@ -508,7 +508,7 @@ func TestRetryAndPurge(t *testing.T) {
 	if w.Code != http.StatusOK || decode(t, w)["retried"] != 1.0 {
 		t.Fatalf("retry-dead: status %d body %q; want retried 1", w.Code, w.Body.String())
 	}
-	if got := f.get(t, dead2); got.State != outbox.Pending {
+	if got := f.get(t, dead2); got.State != outgoing.Pending {
 		t.Errorf("after retry-dead message %d is %s", dead2, got.State)
 	}
 	if w := f.do(http.MethodPost, "/api/v1/messages/retry-dead", "", loopback); decode(t, w)["retried"] != 0.0 {
@@ -526,7 +526,7 @@ func TestRetryAndPurge(t *testing.T) {
 	}
 	wantError(t, f.do(http.MethodGet, path(dead1, ""), "", loopback), http.StatusNotFound)
 	wantError(t, f.do(http.MethodGet, path(dead2, ""), "", loopback), http.StatusNotFound)
-	if got := f.get(t, pending); got.State != outbox.Sent {
+	if got := f.get(t, pending); got.State != outgoing.Sent {
 		t.Errorf("message %d is %s after purging dead ones", pending, got.State)
 	}
 	if w := f.do(http.MethodDelete, "/api/v1/messages?state=dead", "", loopback); decode(t, w)["purged"] != 0.0 {
@@ -536,10 +536,10 @@ func TestRetryAndPurge(t *testing.T) {
 
 // A message being sent can be neither retried nor purged.
 func TestSendingMessageIsLocked(t *testing.T) {
-	f := newMsgFixture(t, outbox.Options{})
+	f := newMsgFixture(t, outgoing.Options{})
 	id := f.post(t, number, "hold")
 	release := make(chan struct{})
-	stop := runQueue(t, f.q, outbox.SenderFunc(func(ctx context.Context, m outbox.Message) error {
+	stop := runQueue(t, f.q, outgoing.SenderFunc(func(ctx context.Context, m outgoing.Message) error {
 		select {
 		case <-release:
 			return nil
@@ -547,14 +547,14 @@ func TestSendingMessageIsLocked(t *testing.T) {
 			return ctx.Err()
 		}
 	}))
-	testkit.WaitFor(t, "the message to be sending", func() bool { return f.get(t, id).State == outbox.Sending })
+	testkit.WaitFor(t, "the message to be sending", func() bool { return f.get(t, id).State == outgoing.Sending })
 	wantError(t, f.do(http.MethodDelete, fmt.Sprintf("/api/v1/messages/%d", id), "", loopback), http.StatusConflict)
 	wantError(t, f.do(http.MethodPost, fmt.Sprintf("/api/v1/messages/%d/retry", id), "", loopback), http.StatusConflict)
 	if ids, _ := f.list(t, "?state=sending"); fmt.Sprint(ids) != fmt.Sprint([]int64{id}) {
 		t.Errorf("sending messages %v", ids)
 	}
 	close(release)
-	testkit.WaitFor(t, "the message to be sent", func() bool { return f.get(t, id).State == outbox.Sent })
+	testkit.WaitFor(t, "the message to be sent", func() bool { return f.get(t, id).State == outgoing.Sent })
 	stop()
 	if got := f.get(t, id); got.SentAt.IsZero() {
 		t.Errorf("sent message without sent_at: %+v", got)
@@ -566,7 +566,7 @@ func TestQueueStatus(t *testing.T) {
 	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	f := newMsgFixture(t, outbox.Options{Now: clock})
+	f := newMsgFixture(t, outgoing.Options{Now: clock})
 
 	check := func(want map[string]float64, wantAge float64) {
 		t.Helper()
@@ -576,7 +576,7 @@ func TestQueueStatus(t *testing.T) {
 		}
 		m := decode(t, w)
 		depths, _ := m["depths"].(map[string]any)
-		for _, s := range outbox.States() {
+		for _, s := range outgoing.States() {
 			if depths[string(s)] != want[string(s)] {
 				t.Errorf("depths[%s] = %v, want %v", s, depths[string(s)], want[string(s)])
 			}
@@ -596,60 +596,60 @@ func TestQueueStatus(t *testing.T) {
 	}
 }
 
-// fakeOutbox answers every call with msg or err and records the calls.
-type fakeOutbox struct {
-	msg outbox.Message
+// fakeOutgoing answers every call with msg or err and records the calls.
+type fakeOutgoing struct {
+	msg outgoing.Message
 	err error
 
 	mu    sync.Mutex
 	calls []string
 }
 
-func (o *fakeOutbox) called(name string) {
+func (o *fakeOutgoing) called(name string) {
 	o.mu.Lock()
 	o.calls = append(o.calls, name)
 	o.mu.Unlock()
 }
 
-func (o *fakeOutbox) Enqueue(ctx context.Context, req outbox.Request) (outbox.Message, bool, error) {
+func (o *fakeOutgoing) Enqueue(ctx context.Context, req outgoing.Request) (outgoing.Message, bool, error) {
 	o.called("Enqueue")
 	return o.msg, true, o.err
 }
-func (o *fakeOutbox) Get(ctx context.Context, id int64) (outbox.Message, error) {
+func (o *fakeOutgoing) Get(ctx context.Context, id int64) (outgoing.Message, error) {
 	o.called("Get")
 	return o.msg, o.err
 }
-func (o *fakeOutbox) List(ctx context.Context, f outbox.Filter) ([]outbox.Message, error) {
+func (o *fakeOutgoing) List(ctx context.Context, f outgoing.Filter) ([]outgoing.Message, error) {
 	o.called("List")
-	return []outbox.Message{o.msg}, o.err
+	return []outgoing.Message{o.msg}, o.err
 }
-func (o *fakeOutbox) Retry(ctx context.Context, id int64) (outbox.Message, error) {
+func (o *fakeOutgoing) Retry(ctx context.Context, id int64) (outgoing.Message, error) {
 	o.called("Retry")
 	return o.msg, o.err
 }
-func (o *fakeOutbox) RetryAllDead(ctx context.Context) (int64, error) {
+func (o *fakeOutgoing) RetryAllDead(ctx context.Context) (int64, error) {
 	o.called("RetryAllDead")
 	return 3, o.err
 }
-func (o *fakeOutbox) Purge(ctx context.Context, id int64) error {
+func (o *fakeOutgoing) Purge(ctx context.Context, id int64) error {
 	o.called("Purge")
 	return o.err
 }
-func (o *fakeOutbox) PurgeDead(ctx context.Context) (int64, error) {
+func (o *fakeOutgoing) PurgeDead(ctx context.Context) (int64, error) {
 	o.called("PurgeDead")
 	return 2, o.err
 }
-func (o *fakeOutbox) Depths(ctx context.Context) (map[outbox.State]int, error) {
+func (o *fakeOutgoing) Depths(ctx context.Context) (map[outgoing.State]int, error) {
 	o.called("Depths")
-	return map[outbox.State]int{outbox.Pending: 1}, o.err
+	return map[outgoing.State]int{outgoing.Pending: 1}, o.err
 }
-func (o *fakeOutbox) OldestPendingAge(ctx context.Context) (time.Duration, error) {
+func (o *fakeOutgoing) OldestPendingAge(ctx context.Context) (time.Duration, error) {
 	o.called("OldestPendingAge")
 	return time.Second, o.err
 }
 
 // msgEndpoints lists every message endpoint with a request that succeeds
-// on a fakeOutbox and the status it succeeds with.
+// on a fakeOutgoing and the status it succeeds with.
 var msgEndpoints = []struct {
 	method, path, body string
 	want               int
@@ -683,7 +683,7 @@ func TestMessagesAuthWithToken(t *testing.T) {
 	for _, ep := range msgEndpoints {
 		for _, tt := range tests {
 			t.Run(ep.method+" "+ep.path+"/"+tt.name, func(t *testing.T) {
-				q := &fakeOutbox{msg: outbox.Message{ID: 7, State: outbox.Pending}}
+				q := &fakeOutgoing{msg: outgoing.Message{ID: 7, State: outgoing.Pending}}
 				f := serve(token, q)
 				w := f.do(ep.method, ep.path, ep.body, tt.opts...)
 				if tt.admit {
@@ -717,7 +717,7 @@ func TestMessagesAuthWithoutToken(t *testing.T) {
 	for _, ep := range msgEndpoints {
 		for _, tt := range tests {
 			t.Run(ep.method+" "+ep.path+"/"+tt.name, func(t *testing.T) {
-				q := &fakeOutbox{msg: outbox.Message{ID: 7, State: outbox.Pending}}
+				q := &fakeOutgoing{msg: outgoing.Message{ID: 7, State: outgoing.Pending}}
 				f := serve("", q)
 				w := f.do(ep.method, ep.path, ep.body, tt.opts...)
 				if tt.admit {
@@ -739,8 +739,8 @@ func TestMessagesAuthWithoutToken(t *testing.T) {
 
 // The auth check comes before the missing queue is reported.
 func TestMessagesWithoutQueue(t *testing.T) {
-	var nilQueue *outbox.Queue
-	for name, q := range map[string]httpapi.Outbox{"nil": nil, "nil *outbox.Queue": nilQueue} {
+	var nilQueue *outgoing.Queue
+	for name, q := range map[string]httpapi.Outgoing{"nil": nil, "nil *outgoing.Queue": nilQueue} {
 		f := serve(token, q)
 		for _, ep := range msgEndpoints {
 			wantError(t, f.do(ep.method, ep.path, ep.body), http.StatusUnauthorized)
@@ -758,10 +758,10 @@ func TestMessagesQueueErrors(t *testing.T) {
 		err  error
 		want int
 	}{
-		{fmt.Errorf("%w: recipient is bad", outbox.ErrInvalid), 400},
-		{fmt.Errorf("get message 7: %w", outbox.ErrNotFound), 404},
-		{fmt.Errorf("retry message 7: %w: only dead", outbox.ErrWrongState), 409},
-		{fmt.Errorf("%w: 10 waiting", outbox.ErrBacklogFull), 503},
+		{fmt.Errorf("%w: recipient is bad", outgoing.ErrInvalid), 400},
+		{fmt.Errorf("get message 7: %w", outgoing.ErrNotFound), 404},
+		{fmt.Errorf("retry message 7: %w: only dead", outgoing.ErrWrongState), 409},
+		{fmt.Errorf("%w: 10 waiting", outgoing.ErrBacklogFull), 503},
 		// A database that is down or restarting is a "not now" (issue 13, case 6).
 		{fmt.Errorf("enqueue: %w", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}), 503},
 		{fmt.Errorf("enqueue: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}), 503},
@@ -769,7 +769,7 @@ func TestMessagesQueueErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, ep := range msgEndpoints {
-			q := &fakeOutbox{err: tt.err}
+			q := &fakeOutgoing{err: tt.err}
 			w := serve("", q).do(ep.method, ep.path, ep.body, loopback)
 			msg := wantError(t, w, tt.want)
 			if !strings.Contains(msg, tt.err.Error()) {
@@ -783,7 +783,7 @@ func TestMessagesQueueErrors(t *testing.T) {
 }
 
 func TestMessagesWrongMethod(t *testing.T) {
-	f := serve("", &fakeOutbox{})
+	f := serve("", &fakeOutgoing{})
 	tests := []struct{ method, path, allow string }{
 		{http.MethodPut, "/api/v1/messages", "GET, POST, DELETE"},
 		{http.MethodPatch, "/api/v1/messages", "GET, POST, DELETE"},
@@ -809,7 +809,7 @@ func TestMessagesWrongMethod(t *testing.T) {
 }
 
 func TestMessagesUnknownPath(t *testing.T) {
-	f := serve("", &fakeOutbox{})
+	f := serve("", &fakeOutgoing{})
 	for _, path := range []string{"/api/v1/messages/", "/api/v1/messages/7/", "/api/v1/messages/7/x", "/api/v1/messages/7/retry/x",
 		"/api/v1/messages/retry-dead/x", "/api/v1/queue/", "/api/v1/queue/x", "/api/v1/message"} {
 		for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
@@ -823,7 +823,7 @@ func TestMessagesUnknownPath(t *testing.T) {
 
 // Other endpoints keep the small body limit.
 func TestMessagesBodyLimitIsLocal(t *testing.T) {
-	f := serve("", &fakeOutbox{})
+	f := serve("", &fakeOutgoing{})
 	body := `{"phone":"4915123456789"}` + strings.Repeat(" ", 70<<10)
 	wantError(t, f.do(http.MethodPost, "/api/v1/pair/code", body, loopback), http.StatusRequestEntityTooLarge)
 }
@@ -840,7 +840,7 @@ func FuzzPostMessage(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	q := newQueue(f, outbox.Options{})
+	q := newQueue(f, outgoing.Options{})
 	fx := serve("", q)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		w := fx.do(http.MethodPost, "/api/v1/messages", string(body), loopback)
@@ -879,11 +879,11 @@ func FuzzPostMessage(f *testing.F) {
 // 40 texts of 64 KiB of "<" were 15 MiB in one response buffer before
 // (issue 13, case 7; 1,000 of them took a bot past 1 GiB).
 func TestMessageListIsBoundedInBytes(t *testing.T) {
-	f := newMsgFixture(t, outbox.Options{MaxPending: 1000})
-	long := strings.Repeat("<", outbox.MaxTextBytes)
+	f := newMsgFixture(t, outgoing.Options{MaxPending: 1000})
+	long := strings.Repeat("<", outgoing.MaxTextBytes)
 	var ids []int64
 	for range 40 {
-		m, _, err := f.q.Enqueue(context.Background(), outbox.Request{To: number, Text: long})
+		m, _, err := f.q.Enqueue(context.Background(), outgoing.Request{To: number, Text: long})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -901,7 +901,7 @@ func TestMessageListIsBoundedInBytes(t *testing.T) {
 		t.Error("the response escapes < as for HTML")
 	}
 	var page struct {
-		Messages []outbox.Message `json:"messages"`
+		Messages []outgoing.Message `json:"messages"`
 	}
 	if err := json.Unmarshal(w.Body.Bytes(), &page); err != nil || len(page.Messages) != 41 {
 		t.Fatalf("page: %d messages, %v", len(page.Messages), err)
@@ -919,13 +919,13 @@ func TestMessageListIsBoundedInBytes(t *testing.T) {
 	}
 }
 
-// hangingOutbox is a queue whose database never answers: every call waits
+// hangingOutgoing is a queue whose database never answers: every call waits
 // for its context.
-type hangingOutbox struct{ fakeOutbox }
+type hangingOutgoing struct{ fakeOutgoing }
 
-func (o *hangingOutbox) Enqueue(ctx context.Context, _ outbox.Request) (outbox.Message, bool, error) {
+func (o *hangingOutgoing) Enqueue(ctx context.Context, _ outgoing.Request) (outgoing.Message, bool, error) {
 	<-ctx.Done()
-	return outbox.Message{}, false, fmt.Errorf("enqueue: %w", ctx.Err())
+	return outgoing.Message{}, false, fmt.Errorf("enqueue: %w", ctx.Err())
 }
 
 // TestRequestsAnswerWhenTheDatabaseHangs: a POST whose database never
@@ -933,7 +933,7 @@ func (o *hangingOutbox) Enqueue(ctx context.Context, _ outbox.Request) (outbox.M
 // a deadline in the server, and this one ends in a 503 with Retry-After.
 func TestRequestsAnswerWhenTheDatabaseHangs(t *testing.T) {
 	f := &fixture{h: httpapi.New(httpapi.Options{Conn: &fakeConn{}, DB: &fakeDB{}, Metrics: metrics.New(),
-		Outbox: &hangingOutbox{}, RequestTimeout: 100 * time.Millisecond})}
+		Outgoing: &hangingOutgoing{}, RequestTimeout: 100 * time.Millisecond})}
 	done := make(chan *httptest.ResponseRecorder, 1)
 	go func() {
 		done <- f.do(http.MethodPost, "/api/v1/messages", `{"to":"4915123456789","text":"hi"}`, loopback)

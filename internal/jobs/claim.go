@@ -15,7 +15,7 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/store"
 )
 
-// Claiming is two steps, as the outgoing queue learnt it (internal/outbox,
+// Claiming is two steps, as the outgoing queue learnt it (internal/outgoing,
 // claim.go): first the candidates are read with plain ordered scans (with a
 // partition: open rows in id order a page at a time, keeping each
 // partition's first; one query with a head subquery per row was planned

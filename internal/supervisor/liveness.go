@@ -20,7 +20,7 @@ import (
 //   - a message written on it got no ack within Options.AckTimeout
 //     (whatsmeow's SendRequestExtra.Timeout, which starts after the write, so
 //     a slow encryption for a big group does not count; the sender reports
-//     the outcome through AckTimeout and SendEnded, outbox.AckWatcher);
+//     the outcome through AckTimeout and SendEnded, outgoing.AckWatcher);
 //   - nothing pushed (messages, receipts, notifications: anything whatsmeow
 //     reports as an event) came from the server for Options.SilenceTimeout,
 //     while pings and acks may still pass. A quiet account may see nothing
@@ -62,7 +62,7 @@ func fromServer(evt any) bool {
 }
 
 // AckTimeout is how long a sender waits for WhatsApp's ack of a message
-// once written (outbox.AckWatcher); 0 leaves whatsmeow's default.
+// once written (outgoing.AckWatcher); 0 leaves whatsmeow's default.
 func (s *Supervisor) AckTimeout() time.Duration { return s.opts.AckTimeout }
 
 // SendEnded is told how each send through the current client ended: nil

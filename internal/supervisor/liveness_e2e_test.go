@@ -16,7 +16,7 @@ import (
 
 	"github.com/blacksky-bot/blacksky/internal/backoff"
 	"github.com/blacksky-bot/blacksky/internal/metrics"
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/sandbox"
 	. "github.com/blacksky-bot/blacksky/internal/supervisor"
 )
@@ -36,8 +36,8 @@ func TestUnackedSendsEndTheConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	send := &outbox.WhatsAppSender{Client: h.sup.Client, Acks: h.sup}
-	msg := outbox.Message{To: contact.JID().String(), WAID: "3EB0DEADC0DE0001", Text: "are you there?"}
+	send := &outgoing.WhatsAppSender{Client: h.sup.Client, Acks: h.sup}
+	msg := outgoing.Message{To: contact.JID().String(), WAID: "3EB0DEADC0DE0001", Text: "are you there?"}
 
 	mark := h.mark()
 	if err := h.srv.Inject(sandbox.Fault{Kind: sandbox.FaultStuckSends}); err != nil {
@@ -58,7 +58,7 @@ func TestUnackedSendsEndTheConnection(t *testing.T) {
 		t.Errorf("/readyz before any ack on the new connection: %d %s; want 503 naming the unacknowledged sends", code, body)
 	}
 
-	// The outbox's next attempt, same ID, on the new connection.
+	// The outgoing queue's next attempt, same ID, on the new connection.
 	if err := send.Send(h.ctx(10*time.Second), msg); err != nil {
 		t.Fatalf("send after the redial: %v", err)
 	}

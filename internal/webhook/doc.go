@@ -18,7 +18,7 @@
 // inside the signed body, so a receiver can refuse old replays. Types:
 // message.received (data: the incoming message, from the bot package),
 // message.sent and message.dead (data: OutgoingStatus, written by
-// OutboxSettled in the same transaction as the outbox's state change),
+// OutgoingSettled in the same transaction as the outgoing queue's state change),
 // message.undecryptable (data: the bot package's Undecryptable; the message
 // follows as message.received if the phone sends it again).
 package webhook

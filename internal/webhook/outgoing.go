@@ -7,11 +7,15 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 )
 
 // OutgoingStatus is the payload of message.sent and message.dead events.
 type OutgoingStatus struct {
+	// ID is the message's id in /api/v1/messages/{id}.
+	ID int64 `json:"id"`
+	// OutboxID is ID under the name events carried before (issue 16),
+	// kept for receivers that read it.
 	OutboxID       int64     `json:"outbox_id"`
 	To             string    `json:"to"`
 	ToLID          string    `json:"to_lid,omitempty"` // the LID of a phone-number chat, when known
@@ -23,27 +27,27 @@ type OutgoingStatus struct {
 	Time           time.Time `json:"time"`
 }
 
-// OutboxSettled writes a message.sent or message.dead event for each
+// OutgoingSettled writes a message.sent or message.dead event for each
 // message, inside the transaction that records its new state (it is the
-// queue's outbox.Options.Settled): the event is stored exactly when the
+// queue's outgoing.Options.Settled): the event is stored exactly when the
 // change is. Its ID names the message, the state and the time, so a dead
 // message that an operator retries and that is then sent reports both.
 // The dispatcher picks the events up at its next poll (PollInterval).
-func (c *Client) OutboxSettled(ctx context.Context, tx *sql.Tx, msgs []outbox.Message) error {
+func (c *Client) OutgoingSettled(ctx context.Context, tx *sql.Tx, msgs []outgoing.Message) error {
 	for _, m := range msgs {
 		var kind string
 		var at time.Time
 		switch m.State {
-		case outbox.Sent:
+		case outgoing.Sent:
 			kind, at = KindMessageSent, m.SentAt
-		case outbox.Dead:
+		case outgoing.Dead:
 			kind, at = KindMessageDead, m.UpdatedAt
 		default:
 			continue
 		}
 		id := "out_" + strconv.FormatInt(m.ID, 10) + "_" + string(m.State) + "_" + strconv.FormatInt(at.UnixMilli(), 10)
 		status := OutgoingStatus{
-			OutboxID: m.ID, To: m.To, ToLID: m.ToLID, WAID: m.WAID, State: string(m.State), Attempts: m.Attempts,
+			ID: m.ID, OutboxID: m.ID, To: m.To, ToLID: m.ToLID, WAID: m.WAID, State: string(m.State), Attempts: m.Attempts,
 			Error: m.LastError, IdempotencyKey: m.IdempotencyKey, Time: at,
 		}
 		if err := c.EnqueueID(ctx, tx, id, kind, status); err != nil {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/store"
 )
 
@@ -26,23 +26,23 @@ func TestOutgoingEventsCommitWithTheStateChange(t *testing.T) {
 			c := newClient(t, st, "https://example.invalid/hook", nil)
 			var failures atomic.Int32
 			failures.Store(1)
-			q := outbox.New(st.DB(), st.Engine(), outbox.Options{
+			q := outgoing.New(st.DB(), st.Engine(), outgoing.Options{
 				Session: "s", PollInterval: 5 * time.Millisecond, Lease: 300 * time.Millisecond,
-				Settled: func(ctx context.Context, tx *sql.Tx, msgs []outbox.Message) error {
-					if err := c.OutboxSettled(ctx, tx, msgs); err != nil {
+				Settled: func(ctx context.Context, tx *sql.Tx, msgs []outgoing.Message) error {
+					if err := c.OutgoingSettled(ctx, tx, msgs); err != nil {
 						return err
 					}
-					if msgs[0].State == outbox.Sent && failures.Add(-1) >= 0 {
+					if msgs[0].State == outgoing.Sent && failures.Add(-1) >= 0 {
 						return errors.New("database went away before the commit")
 					}
 					return nil
 				},
 			})
-			good, _, err := q.Enqueue(ctx, outbox.Request{To: "4915100000001", Text: "hi", IdempotencyKey: "k1"})
+			good, _, err := q.Enqueue(ctx, outgoing.Request{To: "4915100000001", Text: "hi", IdempotencyKey: "k1"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			bad, _, err := q.Enqueue(ctx, outbox.Request{To: "4915100000002", Text: "hi"})
+			bad, _, err := q.Enqueue(ctx, outgoing.Request{To: "4915100000002", Text: "hi"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -50,16 +50,16 @@ func TestOutgoingEventsCommitWithTheStateChange(t *testing.T) {
 			runCtx, stop := context.WithCancel(ctx)
 			done := make(chan error, 1)
 			go func() {
-				done <- q.Run(runCtx, outbox.SenderFunc(func(_ context.Context, m outbox.Message) error {
+				done <- q.Run(runCtx, outgoing.SenderFunc(func(_ context.Context, m outgoing.Message) error {
 					if m.ID == bad.ID {
-						return outbox.Permanent(errors.New("not on WhatsApp"))
+						return outgoing.Permanent(errors.New("not on WhatsApp"))
 					}
 					sends.Add(1)
 					return nil
-				}), outbox.NewSwitchGate(true))
+				}), outgoing.NewSwitchGate(true))
 			}()
-			waitMessage(t, q, good.ID, outbox.Sent)
-			waitMessage(t, q, bad.ID, outbox.Dead)
+			waitMessage(t, q, good.ID, outgoing.Sent)
+			waitMessage(t, q, bad.ID, outgoing.Dead)
 			stop()
 			<-done
 
@@ -67,10 +67,10 @@ func TestOutgoingEventsCommitWithTheStateChange(t *testing.T) {
 			if len(got) != 2 {
 				t.Fatalf("events %+v, want one message.sent and one message.dead", got)
 			}
-			if s := got[KindMessageSent]; s.OutboxID != good.ID || s.State != "sent" || s.WAID != good.WAID || s.IdempotencyKey != "k1" || s.To != "4915100000001@s.whatsapp.net" || s.Time.IsZero() {
+			if s := got[KindMessageSent]; s.ID != good.ID || s.OutboxID != good.ID || s.State != "sent" || s.WAID != good.WAID || s.IdempotencyKey != "k1" || s.To != "4915100000001@s.whatsapp.net" || s.Time.IsZero() {
 				t.Errorf("sent event %+v", s)
 			}
-			if d := got[KindMessageDead]; d.OutboxID != bad.ID || d.State != "dead" || d.Error == "" {
+			if d := got[KindMessageDead]; d.ID != bad.ID || d.State != "dead" || d.Error == "" {
 				t.Errorf("dead event %+v", d)
 			}
 			if n := sends.Load(); n != 2 {
@@ -81,7 +81,7 @@ func TestOutgoingEventsCommitWithTheStateChange(t *testing.T) {
 }
 
 // waitMessage waits until message id is in state want.
-func waitMessage(t *testing.T, q *outbox.Queue, id int64, want outbox.State) {
+func waitMessage(t *testing.T, q *outgoing.Queue, id int64, want outgoing.State) {
 	t.Helper()
 	eventually(t, func(ctx context.Context) (bool, string) {
 		m, err := q.Get(ctx, id)

@@ -1,5 +1,5 @@
 //go:build race
 
-package outbox
+package outgoing
 
 const raceEnabled = true

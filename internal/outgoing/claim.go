@@ -1,4 +1,4 @@
-package outbox
+package outgoing
 
 import (
 	"cmp"
@@ -9,14 +9,14 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/jobs"
 )
 
-// The outbox is one kind of work on the job engine (internal/jobs): the
+// The outgoing queue is one kind of work on the job engine (internal/jobs): the
 // engine claims, leases, orders per chat, spaces a chat's messages by
-// ChatGap and records outcomes; the outbox decides what a send's outcome
+// ChatGap and records outcomes; the outgoing queue decides what a send's outcome
 // is (dispatch.go) and keeps what only messages have: enqueueing with
 // idempotency and a backlog limit, the TTL, the rate limit per account and
 // the reach-out lock.
 
-// Table is the outbox's table as the job engine sees it; New sets Spacing
+// Table is the outgoing queue's table as the job engine sees it; New sets Spacing
 // from Options.ChatGap.
 var Table = jobs.Table{
 	Name: "blacksky_outbox", Kind: "outgoing", Partition: "chat",
@@ -29,7 +29,7 @@ func newJobs(q *Queue) *jobs.Queue {
 	t.Spacing = q.opts.ChatGap
 	j, err := jobs.New(q.db, q.engine, t, q.opts.Session, q.now)
 	if err != nil {
-		panic(fmt.Sprintf("outbox: the job engine refused the outbox's table: %v", err)) // a constant table
+		panic(fmt.Sprintf("outgoing: the job engine refused the outgoing queue's table: %v", err)) // a constant table
 	}
 	return j
 }

@@ -1,4 +1,4 @@
-package outbox
+package outgoing
 
 import (
 	"context"
@@ -47,9 +47,9 @@ func (q *Queue) Collector() prometheus.Collector {
 	}
 	return &collector{
 		q:          q,
-		depth:      desc("messages", "Outbox messages by state.", "state"),
+		depth:      desc("messages", "Outgoing messages by state.", "state"),
 		oldest:     desc("oldest_pending_age_seconds", "Age of the oldest message waiting to be sent; 0 when none waits."),
-		enqueued:   desc("enqueued_total", "Messages accepted into the outbox by this process."),
+		enqueued:   desc("enqueued_total", "Messages accepted into the outgoing queue by this process."),
 		rejected:   desc("rejected_total", "Enqueues refused because the backlog was full."),
 		sends:      desc("sends_total", "Messages this process delivered to WhatsApp."),
 		failures:   desc("send_failures_total", "Send attempts by this process that failed."),

@@ -1,4 +1,4 @@
-package outbox
+package outgoing
 
 // WhatsApp's reach-out lock. WhatsApp may lock an account out of starting
 // conversations for a while (days, on real accounts): a message to someone

@@ -1,4 +1,4 @@
-package outbox
+package outgoing
 
 import (
 	"context"
@@ -74,7 +74,7 @@ func (q *Queue) Run(ctx context.Context, sender Sender, gate Gate) error {
 			}
 			dbErrors++
 			wait = backoff.Policy{Base: q.opts.PollInterval, Max: maxErrorWait}.Ceiling(dbErrors - 1)
-			d.log.Error("outbox dispatch failed; retrying", "err", err, "in", wait)
+			d.log.Error("outgoing dispatch failed; retrying", "err", err, "in", wait)
 		} else {
 			dbErrors = 0
 			if more {
@@ -92,7 +92,7 @@ func (q *Queue) Run(ctx context.Context, sender Sender, gate Gate) error {
 		timer.Stop()
 	}
 	if d.inflight > 0 {
-		d.log.Info("outbox stopping; waiting for sends under way", "in_flight", d.inflight, "grace", q.opts.ShutdownGrace)
+		d.log.Info("outgoing stopping; waiting for sends under way", "in_flight", d.inflight, "grace", q.opts.ShutdownGrace)
 	}
 	grace := time.AfterFunc(q.opts.ShutdownGrace, cancelSends)
 	defer grace.Stop()
@@ -100,7 +100,7 @@ func (q *Queue) Run(ctx context.Context, sender Sender, gate Gate) error {
 	return nil
 }
 
-// analyze refreshes PostgreSQL's statistics on the outbox at start, when
+// analyze refreshes PostgreSQL's statistics on the outgoing queue at start, when
 // a restart may meet a backlog that grew since autovacuum last looked.
 // The claim queries do not depend on them; listing and counting do.
 func (q *Queue) analyze(ctx context.Context) {
@@ -108,7 +108,7 @@ func (q *Queue) analyze(ctx context.Context) {
 		return
 	}
 	if _, err := q.db.ExecContext(ctx, "ANALYZE blacksky_outbox"); err != nil {
-		q.log.Warn("analyze outbox table failed", "err", err)
+		q.log.Warn("analyze outgoing table failed", "err", err)
 	}
 }
 

@@ -1,4 +1,4 @@
-// Package outbox is the durable queue of outgoing WhatsApp messages: every
+// Package outgoing is the durable queue of outgoing WhatsApp messages: every
 // message is written to the database before any send is attempted, gets its
 // WhatsApp message ID at once (so every attempt reuses it and the recipient
 // sees it once), and is delivered in order per chat, only while the
@@ -8,7 +8,7 @@
 // to chats that have not written to the account wait for it to end without
 // counting attempts, and the others keep flowing (reachout.go). It runs on
 // SQLite and PostgreSQL; several processes may share one PostgreSQL database.
-package outbox
+package outgoing
 
 import (
 	"context"
@@ -55,13 +55,13 @@ var (
 	// ErrInvalid wraps every reason a request is refused as malformed (HTTP 400).
 	ErrInvalid = errors.New("invalid message")
 	// ErrBacklogFull refuses an enqueue while MaxPending messages wait (HTTP 503).
-	ErrBacklogFull = errors.New("outbox backlog is full")
+	ErrBacklogFull = errors.New("outgoing backlog is full")
 	// ErrNotFound is returned for an ID that names no message (HTTP 404).
 	ErrNotFound = errors.New("message not found")
 	// ErrWrongState refuses an operation the message's state does not allow (HTTP 409).
 	ErrWrongState = errors.New("message is not in a state that allows this")
 	// ErrRunning is returned by Run when the queue's dispatcher already runs.
-	ErrRunning = errors.New("outbox dispatcher is already running")
+	ErrRunning = errors.New("outgoing dispatcher is already running")
 )
 
 // Message is one outgoing message as stored.
@@ -211,7 +211,7 @@ func defaultOwner() string {
 	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
-// Queue is one account's outbox on one database handle.
+// Queue is one account's outgoing on one database handle.
 type Queue struct {
 	db      *sql.DB
 	engine  store.Engine
@@ -240,7 +240,7 @@ func New(db *sql.DB, engine store.Engine, opts Options) *Queue {
 		db:     db,
 		engine: engine,
 		opts:   opts,
-		log:    opts.Logger.With("component", "outbox", "session", opts.Session),
+		log:    opts.Logger.With("component", "outgoing", "session", opts.Session),
 		wake:   make(chan struct{}, 1),
 	}
 	q.jobs = newJobs(q)
