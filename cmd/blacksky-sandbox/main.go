@@ -5,7 +5,7 @@
 // only when told to (WA_SANDBOX and WA_SANDBOX_TRUST, printed at start).
 //
 //	blacksky-sandbox [--listen 127.0.0.1:7878] [--data DIR] [--trust-file PATH] [--contacts N,...]
-//	blacksky-sandbox demo [--verbose]   # a narrated run of a bot against an in-process sandbox
+//	blacksky-sandbox demo [--verbose]   # a narrated run of blacksky run, in process, against an in-process sandbox
 package main
 
 import (

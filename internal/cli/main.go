@@ -79,7 +79,17 @@ func (p Program) Main(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	logging.InstallSignalLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	return dispatch(ctx, &environment{stdout: os.Stdout, stderr: os.Stderr, getenv: os.LookupEnv, program: p}, args)
+	return p.Run(ctx, args, os.Stdout, os.Stderr, os.LookupEnv)
+}
+
+// Run is Main for programs that embed the command line in-process (the
+// narrated demo of blacksky-sandbox runs "run" this way, so it shows the
+// product's own composition root, not a copy of it): the command ends with
+// ctx, as Main's ends with a signal; it writes to stdout and stderr and
+// reads its configuration through getenv only (os.LookupEnv for the
+// process's environment). Run handles no signals.
+func (p Program) Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) int {
+	return dispatch(ctx, &environment{stdout: stdout, stderr: stderr, getenv: getenv, program: p}, args)
 }
 
 func dispatch(ctx context.Context, env *environment, args []string) int {

@@ -3,10 +3,14 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	thirdparty "github.com/blacksky-bot/blacksky/third_party"
 )
@@ -95,6 +99,44 @@ func TestVersion(t *testing.T) {
 		if !strings.Contains(string(out), p) {
 			t.Errorf("version %q does not mention %q", out, p)
 		}
+	}
+}
+
+// Program.Run is the command line in-process: the caller's writers and
+// environment (never the process's), and the caller's context ends "run"
+// as a signal ends Main, with the same clean shutdown.
+func TestMainInProcessThroughRun(t *testing.T) {
+	var out, errOut bytes.Buffer
+	vars := map[string]string{"PORT": "http"}
+	getenv := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	if code := (Program{Version: "v9.9.9-embedded"}).Run(context.Background(), []string{"version"}, &out, &errOut, getenv); code != exitOK || !strings.HasPrefix(out.String(), "blacksky v9.9.9-embedded ") {
+		t.Errorf("version through Run: exit %d, stdout %q", code, out.String())
+	}
+	if code := (Program{}).Run(context.Background(), []string{"run"}, &out, &errOut, getenv); code != exitUsage || !strings.Contains(errOut.String(), `PORT="http"`) {
+		t.Errorf("run with the caller's PORT=http: exit %d, stderr %q; want 2 naming PORT", code, errOut.String())
+	}
+
+	vars = map[string]string{"DATA_DIR": t.TempDir(), "LISTEN_ADDR": fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- (Program{}).Run(ctx, []string{"run"}, io.Discard, logs, getenv) }()
+	waitFor(t, "the embedded run to serve /healthz", func() bool {
+		resp, err := http.Get("http://" + vars["LISTEN_ADDR"] + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	})
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK || !strings.Contains(logs.String(), "shut down cleanly") {
+			t.Errorf("run ended by its context: exit %d, want 0 after a clean shutdown:\n%s", code, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not end within 30 s of its context")
 	}
 }
 
