@@ -10,23 +10,22 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/blacksky-bot/blacksky/internal/cmdline"
 	"github.com/blacksky-bot/blacksky/internal/logging"
 )
 
 // Exit codes: 2 means the command line needs fixing.
 const (
-	exitOK      = 0
-	exitFailure = 1
-	exitUsage   = 2
+	exitOK      = cmdline.ExitOK
+	exitFailure = cmdline.ExitFailure
+	exitUsage   = cmdline.ExitUsage
 )
 
 // environment is what a command may touch, so tests can run it in-process.
@@ -49,30 +48,14 @@ func dispatch(ctx context.Context, env *environment, args []string) int {
 	return serveCommand(ctx, env, args)
 }
 
-// parseFlags parses a command's flags; on a bad flag it prints one line and
-// returns exitUsage, on --help the flags and exitOK, otherwise -1.
+// parseFlags parses a command's flags as every blacksky program does
+// (internal/cmdline).
 func parseFlags(env *environment, fs *flag.FlagSet, args []string) int {
-	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
-	name := "blacksky-sandbox"
-	if fs.Name() != name {
-		name += " " + fs.Name()
+	c := cmdline.Command{Name: "blacksky-sandbox", Stdout: env.stdout, Stderr: env.stderr}
+	if fs.Name() == c.Name {
+		c.Usage = []string{"       blacksky-sandbox demo [flags]   (a narrated run against an in-process sandbox)"}
+	} else {
+		c.Name += " " + fs.Name()
 	}
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		fs.SetOutput(env.stdout)
-		fmt.Fprintf(env.stdout, "Usage: %s [flags]\n", name)
-		if fs.Name() == "blacksky-sandbox" {
-			fmt.Fprintln(env.stdout, "       blacksky-sandbox demo [flags]   (a narrated run against an in-process sandbox)")
-		}
-		fs.PrintDefaults()
-		return exitOK
-	case err != nil:
-		fmt.Fprintf(env.stderr, "%s: %v; run '%s --help'\n", name, err, name)
-		return exitUsage
-	case fs.NArg() > 0:
-		fmt.Fprintf(env.stderr, "%s: unexpected argument %q; run '%s --help'\n", name, fs.Arg(0), name)
-		return exitUsage
-	}
-	return -1
+	return c.Parse(fs, args)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/blacksky-bot/blacksky/internal/cmdline"
 	"log/slog"
 	"os"
 
@@ -50,7 +51,7 @@ func backupCommand(ctx context.Context, env *environment, args []string) int {
 func restoreCommand(ctx context.Context, env *environment, args []string) int {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	fs.SetOutput(nilWriter{})
-	if code := parseFlagsAllowingOne(env, fs, args, "FILE"); code >= 0 {
+	if code := (cmdline.Command{Name: "blacksky " + fs.Name(), Stdout: env.stdout, Stderr: env.stderr, Args: "[FILE]"}).Parse(fs, args); code >= 0 {
 		return code
 	}
 	file := fs.Arg(0)
@@ -121,21 +122,4 @@ func backupFailed(env *environment, cmd string, err error) int {
 		return exitUsage
 	}
 	return exitFailure
-}
-
-// parseFlagsAllowingOne is parseFlags for commands with one optional argument.
-func parseFlagsAllowingOne(env *environment, fs *flag.FlagSet, args []string, name string) int {
-	err := fs.Parse(args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprintf(env.stdout, "Usage: blacksky %s [%s]\n", fs.Name(), name)
-		return exitOK
-	case err != nil:
-		fmt.Fprintf(env.stderr, "blacksky %s: %v; run 'blacksky %s --help'\n", fs.Name(), err, fs.Name())
-		return exitUsage
-	case fs.NArg() > 1:
-		fmt.Fprintf(env.stderr, "blacksky %s: unexpected argument %q\n", fs.Name(), fs.Arg(1))
-		return exitUsage
-	}
-	return -1
 }

@@ -7,7 +7,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,14 +18,15 @@ import (
 	"syscall"
 
 	"github.com/blacksky-bot/blacksky/internal/bot"
+	"github.com/blacksky-bot/blacksky/internal/cmdline"
 	"github.com/blacksky-bot/blacksky/internal/logging"
 )
 
 // Exit codes: 2 means the command line or configuration needs fixing.
 const (
-	exitOK      = 0
-	exitFailure = 1
-	exitUsage   = 2
+	exitOK      = cmdline.ExitOK
+	exitFailure = cmdline.ExitFailure
+	exitUsage   = cmdline.ExitUsage
 )
 
 // command is one subcommand of the CLI.
@@ -132,22 +132,7 @@ func usage(w io.Writer) {
 // parseFlags parses a command's flags; on a bad flag it prints one line and
 // returns exitUsage, on --help the flags and exitOK, otherwise -1.
 func parseFlags(env *environment, fs *flag.FlagSet, args []string) int {
-	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		fs.SetOutput(env.stdout)
-		fmt.Fprintf(env.stdout, "Usage: blacksky %s [flags]\n", fs.Name())
-		fs.PrintDefaults()
-		return exitOK
-	case err != nil:
-		fmt.Fprintf(env.stderr, "blacksky %s: %v; run 'blacksky %s --help'\n", fs.Name(), err, fs.Name())
-		return exitUsage
-	case fs.NArg() > 0:
-		fmt.Fprintf(env.stderr, "blacksky %s: unexpected argument %q; run 'blacksky %s --help'\n", fs.Name(), fs.Arg(0), fs.Name())
-		return exitUsage
-	}
-	return -1
+	return cmdline.Command{Name: "blacksky " + fs.Name(), Stdout: env.stdout, Stderr: env.stderr}.Parse(fs, args)
 }
 
 func versionCommand(ctx context.Context, env *environment, args []string) int {
