@@ -125,25 +125,7 @@ func (f *msgFixture) deliver(t *testing.T, ids ...int64) {
 // waits for it to return.
 func runQueue(t *testing.T, q *outgoing.Queue, s outgoing.Sender) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- q.Run(ctx, s, outgoing.NewSwitchGate(true)) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("Run did not return after its context ended")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return testkit.Go(t, func(ctx context.Context) error { return q.Run(ctx, s, outgoing.NewSwitchGate(true)) })
 }
 
 // escapedText is a JSON string literal of n bytes of text, each byte

@@ -68,25 +68,7 @@ func (e *env) queue(t testing.TB, opts Options) *Queue {
 // Run to return. Cleanup stops it too.
 func run(t testing.TB, q *Queue, s Sender, g Gate) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- q.Run(ctx, s, g) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Errorf("Run did not return after its context ended")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return testkit.Go(t, func(ctx context.Context) error { return q.Run(ctx, s, g) })
 }
 
 // waitState waits until message id is in state.

@@ -91,18 +91,7 @@ func tables(t *testing.T, opts Options) []string {
 	if st.Engine() == SQLite {
 		q = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1"
 	}
-	rows, err := st.DB().Query(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		rows.Scan(&n)
-		names = append(names, n)
-	}
-	return names
+	return testdb.Strings(t, st.DB(), q)
 }
 
 // ReadOnly on a migrated SQLite file that no bot has open reads it without

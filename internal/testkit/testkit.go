@@ -160,3 +160,30 @@ func MainWithBinaries(m *testing.M, bins *Binaries) int {
 	}
 	return m.Run()
 }
+
+// Go runs run (a Run(ctx) lifetime) in a goroutine until the returned stop
+// is called or the test ends: stop ends run's context and waits for it to
+// return, failing the test if it returns an error or has not returned
+// within 30 s. stop may be called more than once.
+func Go(t testing.TB, run func(ctx context.Context) error) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("Run did not return after its context ended")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}

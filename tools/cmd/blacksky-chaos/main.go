@@ -30,12 +30,14 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/cmdline"
 )
 
 const (
-	exitOK      = 0
-	exitFailure = 1
-	exitUsage   = 2
+	exitOK      = cmdline.ExitOK
+	exitFailure = cmdline.ExitFailure
+	exitUsage   = cmdline.ExitUsage
 )
 
 // config is what the flags ask for.

@@ -21,12 +21,14 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/blacksky-bot/blacksky/internal/cmdline"
 )
 
 const (
-	exitOK    = 0
-	exitFail  = 1
-	exitUsage = 2
+	exitOK    = cmdline.ExitOK
+	exitFail  = cmdline.ExitFailure
+	exitUsage = cmdline.ExitUsage
 )
 
 func main() {
