@@ -28,7 +28,7 @@ import (
 	waLog "go.mau.fi/whatsmeow/util/log"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/blacksky-bot/blacksky/internal/outbox"
+	"github.com/blacksky-bot/blacksky/internal/outgoing"
 	"github.com/blacksky-bot/blacksky/internal/sandbox"
 )
 
@@ -43,7 +43,7 @@ const (
 	// vsSteadySenders is how many concurrent callers take the steady load
 	// on each side: as many as the queue has workers (the bot runs the
 	// default), so that both may have as many sends in flight at once.
-	vsSteadySenders = outbox.DefaultWorkers
+	vsSteadySenders = outgoing.DefaultWorkers
 )
 
 // offer is message i, offered at at: latency counts from there, so a
