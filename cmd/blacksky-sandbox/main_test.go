@@ -41,6 +41,10 @@ func TestFlags(t *testing.T) {
 	if code != exitUsage || stdout != "" || strings.Count(stderr, "\n") != 1 {
 		t.Errorf("bad flag: exit %d, %q, %q", code, stdout, stderr)
 	}
+	code, stdout, stderr = runCLI(t, "--latency", "-1s")
+	if code != exitUsage || stdout != "" || !strings.Contains(stderr, "--latency") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("negative latency: exit %d, %q, %q", code, stdout, stderr)
+	}
 	code, stdout, _ = runCLI(t, "--help")
 	if code != exitOK || !strings.Contains(stdout, "-trust-file") || !strings.Contains(stdout, "demo") {
 		t.Errorf("--help: exit %d\n%s", code, stdout)

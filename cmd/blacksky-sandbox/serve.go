@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/blacksky-bot/blacksky/internal/logging"
 	"github.com/blacksky-bot/blacksky/internal/phone"
@@ -24,8 +25,13 @@ func serveCommand(ctx context.Context, env *environment, args []string) int {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	trustFile := fs.String("trust-file", "", "where to write what a bot must trust to connect (its WA_SANDBOX_TRUST); default: trust.json in --data, else in the system's temporary directory")
 	pnContacts := fs.Bool("phone-number-contacts", false, "contacts start without a LID, addressed by phone number as before WhatsApp moved to LIDs (POST /control/contacts/{number}/migrate moves one)")
+	latency := fs.Duration("latency", 0, "round trip to the simulated server: every request is answered this long after it was sent (WhatsApp's acks take about 200ms); 0 answers at once")
 	if code := parseFlags(env, fs, args); code >= 0 {
 		return code
+	}
+	if *latency < 0 || *latency > time.Minute {
+		fmt.Fprintf(env.stderr, "blacksky-sandbox: --latency %s: must be between 0 and 1m\n", *latency)
+		return exitUsage
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -42,7 +48,7 @@ func serveCommand(ctx context.Context, env *environment, args []string) int {
 	}
 	log := logging.New(env.stderr, "text", level).With("component", "sandbox")
 	srv, err := sandbox.New(sandbox.Options{Listen: *listen, DataDir: *dataDir, Logger: log, PhoneNumber: number,
-		PhoneNumberContacts: *pnContacts, TrustFile: *trustFile})
+		PhoneNumberContacts: *pnContacts, TrustFile: *trustFile, Latency: *latency})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "blacksky-sandbox: %v\n", err)
 		return exitFailure

@@ -95,10 +95,17 @@ func (s *syncBuffer) String() string {
 // production defaults.
 func startBenchBot(b *testing.B, databaseURL string) *benchBot {
 	b.Helper()
+	return startBenchBotOn(b, databaseURL, 0)
+}
+
+// startBenchBotOn is startBenchBot with a network round trip of latency
+// between the clients and the sandbox (sandbox.Options.Latency).
+func startBenchBotOn(b *testing.B, databaseURL string, latency time.Duration) *benchBot {
+	b.Helper()
 	benchInit()
 	ctx, cancel := context.WithCancel(context.Background())
 	trust := filepath.Join(b.TempDir(), "trust.json")
-	sb, err := sandbox.New(sandbox.Options{NoiseRootKey: benchRoot.Priv[:], TrustFile: trust})
+	sb, err := sandbox.New(sandbox.Options{NoiseRootKey: benchRoot.Priv[:], TrustFile: trust, Latency: latency})
 	if err == nil {
 		err = sb.Start(ctx)
 	}
@@ -126,8 +133,8 @@ func startBenchBot(b *testing.B, databaseURL string) *benchBot {
 		"SEND_RATE_PER_MINUTE": "0", "SEND_CHAT_GAP": "0", "LOG_LEVEL": "warn",
 		// The drain benchmark queues 10,000 messages, the default limit;
 		// refusing enqueues is not what is measured here.
-		"NOTIFY_MAX_PENDING": "1000000",
-		"SHUTDOWN_TIMEOUT":   "20s",
+		"OUTGOING_MAX_PENDING": "1000000",
+		"SHUTDOWN_TIMEOUT":     "20s",
 	}
 	if databaseURL != "" {
 		env["DATABASE_URL"] = databaseURL

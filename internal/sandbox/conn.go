@@ -189,6 +189,51 @@ func (c *conn) readFrame(ctx context.Context) ([]byte, error) {
 	return f, nil
 }
 
+// delayed returns a frame source that hands each frame over latency after
+// it arrived (Options.Latency): a goroutine reads frames as they come,
+// stamped with their arrival, so frames sent one after another are each
+// delayed once and not one behind the other.
+func (c *conn) delayed(latency time.Duration) func(ctx context.Context) ([]byte, error) {
+	type arrival struct {
+		frame []byte
+		at    time.Time
+		err   error
+	}
+	in := make(chan arrival, 1024)
+	go func() {
+		for {
+			f, err := c.readFrame(c.ctx)
+			select {
+			case in <- arrival{f, time.Now(), err}:
+			case <-c.ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return func(ctx context.Context) ([]byte, error) {
+		var a arrival
+		select {
+		case a = <-in:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if a.err != nil {
+			return nil, a.err
+		}
+		t := time.NewTimer(time.Until(a.at.Add(latency)))
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return a.frame, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
 func (c *conn) writeRaw(ctx context.Context, payload []byte) error {
 	frame, err := encodeFrame(payload)
 	if err != nil {
@@ -278,8 +323,12 @@ func (c *conn) run() error {
 		return err
 	}
 	c.s.onClientPayload(c, payload, clientStatic)
+	next := c.readFrame
+	if c.s.opts.Latency > 0 {
+		next = c.delayed(c.s.opts.Latency)
+	}
 	for {
-		frame, err := c.readFrame(c.ctx)
+		frame, err := next(c.ctx)
 		if err != nil {
 			return err
 		}

@@ -54,6 +54,12 @@ type Options struct {
 	// TrustFile, if set, is where Start writes what a bot must trust
 	// (devsandbox.WriteFile): the file a bot's WA_SANDBOX_TRUST names.
 	TrustFile string
+	// Latency is the network's round trip between a client and WhatsApp:
+	// every frame a logged-in connection sends is handled Latency after it
+	// arrived, so an ack or an answer comes a round trip after its request,
+	// and frames still pipeline and keep their order, as on a real
+	// network. Zero (the default): answered at once, as over loopback.
+	Latency time.Duration
 }
 
 // ConnInfo describes one open client connection.
