@@ -21,15 +21,32 @@ type counters struct {
 func (q *Queue) Lag(ctx context.Context) (time.Duration, error) {
 	now := ms(q.now())
 	var oldest sql.NullInt64
-	err := q.db.QueryRowContext(ctx, `SELECT min(run_at) FROM `+q.t.Name+` WHERE session_id = $1 AND `+q.sql.open+`
-		AND run_at <= $2 AND COALESCE(lease_until, 0) <= $2`, q.session, now).Scan(&oldest)
-	if err != nil {
+	if err := q.db.QueryRowContext(ctx, LagSQL(q.t), q.session, now).Scan(&oldest); err != nil {
 		return 0, fmt.Errorf("find the oldest due %s job: %w", q.t.Name, err)
 	}
 	if !oldest.Valid {
 		return 0, nil
 	}
 	return time.Duration(now-oldest.Int64) * time.Millisecond, nil
+}
+
+// LagSQL is the statement Lag runs on t (session in $1, now in $2): the
+// earliest run_at of a due pending job, and of a running one whose lease
+// ran out (its worker died), each read on its own state's rows, so that
+// a backlog's pending rows are found by an index of run_at and never read
+// one by one (on SQLite a row's later columns may sit behind a large text,
+// issue 13, case 7). Exported so a table's owner can check its plan.
+func LagSQL(t Table) string {
+	due := `SELECT min(run_at) AS t FROM ` + t.Name + ` WHERE session_id = $1 AND state = ` + quote(t.Pending) + ` AND run_at <= $2`
+	if t.Running == t.Pending {
+		// A running job is a pending row under a live lease.
+		due += ` AND COALESCE(lease_until, 0) <= $2`
+	} else {
+		// A pending row never has a lease (every outcome clears it).
+		due += ` UNION ALL SELECT min(run_at) FROM ` + t.Name + ` WHERE session_id = $1 AND state = ` + quote(t.Running) +
+			` AND lease_until <= $2`
+	}
+	return `SELECT min(t) FROM (` + due + `) due`
 }
 
 // scrapeTimeout bounds the database queries of one scrape.

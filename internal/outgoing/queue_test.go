@@ -506,6 +506,33 @@ func TestDepthsUseIndexes(t *testing.T) {
 	}
 }
 
+// The engine's lag (a metric and /api/v1/jobs, on every scrape) must not
+// read the waiting messages either: pending ones are found on the index of
+// their run_at alone, and sending ones (a few, under lease) on theirs.
+func TestLagUsesIndexes(t *testing.T) {
+	e := newEnv(t, store.SQLite)
+	q := e.queue(t, Options{})
+	rows, err := q.db.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+jobs.LagSQL(Table), "s", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(detail, "blacksky_outbox") {
+			plan = append(plan, detail)
+		}
+	}
+	if len(plan) != 2 || !strings.Contains(plan[0], "COVERING INDEX blacksky_outbox_run_at") || !strings.Contains(plan[1], "INDEX blacksky_outbox_sending") {
+		t.Errorf("lag plan %q; want the pending rows' run_at index alone, then the sending rows' index", plan)
+	}
+}
+
 // Issue 13, case 9: on SQLite (WAL, synchronous=NORMAL) a commit survives
 // the process dying but not power loss; an enqueue is answered 202 once its
 // commit returns, so that commit is made durable (synchronous=FULL), and the
