@@ -34,7 +34,7 @@ func newQueue(cfg *config.Config, st *store.Store, wh *webhook.Client, log *slog
 		// Leaves room in Heroku's 30 s for HTTP, the connection and the
 		// database (shutdown_budget.go).
 		ShutdownGrace: outgoingShutdownGrace,
-		Logger:        log.With("component", "outgoing"),
+		Logger:        log, // the queue adds its component and session
 		HasWritten:    bot.HasWritten(st.DB(), cfg.SessionID),
 		Alert:         func(ctx context.Context, text string) { alertOwners(ctx, q, cfg.Owners, text, log) },
 	}

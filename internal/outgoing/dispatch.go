@@ -39,6 +39,8 @@ func (q *Queue) Run(ctx context.Context, sender Sender, gate Gate) error {
 		return ErrRunning
 	}
 	defer q.running.Store(false)
+	// What this holding learnt of the reach-out lock ends with it.
+	defer q.reachout.forget()
 	// Sends run on a context that outlives ctx, so a shutdown lets them
 	// finish instead of leaving their outcome unknown.
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))

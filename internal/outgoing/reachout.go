@@ -8,7 +8,8 @@ package outgoing
 // events.NotifyAccountReachoutTimelock). Nothing shows WhatsApp saying so
 // when a lock runs out; it does say so when it lifts one early.
 //
-// The queue keeps the lock as this process learnt it, in memory:
+// The queue keeps the lock as this process learnt it while it holds the
+// account (one Run), in memory:
 //
 //   - A notification puts it in force until its announced end, or ends it.
 //   - A 463 puts it in force when it was not (until DefaultReachoutLock from
@@ -190,6 +191,18 @@ func (r *reachout) episodeOpen() bool {
 
 // resume takes a lock found in the waiting rows of an earlier process,
 // which alerted the owner already; a later end known here wins.
+// forget drops the lock as this process knew it while it held the
+// account (the count of refusals stays, for the metric): whoever holds the
+// account next may learn that the lock moved or ended, and this process,
+// should it hold the account again, reads it back from the waiting
+// messages (resume) and hears it anew from WhatsApp.
+func (r *reachout) forget() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.until, r.announced, r.episode, r.alertDue, r.release = time.Time{}, false, false, false, false
+	r.lifted, r.began = time.Time{}, time.Time{}
+}
+
 func (r *reachout) resume(now, until time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -361,3 +361,35 @@ func TestReachoutLockLinePointsToTheGuide(t *testing.T) {
 		t.Fatalf("lines %+v; want one with help=%s", lines, troubleshoot.ReachOut.URL())
 	}
 }
+
+// A process that held the account, was refused (a lock assumed for an
+// hour) and lost its lease must not bring that lock back when it holds the
+// account again: meanwhile another process learnt the lock ended and let
+// the waiting messages go, and the database is what this holding knows.
+// (The 5-minute SQLite chaos run of seed 20261202 ended with 1,782
+// messages waiting an hour for a lock that had ended: the lease went to the
+// other bot, which heard the lock's 2-second end and released the waiting
+// messages, and back, and the first bot held them again by its stale lock.)
+func TestReachoutLockOfAnEarlierHoldingIsForgotten(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		w := newLockWorld(t, e, newFakeClock())
+		w.locked.Store(true)
+		stop := run(t, w.q, w.sender, NewSwitchGate(true))
+		cold := mustEnqueue(t, w.q, newChat, "cold")
+		waitWaiting(t, w.q, cold.ID)
+		stop() // the lease went to another process
+
+		other := newLockWorld(t, e, w.clock)
+		w.locked.Store(false)
+		other.q.NoticeReachoutLock(false, time.Time{})                          // it hears the lock is over
+		if _, err := other.q.releaseWaiting(context.Background()); err != nil { // as its dispatcher does then
+			t.Fatal(err)
+		}
+
+		run(t, w.q, w.sender, NewSwitchGate(true)) // and back to the first
+		waitState(t, w.q, cold.ID, Sent)
+		if lock := w.q.ReachoutLock(); lock.Active {
+			t.Errorf("lock in the new holding = %+v; want the earlier holding's forgotten", lock)
+		}
+	})
+}
