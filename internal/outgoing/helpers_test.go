@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,6 +130,18 @@ type send struct {
 
 // recorder is a Sender that records every call; fail decides a call's
 // outcome (nil fail: success) and may block.
+// failingUntilHealed is a recorder whose sends fail with err until heal
+// is called, and then succeed.
+func failingUntilHealed(err error) (r *recorder, heal func()) {
+	var healed atomic.Bool
+	return &recorder{fail: func(context.Context, Message, int) error {
+		if healed.Load() {
+			return nil
+		}
+		return err
+	}}, func() { healed.Store(true) }
+}
+
 type recorder struct {
 	clock func() time.Time
 	gate  Gate // when set, a call while it is closed is a violation

@@ -248,16 +248,7 @@ func TestRetryAndPurge(t *testing.T) {
 			t.Fatalf("Purge of a missing message = %v; want ErrNotFound", err)
 		}
 
-		var mu sync.Mutex
-		healthy := false
-		sender := &recorder{fail: func(context.Context, Message, int) error {
-			mu.Lock()
-			defer mu.Unlock()
-			if healthy {
-				return nil
-			}
-			return Permanent(errors.New("invalid number"))
-		}}
+		sender, heal := failingUntilHealed(Permanent(errors.New("invalid number")))
 		stop := run(t, q, sender, NewSwitchGate(true))
 		for _, m := range []Message{a, b, c} {
 			waitState(t, q, m.ID, Dead)
@@ -274,9 +265,7 @@ func TestRetryAndPurge(t *testing.T) {
 		if _, err := q.Get(ctx, c.ID); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("purged message still there: %v", err)
 		}
-		mu.Lock()
-		healthy = true
-		mu.Unlock()
+		heal()
 		retried, err := q.Retry(ctx, a.ID)
 		if err != nil || retried.State != Pending || retried.Attempts != 0 || retried.WAID != a.WAID {
 			t.Fatalf("Retry = %+v, %v", retried, err)
@@ -303,23 +292,12 @@ func TestRetryAllDead(t *testing.T) {
 		for i := range 3 {
 			ids = append(ids, mustEnqueue(t, q, chatJID(i), "x").ID)
 		}
-		var mu sync.Mutex
-		healthy := false
-		sender := &recorder{fail: func(context.Context, Message, int) error {
-			mu.Lock()
-			defer mu.Unlock()
-			if healthy {
-				return nil
-			}
-			return Permanent(errors.New("too large"))
-		}}
+		sender, heal := failingUntilHealed(Permanent(errors.New("too large")))
 		run(t, q, sender, NewSwitchGate(true))
 		for _, id := range ids {
 			waitState(t, q, id, Dead)
 		}
-		mu.Lock()
-		healthy = true
-		mu.Unlock()
+		heal()
 		if n, err := q.RetryAllDead(ctx); err != nil || n != 3 {
 			t.Fatalf("RetryAllDead = %d, %v", n, err)
 		}

@@ -55,10 +55,13 @@ type Options struct {
 	// (devsandbox.WriteFile): the file a bot's WA_SANDBOX_TRUST names.
 	TrustFile string
 	// Latency is the network's round trip between a client and WhatsApp:
-	// every frame a logged-in connection sends is handled Latency after it
-	// arrived, so an ack or an answer comes a round trip after its request,
-	// and frames still pipeline and keep their order, as on a real
-	// network. Zero (the default): answered at once, as over loopback.
+	// every frame a connection sends after the noise handshake is handled
+	// Latency after it arrived, so an ack or an answer comes a round trip
+	// after its request, and frames still pipeline and keep their order,
+	// as on a real network. The whole round trip is taken on the way in:
+	// what the server pushes unasked (a contact's message, a receipt)
+	// leaves at once, where on a real network it would take half of it.
+	// Zero (the default): answered at once, as over loopback.
 	Latency time.Duration
 }
 
