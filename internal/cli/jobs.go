@@ -90,8 +90,8 @@ func withJobKinds(ctx context.Context, env *environment, f func(map[string]httpa
 		return openFailure(err)
 	}
 	defer st.Close()
-	kinds := map[string]httpapi.Jobs{"outgoing": newQueue(cfg, st, nil, newLogger(env, cfg)).Jobs()}
-	for _, t := range []jobs.Table{bot.InboxTable, webhook.Table} {
+	kinds := map[string]httpapi.Jobs{}
+	for _, t := range []jobs.Table{outgoing.Table, bot.InboxTable, webhook.Table} {
 		q, err := jobs.New(st.DB(), st.Engine(), t, cfg.SessionID, nil)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "blacksky jobs: %v\n", err)
