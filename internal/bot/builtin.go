@@ -67,7 +67,7 @@ func (b *Bot) cmdStatus(ctx context.Context, c *Context) error {
 	}
 	fmt.Fprintf(&sb, "Uptime: %s\n", b.opts.Now().Sub(b.opts.Started).Round(time.Second))
 	if d, err := b.opts.Queue.Depths(ctx); err == nil {
-		fmt.Fprintf(&sb, "Outgoing: %d pending, %d sending, %d sent, %d dead\n", d[outgoing.Pending], d[outgoing.Sending], d[outgoing.Sent], d[outgoing.Dead])
+		fmt.Fprintf(&sb, "Outgoing: %s\n", outgoingSummary(d))
 	} else {
 		sb.WriteString("Outgoing: unavailable\n")
 	}
@@ -83,6 +83,15 @@ func (b *Bot) cmdStatus(ctx context.Context, c *Context) error {
 	runtime.ReadMemStats(&mem)
 	fmt.Fprintf(&sb, "Memory: %s heap, %s from the OS, %d goroutines", mib(mem.HeapAlloc), mib(mem.Sys), runtime.NumGoroutine())
 	return c.Reply(ctx, sb.String())
+}
+
+// outgoingSummary is the outgoing queue's depths in a line: the sent count
+// is every message WhatsApp took, and what its receipts said follows.
+func outgoingSummary(d map[outgoing.State]int) string {
+	delivered := d[outgoing.Delivered] + d[outgoing.Read] + d[outgoing.Played]
+	sent := d[outgoing.Sent] + d[outgoing.Undelivered] + delivered
+	return fmt.Sprintf("%d pending, %d sending, %d sent (%d delivered, %d read, %d undelivered), %d dead",
+		d[outgoing.Pending], d[outgoing.Sending], sent, delivered, d[outgoing.Read], d[outgoing.Undelivered], d[outgoing.Dead])
 }
 
 // waiting is how many other incoming messages wait: the one being handled
@@ -103,7 +112,7 @@ func (b *Bot) cmdQueue(ctx context.Context, c *Context) error {
 		return err
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "Outgoing: %d pending, %d sending, %d sent, %d dead", d[outgoing.Pending], d[outgoing.Sending], d[outgoing.Sent], d[outgoing.Dead])
+	fmt.Fprintf(&sb, "Outgoing: %s", outgoingSummary(d))
 	if age, err := b.opts.Queue.OldestPendingAge(ctx); err == nil && age > 0 {
 		fmt.Fprintf(&sb, "\nOldest waiting: %s", age.Round(time.Second))
 	}

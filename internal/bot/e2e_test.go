@@ -113,7 +113,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	inbox(owner, "Connection: connected")
 	status := lastText(owner)
-	for _, want := range []string{"Uptime: ", "Outgoing: ", "sent, 0 dead", "Incoming: ", "Memory: "} {
+	for _, want := range []string{"Uptime: ", "Outgoing: ", "undelivered), 0 dead", "Incoming: ", "Memory: "} {
 		if !strings.Contains(status, want) {
 			t.Errorf("status %q lacks %q", status, want)
 		}

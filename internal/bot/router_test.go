@@ -43,7 +43,7 @@ func TestRouting(t *testing.T) {
 		{"unknown long name", msg(strangerJID, "."+strings.Repeat("x", 100)), []string{"Unknown command ." + strings.Repeat("x", 32) + "… — send .menu"}},
 		{"owner command refused", msg(strangerJID, ".queue"), []string{"Sorry, .queue is only for the bot's owner."}},
 		{"owner command refused in group", group(strangerJID, ".reconnect"), []string{"Sorry, .reconnect is only for the bot's owner."}},
-		{"owner queue", msg(ownerJID, ".queue"), []string{"Outgoing: 0 pending, 0 sending, 0 sent, 0 dead\nIncoming: 0 waiting, 0 dead"}},
+		{"owner queue", msg(ownerJID, ".queue"), []string{"Outgoing: 0 pending, 0 sending, 0 sent (0 delivered, 0 read, 0 undelivered), 0 dead\nIncoming: 0 waiting, 0 dead"}},
 		{"owner by LID", lid(ownerJID, ".queue"), []string{"Outgoing: 0 pending"}},
 		{"stranger by LID", lid(strangerLIDPN, ".queue"), []string{"only for the bot's owner"}},
 		{"owner queue retry", msg(ownerJID, ".queue retry"), []string{"Retrying 0 dead outgoing and 0 dead incoming message(s)."}},

@@ -120,7 +120,7 @@ func assemble(ctx context.Context, prog Program, cfg *config.Config, st *store.S
 // reach-out lock go to the queue, which holds sends by it.
 func (p *parts) answerFromQueue(cli *whatsmeow.Client) error {
 	cli.GetMessageForRetry = outgoing.RetryMessageFunc(p.queue)
-	cli.AddEventHandler(p.queue.HandleWhatsAppEvent)
+	cli.AddEventHandlerWithSuccessStatus(p.queue.HandleWhatsAppEvent)
 	return nil
 }
 

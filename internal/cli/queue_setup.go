@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"time"
@@ -14,7 +15,8 @@ import (
 )
 
 // newQueue opens the account's outgoing with the configured limits; with a
-// webhook, every message that becomes sent or dead is reported to it.
+// webhook, every state a message reaches (sent, each receipt, undelivered,
+// dead) is reported to it.
 // Under WhatsApp's reach-out lock it sends only to chats that have written
 // (the inbox knows them) and alerts the owners once per lock.
 func newQueue(cfg *config.Config, st *store.Store, wh *webhook.Client, log *slog.Logger) *outgoing.Queue {
@@ -29,6 +31,8 @@ func newQueue(cfg *config.Config, st *store.Store, wh *webhook.Client, log *slog
 		RatePerMinute: cfg.SendRatePerMinute,
 		ChatGap:       cfg.SendChatGap,
 		SendTimeout:   cfg.OutgoingSendTimeout,
+		// OUTGOING_DELIVERY_TIMEOUT=0 turns the watchdog off.
+		DeliveryTimeout: cmp.Or(cfg.OutgoingDeliveryTimeout, -1),
 		// A claim outlives its longest send, so it never expires mid-send.
 		Lease: 2 * cfg.OutgoingSendTimeout,
 		// Leaves room in Heroku's 30 s for HTTP, the connection and the

@@ -71,6 +71,9 @@ type Config struct {
 	SendRatePerMinute   int
 	SendChatGap         time.Duration
 	OutgoingSendTimeout time.Duration
+	// OutgoingDeliveryTimeout is how long a sent message may wait for a
+	// delivery receipt before it is flagged undelivered; 0 means off.
+	OutgoingDeliveryTimeout time.Duration
 
 	EncryptionKey  string        // SESSION_ENCRYPTION_KEY; empty disables backups
 	BackupDir      string        // default $DATA_DIR/backups
@@ -183,11 +186,12 @@ func Load(env Getenv) (*Config, error) {
 			unlessSet(&p, p.renamed("OUTGOING_RETRY_BASE_DELAY"), func() time.Duration {
 				return p.millis("NOTIFICATION_RETRY_INTERVAL", 2*time.Second, 10*time.Millisecond, time.Hour)
 			}), 10*time.Millisecond, time.Hour, "2s"),
-		OutgoingRetryMax:    p.duration(p.renamed("OUTGOING_RETRY_MAX_DELAY"), 5*time.Minute, 10*time.Millisecond, 24*time.Hour, "5m"),
-		OutgoingRetention:   p.duration(p.renamed("OUTGOING_RETENTION"), 7*24*time.Hour, time.Hour, 365*24*time.Hour, "168h"),
-		SendRatePerMinute:   p.intRange("SEND_RATE_PER_MINUTE", 20, 0, 100000, "20"),
-		SendChatGap:         p.duration("SEND_CHAT_GAP", time.Second, 0, time.Hour, "1s"),
-		OutgoingSendTimeout: p.duration(p.renamed("OUTGOING_SEND_TIMEOUT"), 30*time.Second, 100*time.Millisecond, 5*time.Minute, "30s"),
+		OutgoingRetryMax:        p.duration(p.renamed("OUTGOING_RETRY_MAX_DELAY"), 5*time.Minute, 10*time.Millisecond, 24*time.Hour, "5m"),
+		OutgoingRetention:       p.duration(p.renamed("OUTGOING_RETENTION"), 7*24*time.Hour, time.Hour, 365*24*time.Hour, "168h"),
+		SendRatePerMinute:       p.intRange("SEND_RATE_PER_MINUTE", 20, 0, 100000, "20"),
+		SendChatGap:             p.duration("SEND_CHAT_GAP", time.Second, 0, time.Hour, "1s"),
+		OutgoingSendTimeout:     p.duration(p.renamed("OUTGOING_SEND_TIMEOUT"), 30*time.Second, 100*time.Millisecond, 5*time.Minute, "30s"),
+		OutgoingDeliveryTimeout: p.duration(p.renamed("OUTGOING_DELIVERY_TIMEOUT"), 10*time.Minute, 0, 7*24*time.Hour, "10m"),
 	}
 	c.Renamed = p.renames
 	c.EncryptionKey = p.secret("SESSION_ENCRYPTION_KEY", 16, "a long passphrase (generate one with: openssl rand -base64 32)")
@@ -273,6 +277,7 @@ var oldNames = map[string]string{
 	"OUTGOING_RETRY_MAX_DELAY":  "NOTIFY_RETRY_MAX_DELAY",
 	"OUTGOING_RETENTION":        "NOTIFY_RETENTION",
 	"OUTGOING_SEND_TIMEOUT":     "NOTIFY_SEND_TIMEOUT",
+	"OUTGOING_DELIVERY_TIMEOUT": "NOTIFY_DELIVERY_TIMEOUT",
 }
 
 // renamed is the variable to read for name: its old name when only that

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -59,15 +60,52 @@ func (q *Queue) RetryOne(ctx context.Context, id int64) error {
 }
 
 func (q *Queue) revive(ctx context.Context, cond string, args []any) (int64, error) {
+	n, err := q.reopen(ctx, q.db, q.t.Dead, cond, args)
+	if err != nil {
+		return 0, fmt.Errorf("retry dead %s jobs: %w", q.t.Name, err)
+	}
+	return n, nil
+}
+
+// RedoDone makes the done jobs ids pending again, due now with their
+// attempts reset (and Revived set), through ex (the database or a
+// transaction): work that must be done once more, such as a message to
+// send again after its recipient's keys changed. Ids that name no done job
+// are skipped; it returns how many were done.
+func (q *Queue) RedoDone(ctx context.Context, ex Execer, ids []int64) (int64, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	args := make([]any, 0, len(ids))
+	marks := make([]string, 0, len(ids))
+	for _, id := range ids {
+		args = append(args, id)
+		marks = append(marks, fmt.Sprintf("$%d", len(args)+2))
+	}
+	n, err := q.reopen(ctx, ex, q.t.Done, " AND id IN ("+strings.Join(marks, ", ")+")", args)
+	if err != nil {
+		return 0, fmt.Errorf("redo done %s jobs: %w", q.t.Name, err)
+	}
+	return n, nil
+}
+
+// Execer is a *sql.DB or *sql.Tx.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// reopen makes the session's jobs in state from that match cond (whose
+// parameters start at $3) pending and due now, attempts reset.
+func (q *Queue) reopen(ctx context.Context, ex Execer, from, cond string, args []any) (int64, error) {
 	revived := ""
 	if q.t.Revived != "" {
 		revived = ", " + q.t.Revived + " = $2"
 	}
-	res, err := q.db.ExecContext(ctx, `UPDATE `+q.t.Name+` SET state = `+quote(q.t.Pending)+`, attempts = 0,
+	res, err := ex.ExecContext(ctx, `UPDATE `+q.t.Name+` SET state = `+quote(q.t.Pending)+`, attempts = 0,
 		lease_owner = NULL, lease_until = NULL, run_at = $2, updated_at = $2`+revived+`
-		WHERE session_id = $1 AND state = `+quote(q.t.Dead)+cond, append([]any{q.session, ms(q.now())}, args...)...)
+		WHERE session_id = $1 AND state = `+quote(from)+cond, append([]any{q.session, ms(q.now())}, args...)...)
 	if err != nil {
-		return 0, fmt.Errorf("retry dead %s jobs: %w", q.t.Name, err)
+		return 0, err
 	}
 	return res.RowsAffected()
 }

@@ -501,3 +501,34 @@ func TestList(t *testing.T) {
 		}
 	})
 }
+
+// A done job made pending again (a message to send once more) is due at
+// once with its attempts reset, and in a partition it goes before the
+// partition's later open jobs; open and dead jobs are not touched.
+func TestRedoDoneReopensOnlyDoneJobs(t *testing.T) {
+	eachKind(t, ordered, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		first := f.add("a", "first")
+		f.q.Complete(ctx, f.claim(1, "w")[0], nil)
+		later := f.add("a", "later")
+		dead := f.add("b", "dead")
+		for _, j := range f.claim(10, "w") {
+			if j.ID == dead {
+				f.q.Bury(ctx, j, "gone", nil)
+			} else {
+				f.q.Release(ctx, j)
+			}
+		}
+		n, err := f.q.RedoDone(ctx, f.db, []int64{first, later, dead})
+		if err != nil || n != 1 {
+			t.Fatalf("RedoDone = %d, %v; want only the done job", n, err)
+		}
+		if state, attempts, _ := f.row(dead); state != "dead" || attempts != 1 {
+			t.Errorf("the dead job became %q at %d attempts", state, attempts)
+		}
+		j := f.claim(10, "w")
+		if got := f.payloads(j); !same(got, []string{"first"}) || j[0].Attempts != 1 {
+			t.Fatalf("claimed %v (attempt %d); want the job done before, alone in its chat, at its first attempt", got, j[0].Attempts)
+		}
+	})
+}

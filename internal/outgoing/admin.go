@@ -28,6 +28,21 @@ func (q *Queue) Get(ctx context.Context, id int64) (Message, error) {
 	return one[0], nil
 }
 
+// columns is how s is stored: the state column's value ('' for any) and
+// receipt_state's ('*' for any). Sent is a sent message no receipt has
+// moved on yet.
+func (s State) columns() (stored, step string) {
+	switch {
+	case s == "":
+		return "", "*"
+	case s == Sent:
+		return string(Sent), ""
+	case s.fromReceipts():
+		return string(Sent), string(s)
+	}
+	return string(s), "*"
+}
+
 // Filter selects messages for List.
 type Filter struct {
 	State    State  // empty for every state
@@ -63,14 +78,16 @@ func (q *Queue) List(ctx context.Context, f Filter) ([]Message, error) {
 	if before <= 0 {
 		before = 1<<63 - 1
 	}
-	cols, args := columns, []any{q.opts.Session, string(f.State), chat, before, f.Limit}
+	stored, step := f.State.columns()
+	cols, args := columns, []any{q.opts.Session, stored, step, chat, before, f.Limit}
 	if f.Preview > 0 {
 		// One character more than shown tells a cut text from one that fits.
-		cols, args = previewColumns(6), append(args, f.Preview+1)
+		cols, args = previewColumns(7), append(args, f.Preview+1)
 	}
 	rows, err := q.db.QueryContext(ctx, "SELECT "+cols+` FROM blacksky_outbox
-		WHERE session_id = $1 AND ($2 = '' OR state = $2) AND ($3 = '' OR chat = $3) AND id < $4
-		ORDER BY id DESC LIMIT $5`, args...)
+		WHERE session_id = $1 AND ($2 = '' OR state = $2) AND ($3 = '*' OR receipt_state = $3)
+		AND ($4 = '' OR chat = $4) AND id < $5
+		ORDER BY id DESC LIMIT $6`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list messages: %w", err)
 	}
@@ -164,17 +181,49 @@ func (q *Queue) Prune(ctx context.Context) (int64, error) {
 	return q.jobs.Prune(ctx, q.now().Add(-q.opts.Retention))
 }
 
+// The counts of Depths, each on a partial index.
+const (
+	openDepthsSQL = `SELECT
+		(SELECT count(*) FROM blacksky_outbox WHERE session_id = $1 AND state = 'pending'),
+		(SELECT count(*) FROM blacksky_outbox WHERE session_id = $1 AND state = 'sending'),
+		(SELECT count(*) FROM blacksky_outbox WHERE session_id = $1 AND state = 'dead')`
+	sentDepthsSQL = `SELECT receipt_state, count(*) FROM blacksky_outbox
+		WHERE session_id = $1 AND state = 'sent' GROUP BY receipt_state`
+)
+
 // Depths returns how many messages are in each state; every state is
-// present. The engine counts each state on its partial index
-// (TestDepthsUseIndexes).
+// present. Each count reads a partial index: the open and dead states theirs, the sent
+// ones (TestDepthsUseIndexes) by the step their receipts
+// reached on blacksky_outbox_receipt_state.
 func (q *Queue) Depths(ctx context.Context) (map[State]int, error) {
-	d, err := q.jobs.Depths(ctx)
+	out := make(map[State]int, len(States()))
+	for _, s := range States() {
+		out[s] = 0
+	}
+	var pending, sending, dead int
+	err := q.db.QueryRowContext(ctx, openDepthsSQL, q.opts.Session).Scan(&pending, &sending, &dead)
 	if err != nil {
 		return nil, fmt.Errorf("count messages by state: %w", err)
 	}
-	out := make(map[State]int, len(d))
-	for s, n := range d {
-		out[State(s)] = n
+	out[Pending], out[Sending], out[Dead] = pending, sending, dead
+	rows, err := q.db.QueryContext(ctx, sentDepthsSQL, q.opts.Session)
+	if err != nil {
+		return nil, fmt.Errorf("count sent messages by receipt: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var step string
+		var n int
+		if err := rows.Scan(&step, &n); err != nil {
+			return nil, fmt.Errorf("count sent messages by receipt: %w", err)
+		}
+		if step == "" {
+			step = string(Sent)
+		}
+		out[State(step)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count sent messages by receipt: %w", err)
 	}
 	return out, nil
 }

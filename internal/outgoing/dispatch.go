@@ -127,6 +127,7 @@ type dispatcher struct {
 	done                  chan struct{} // one token per finished delivery
 	inflight              int
 	lastExpire, lastPrune time.Time // wall-clock throttles, independent of opts.Now
+	lastWatch             time.Time
 }
 
 // reap counts finished deliveries without blocking.
@@ -159,9 +160,15 @@ func (d *dispatcher) prune(ctx context.Context) {
 // away, and otherwise how long to sleep at most before looking again.
 func (d *dispatcher) round(ctx context.Context) (wait time.Duration, more bool, err error) {
 	q := d.q
-	wait = q.opts.PollInterval
+	wait = min(q.opts.PollInterval, q.watchInterval())
 	if err := d.reachoutChores(ctx); err != nil {
 		return 0, false, err
+	}
+	if time.Since(d.lastWatch) >= q.watchInterval() {
+		if _, err := q.flagUndelivered(ctx); err != nil {
+			return 0, false, err
+		}
+		d.lastWatch = time.Now()
 	}
 	if time.Since(d.lastExpire) >= expireInterval {
 		if err := q.expire(ctx); err != nil {

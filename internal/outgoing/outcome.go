@@ -46,6 +46,7 @@ func (q *Queue) writeSent(ctx context.Context, batch []*sentCall) error {
 		done[i] = jobs.Done{Job: q.job(c.m), At: c.at}
 		byID[c.m.ID] = c
 	}
+	var observed []Message
 	_, err := q.jobs.CompleteAll(ctx, done, func(tx *sql.Tx, held []jobs.Done) error {
 		var sent []Message
 		for _, d := range held {
@@ -53,11 +54,19 @@ func (q *Queue) writeSent(ctx context.Context, batch []*sentCall) error {
 			c.ok = true
 			sent = append(sent, c.m.sent(ms(c.at)))
 		}
-		if err := q.settled(ctx, tx, sent); err != nil {
+		steps, err := q.applyStored(ctx, tx, sent)
+		if err != nil {
 			return fmt.Errorf("mark messages sent: %w", err)
 		}
+		if err := q.settled(ctx, tx, append(sent, steps...)); err != nil {
+			return fmt.Errorf("mark messages sent: %w", err)
+		}
+		observed = steps
 		return nil
 	})
+	if err == nil {
+		q.observeSteps(observed)
+	}
 	return err
 }
 
@@ -85,7 +94,7 @@ func (q *Queue) inTx(ctx context.Context, op string, f func(tx *sql.Tx) error) e
 	return nil
 }
 
-// settled passes messages that became sent or dead to Options.Settled, in tx.
+// settled passes messages that reached a new state to Options.Settled, in tx.
 func (q *Queue) settled(ctx context.Context, tx *sql.Tx, msgs []Message) error {
 	if q.opts.Settled == nil || len(msgs) == 0 {
 		return nil

@@ -27,24 +27,48 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/store"
 )
 
-// State is where a message is in its life.
+// State is where a message is in its life: pending, sending, sent, then
+// as far as WhatsApp's receipts take it (undelivered, delivered, read,
+// played), or dead.
 type State string
 
 // The states of a message. Pending and sending count towards the backlog.
+// The job engine's state column holds pending, sending, sent or dead; the
+// steps after sent are the receipt_state column of a sent message
+// (receipts.go), which a message reaches only when WhatsApp said so.
 const (
 	Pending State = "pending" // waiting for its turn or its next attempt
 	Sending State = "sending" // claimed by a process holding a lease on it
-	Sent    State = "sent"    // acknowledged by WhatsApp; kept for retry receipts until pruned
-	Dead    State = "dead"    // given up on; kept until retried or purged
+	Sent    State = "sent"    // WhatsApp's server took it (its ack); kept for retry receipts until pruned
+	// Undelivered is a sent message that no device of the recipient
+	// reported having within Options.DeliveryTimeout (the watchdog,
+	// watchdog.go); a delivery receipt may still come and move it on.
+	Undelivered State = "undelivered"
+	Delivered   State = "delivered" // a device of the recipient has it (a delivery receipt)
+	Read        State = "read"      // the recipient opened it (only when they share read receipts)
+	Played      State = "played"    // the recipient played it (voice and video)
+	Dead        State = "dead"      // given up on; kept until retried or purged
 )
 
 // States lists every state, for metrics and depth reports.
-func States() []State { return []State{Pending, Sending, Sent, Dead} }
+func States() []State {
+	return []State{Pending, Sending, Sent, Undelivered, Delivered, Read, Played, Dead}
+}
 
 // Valid reports whether s is one of the known states.
 func (s State) Valid() bool {
 	switch s {
-	case Pending, Sending, Sent, Dead:
+	case Pending, Sending, Sent, Undelivered, Delivered, Read, Played, Dead:
+		return true
+	}
+	return false
+}
+
+// fromReceipts reports whether s is a step after sent, which only
+// receipts (and the watchdog) reach.
+func (s State) fromReceipts() bool {
+	switch s {
+	case Undelivered, Delivered, Read, Played:
 		return true
 	}
 	return false
@@ -85,6 +109,12 @@ type Message struct {
 	NextAttemptAt  time.Time `json:"next_attempt_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
 	SentAt         time.Time `json:"sent_at,omitzero"`
+	// The times of the steps after sent, as WhatsApp gave them (never
+	// before SentAt); UndeliveredAt is when the watchdog flagged it.
+	UndeliveredAt time.Time `json:"undelivered_at,omitzero"`
+	DeliveredAt   time.Time `json:"delivered_at,omitzero"`
+	ReadAt        time.Time `json:"read_at,omitzero"`
+	PlayedAt      time.Time `json:"played_at,omitzero"`
 	LeaseOwner     string    `json:"lease_owner,omitempty"`
 	LeaseUntil     time.Time `json:"lease_until,omitzero"`
 }
@@ -119,8 +149,15 @@ type Options struct {
 	PollInterval time.Duration
 	// ShutdownGrace is how long in-flight sends may finish after Run's context ends; default 10s.
 	ShutdownGrace time.Duration
+	// DeliveryTimeout is how long a sent message may go without a delivery
+	// receipt before the watchdog flags it undelivered
+	// (OUTGOING_DELIVERY_TIMEOUT); 0 is the default, 10 minutes; below 0 turns
+	// the watchdog off.
+	DeliveryTimeout time.Duration
 	// Settled, when set, runs inside the transaction that records messages
-	// as sent or dead, given them in their new state; its error rolls the
+	// in a new state (sent, dead, or a step after sent), given them in that
+	// state, once per step: a read receipt that comes first gives the
+	// message as delivered and then as read. Its error rolls the
 	// transaction back. What it writes there (webhook events) is committed
 	// exactly when the state change is, never without it.
 	Settled func(ctx context.Context, tx *sql.Tx, msgs []Message) error
@@ -148,6 +185,7 @@ const (
 	DefaultWorkers       = 16
 	DefaultPollInterval  = time.Second
 	DefaultShutdownGrace = 10 * time.Second
+	DefaultDeliveryTimeout = 10 * time.Minute
 	DefaultBackoffBase   = 2 * time.Second
 	DefaultBackoffMax    = 5 * time.Minute
 )
@@ -194,6 +232,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ShutdownGrace <= 0 {
 		o.ShutdownGrace = DefaultShutdownGrace
+	}
+	if o.DeliveryTimeout == 0 {
+		o.DeliveryTimeout = DefaultDeliveryTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -243,6 +284,7 @@ func New(db *sql.DB, engine store.Engine, opts Options) *Queue {
 		log:    opts.Logger.With("component", "outgoing", "session", opts.Session),
 		wake:   make(chan struct{}, 1),
 	}
+	q.stats.initHistograms()
 	q.jobs = newJobs(q)
 	q.enqueues = newBatcher(q.writeBatch)
 	q.sends = newBatcher(q.writeSent)

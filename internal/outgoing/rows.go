@@ -9,7 +9,8 @@ import (
 
 // columns is the select list scanRow reads, in its order.
 const columns = `id, chat, text, wa_id, idempotency_key, state, attempts, last_error,
-	created_at, queued_at, run_at, updated_at, sent_at, lease_owner, lease_until`
+	created_at, queued_at, run_at, updated_at, sent_at, lease_owner, lease_until,
+	receipt_state, undelivered_at, delivered_at, read_at, played_at`
 
 // previewColumns is columns with the text read only up to the count of
 // characters in parameter $n (substr counts characters on both engines).
@@ -20,29 +21,42 @@ func previewColumns(n int) string {
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
 
+// scanRow reads a row of columns; a sent message's State is the step its
+// receipts took it to.
 func scanRow(s scanner) (Message, error) {
 	var (
 		m                    Message
 		key, owner           sql.NullString
-		state                string
+		state, receiptState  string
 		created, queued, run int64
 		updated              int64
 		sentAt, leaseUntil   sql.NullInt64
+		undelivered, deliv   sql.NullInt64
+		read, played         sql.NullInt64
 	)
 	err := s.Scan(&m.ID, &m.To, &m.Text, &m.WAID, &key, &state, &m.Attempts, &m.LastError,
-		&created, &queued, &run, &updated, &sentAt, &owner, &leaseUntil)
+		&created, &queued, &run, &updated, &sentAt, &owner, &leaseUntil,
+		&receiptState, &undelivered, &deliv, &read, &played)
 	if err != nil {
 		return Message{}, err
 	}
 	m.IdempotencyKey, m.LeaseOwner, m.State = key.String, owner.String, State(state)
+	if m.State == Sent && receiptState != "" {
+		m.State = State(receiptState)
+	}
 	m.CreatedAt, m.QueuedAt, m.NextAttemptAt, m.UpdatedAt = fromMS(created), fromMS(queued), fromMS(run), fromMS(updated)
-	if sentAt.Valid {
-		m.SentAt = fromMS(sentAt.Int64)
-	}
-	if leaseUntil.Valid {
-		m.LeaseUntil = fromMS(leaseUntil.Int64)
-	}
+	m.SentAt, m.LeaseUntil = optionalTime(sentAt), optionalTime(leaseUntil)
+	m.UndeliveredAt, m.DeliveredAt = optionalTime(undelivered), optionalTime(deliv)
+	m.ReadAt, m.PlayedAt = optionalTime(read), optionalTime(played)
 	return m, nil
+}
+
+// optionalTime is a nullable time column; zero when NULL.
+func optionalTime(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromMS(v.Int64)
 }
 
 func scanAll(rows *sql.Rows) ([]Message, error) {

@@ -87,12 +87,56 @@ func (s *WhatsAppSender) Send(ctx context.Context, msg Message) error {
 	return nil
 }
 
-// HandleWhatsAppEvent is a whatsmeow event handler: it passes WhatsApp's
-// notifications of the account's reach-out lock to NoticeReachoutLock.
-func (q *Queue) HandleWhatsAppEvent(evt any) {
-	if e, ok := evt.(*events.NotifyAccountReachoutTimelock); ok {
+// eventTimeout bounds the database work for one whatsmeow event, which
+// whatsmeow hands over without a context.
+const eventTimeout = 10 * time.Second
+
+// HandleWhatsAppEvent is a whatsmeow event handler reporting success (for
+// Client.AddEventHandlerWithSuccessStatus, with SynchronousAck): it records
+// receipts for our messages (RecordReceipt), sends undelivered messages
+// again when their recipient's identity changed (ResendUndelivered) and
+// passes WhatsApp's notices of the reach-out lock to NoticeReachoutLock. It
+// returns false when a receipt could not be stored: whatsmeow then does not
+// acknowledge it, and WhatsApp sends it again at the next connection.
+func (q *Queue) HandleWhatsAppEvent(evt any) bool {
+	switch e := evt.(type) {
+	case *events.NotifyAccountReachoutTimelock:
 		q.NoticeReachoutLock(e.IsActive, e.TimeEnforcementEnds.Time)
+	case *events.Receipt:
+		return q.handleReceipt(e)
+	case *events.IdentityChange:
+		ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+		defer cancel()
+		if _, err := q.ResendUndelivered(ctx, e.JID.ToNonAD().String()); err != nil {
+			q.log.Error("sending undelivered messages again after an identity change failed", "to", e.JID.ToNonAD().String(), "err", err)
+		}
 	}
+	return true
+}
+
+// receiptStates are the receipt types that move our messages on; the
+// others (our own devices' read-self and played-self, retry, sender,
+// inactive, server errors) are not about the recipient.
+var receiptStates = map[types.ReceiptType]State{
+	types.ReceiptTypeDelivered: Delivered,
+	types.ReceiptTypeRead:      Read,
+	types.ReceiptTypePlayed:    Played,
+}
+
+// handleReceipt records a recipient's receipt for our messages.
+func (q *Queue) handleReceipt(e *events.Receipt) bool {
+	state, ok := receiptStates[e.Type]
+	if !ok || e.IsFromMe {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+	defer cancel()
+	r := Receipt{IDs: e.MessageIDs, Chat: e.Chat.ToNonAD().String(), Sender: e.Sender.String(), State: state, At: e.Timestamp}
+	if err := q.RecordReceipt(ctx, r); err != nil {
+		q.log.Error("storing a receipt failed; WhatsApp will send it again", "state", state, "chat", r.Chat, "err", err)
+		return false
+	}
+	return true
 }
 
 // TextMessage is the WhatsApp message a text is sent as; a retry receipt

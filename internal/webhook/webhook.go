@@ -32,6 +32,12 @@ const (
 	KindMessageReceived = "message.received"
 	KindMessageSent     = "message.sent"
 	KindMessageDead     = "message.dead"
+	// The steps after message.sent, from the recipient's receipts and the
+	// delivery watchdog (outgoing/receipts.go, outgoing/watchdog.go).
+	KindMessageUndelivered = "message.undelivered"
+	KindMessageDelivered   = "message.delivered"
+	KindMessageRead        = "message.read"
+	KindMessagePlayed      = "message.played"
 	// KindMessageUndecryptable reports an incoming message that could not be
 	// decrypted; if the phone sends it again it follows as message.received.
 	KindMessageUndecryptable = "message.undecryptable"

@@ -1,0 +1,77 @@
+package outgoing
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// When a resend under the same ID helps. WhatsApp's server keeps a message
+// for each device it was encrypted for until that device takes it, so a
+// message to a recipient whose phone is off arrives when it is back, and
+// sending it again then would only make a second copy for the recipient to
+// discard by its ID. What the server cannot deliver is a message encrypted
+// for a device that is gone: the recipient reinstalled WhatsApp or moved to
+// a new phone, and came back with a new identity key. The server then tells
+// the sender's devices (an "identity" encrypt notification; whatsmeow drops
+// the old sessions of that user and emits events.IdentityChange), and
+// WhatsApp's own apps send every message of that chat that has no delivery
+// receipt again, under its ID, encrypted for the new keys (the
+// "retransmission" behind the 2017 reports on WhatsApp's non-blocking key
+// change: https://www.dominicalhambra.com/notes/2017/04/21/whatsapps-end-to-end-encryption-relies-on-the).
+// So does this queue: on an identity change of a chat, its sent messages
+// that no device reported having (sent or undelivered) are made pending
+// again, first in their chat's order; whatsmeow encrypts them for the
+// devices the user has now. whatsmeow also reports an implicit change when
+// a message from the user arrives from a new identity; that is the same
+// event. A resend is never made for a timeout alone: the message is still
+// waiting at the server.
+
+// ResendUndelivered makes the sent messages to chat (or to its other
+// address, phone number or LID) that no delivery receipt reached pending
+// again, to be sent under their WhatsApp IDs; it returns how many.
+func (q *Queue) ResendUndelivered(ctx context.Context, chat string) (int64, error) {
+	var n int64
+	err := q.inTx(ctx, "resend undelivered messages", func(tx *sql.Tx) error {
+		addrs, err := addressesOf(ctx, tx, chat)
+		if err != nil {
+			return err
+		}
+		args := []any{q.opts.Session}
+		marks := make([]string, 0, len(addrs))
+		for _, a := range addrs {
+			args = append(args, a)
+			marks = append(marks, fmt.Sprintf("$%d", len(args)))
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM blacksky_outbox WHERE session_id = $1
+			AND state = 'sent' AND receipt_state IN ('', 'undelivered') AND chat IN (`+strings.Join(marks, ", ")+`)`, args...)
+		if err != nil {
+			return fmt.Errorf("find undelivered messages to %s: %w", chat, err)
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("find undelivered messages to %s: %w", chat, err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("find undelivered messages to %s: %w", chat, err)
+		}
+		n, err = q.jobs.RedoDone(ctx, tx, ids)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		q.stats.resent.Add(n)
+		q.log.Info("recipient's identity changed; sending their undelivered messages again under the same IDs", "to", chat, "count", n)
+		q.wakeUp()
+	}
+	return n, nil
+}
