@@ -87,7 +87,6 @@ func waitState(t testing.TB, q *Queue, id int64, state State) Message {
 	return m
 }
 
-// fakeClock is a settable clock.
 // fakeClock is testkit's clock with drive, for rate and gap tests.
 type fakeClock struct{ *testkit.Clock }
 
@@ -128,8 +127,6 @@ type send struct {
 	Err     error
 }
 
-// recorder is a Sender that records every call; fail decides a call's
-// outcome (nil fail: success) and may block.
 // failingUntilHealed is a recorder whose sends fail with err until heal
 // is called, and then succeed.
 func failingUntilHealed(err error) (r *recorder, heal func()) {
@@ -142,6 +139,8 @@ func failingUntilHealed(err error) (r *recorder, heal func()) {
 	}}, func() { healed.Store(true) }
 }
 
+// recorder is a Sender that records every call; fail decides a call's
+// outcome (nil fail: success) and may block.
 type recorder struct {
 	clock func() time.Time
 	gate  Gate // when set, a call while it is closed is a violation
