@@ -184,3 +184,38 @@ func count(evs []hookEvent, typ, state string) int {
 	}
 	return n
 }
+
+// With PAIR_PHONE the webhook carries the pairing code and its phone, and
+// the code it carries links the bot.
+func TestAccountPairCodeEventPairs(t *testing.T) {
+	sb := startSandbox(t, "15550000002")
+	hook := &accountHook{deliveries: map[string]int{}}
+	hookSrv := httptest.NewServer(hook)
+	defer hookSrv.Close()
+	env := botEnv(t, sb, "")
+	env["WEBHOOK_URL"] = hookSrv.URL
+	env["WEBHOOK_SECRET"] = botWebhookSecret
+	env["PAIR_PHONE"] = "15550000001"
+	bot := start(t, env)
+	var e hookEvent
+	waitFor(t, "an account.pair_code event", func() bool {
+		evs := hook.since(0)
+		i := find(evs, 0, webhook.KindAccountPairCode, "")
+		if i >= 0 {
+			e = evs[i]
+		}
+		return i >= 0
+	}, bot)
+	code, _ := e.Data["code"].(string)
+	if e.Data["phone"] != "15550000001" || code == "" || strings.Contains(e.ID, code) {
+		t.Fatalf("account.pair_code %s: %v; want the code (not in the ID) and the phone", e.ID, e.Data)
+	}
+	if status := control(t, sb.url, "POST", "/control/phone/code", map[string]string{"code": code}, nil); status != http.StatusOK {
+		t.Fatalf("entering the webhook's code %q: %d", code, status)
+	}
+	waitFor(t, "account.paired, then connected", func() bool {
+		evs := hook.since(0)
+		i := find(evs, 0, webhook.KindAccountPaired, "")
+		return i >= 0 && find(evs, i, webhook.KindAccountState, "connected") > i
+	}, bot)
+}
