@@ -111,6 +111,7 @@ func assemble(ctx context.Context, prog Program, cfg *config.Config, st *store.S
 	p.Supervisor.Metrics = p.metrics
 	p.Supervisor.Alert = func(ctx context.Context, text string) { alertOwners(ctx, p.queue, cfg.Owners, text, log) }
 	p.Supervisor.Configure = configureAll(p.Supervisor.Configure, p.bot.Configure, p.answerFromQueue)
+	reportAccount(ctx, &p.Supervisor, p.webhook)
 	return p, nil
 }
 

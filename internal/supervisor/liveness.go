@@ -118,14 +118,11 @@ func (s *Supervisor) onDead(out outcome) {
 // setDegraded sets Status.Degraded to reason for cause, or clears it when
 // reason is empty and it was set for cause.
 func (s *Supervisor) setDegraded(cause deadCause, reason string) {
-	changed := false
-	s.update(func(st *Status, _ *Pairing) {
+	s.change(func(st *Status, _ *Pairing) bool {
 		if reason == "" && (st.Degraded == "" || s.degradedBy != cause) {
-			return
+			return false
 		}
-		st.Degraded, s.degradedBy, changed = reason, cause, true
+		st.Degraded, s.degradedBy = reason, cause
+		return true
 	})
-	if changed && s.opts.OnState != nil {
-		s.opts.OnState(s.Status())
-	}
 }

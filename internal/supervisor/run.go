@@ -232,8 +232,11 @@ func (s *Supervisor) await(ctx context.Context, cli *whatsmeow.Client) outcome {
 				s.outageEnded()
 				s.paired()
 				s.live.hear(time.Now())
-				s.setState(Connected, "logged in", nil)
+				// A login proves a silent connection's successor alive:
+				// cleared first, the connected state is never reported
+				// with that suspicion.
 				s.setDegraded(deadSilent, "")
+				s.setState(Connected, "logged in", nil)
 			case sigQR:
 				s.outageEnded()
 				s.unpairedNotice()

@@ -66,8 +66,13 @@ type Options struct {
 	// Alert delivers an owner alert (logged out, banned, outdated, replaced,
 	// a long outage); it must not block for long.
 	Alert func(ctx context.Context, text string)
-	// OnState, if set, is called after every state change with the new status.
-	OnState func(Status)
+	// OnState, if set, is called after every state change with the new
+	// status, and OnPairing after every change of the pairing with the new
+	// pairing. Both run outside the supervisor's lock but one at a time, in
+	// the order of the changes; they must return quickly (the connection
+	// waits for them) and must not call RequestPairCode.
+	OnState   func(Status)
+	OnPairing func(Pairing)
 	// OnChange, if set, is called after any change of status or pairing.
 	OnChange func()
 	// OnEvent, if set, receives every whatsmeow event of every client the
@@ -89,6 +94,9 @@ type Supervisor struct {
 	signals chan signal // whatsmeow events, in arrival order, for the run loop
 	live    liveness
 
+	// hooks orders the calls of OnState, OnPairing and OnChange as the
+	// changes they report; it is taken before mu, never under it.
+	hooks   sync.Mutex
 	mu      sync.Mutex
 	cli     *whatsmeow.Client
 	status  Status
@@ -228,13 +236,30 @@ func (s *Supervisor) WaitFor(ctx context.Context, cond func(Status, Pairing) boo
 	}
 }
 
-// update changes status and pairing under the lock and wakes waiters.
+// update changes status and pairing under the lock, wakes waiters, and
+// tells the hooks.
 func (s *Supervisor) update(f func(st *Status, p *Pairing)) {
+	s.change(func(st *Status, p *Pairing) bool { f(st, p); return false })
+}
+
+// change is update whose f says whether the state changed, for OnState.
+// The hooks get the status and pairing f left, not a later one.
+func (s *Supervisor) change(f func(st *Status, p *Pairing) (stateChanged bool)) {
+	s.hooks.Lock()
+	defer s.hooks.Unlock()
 	s.mu.Lock()
-	f(&s.status, &s.pairing)
+	before := s.pairing
+	stateChanged := f(&s.status, &s.pairing)
+	status, pairing := s.status, s.pairing
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
+	if stateChanged && s.opts.OnState != nil {
+		s.opts.OnState(status)
+	}
+	if pairing != before && s.opts.OnPairing != nil {
+		s.opts.OnPairing(pairing)
+	}
 	if s.opts.OnChange != nil {
 		s.opts.OnChange()
 	}
@@ -243,17 +268,15 @@ func (s *Supervisor) update(f func(st *Status, p *Pairing)) {
 // setState enters a state, logging and counting the transition.
 func (s *Supervisor) setState(state State, reason string, f func(st *Status)) {
 	var from State
-	s.update(func(st *Status, _ *Pairing) {
+	s.change(func(st *Status, _ *Pairing) bool {
 		from = st.State
 		*st = Status{State: state, Reason: reason, Since: time.Now(), Account: st.Account,
 			Degraded: st.Degraded, PhoneLastSeen: st.PhoneLastSeen}
 		if f != nil {
 			f(st)
 		}
+		return true
 	})
-	if s.opts.OnState != nil {
-		s.opts.OnState(s.Status())
-	}
 	if from != state {
 		s.log.Info("connection state", "from", from, "to", state, "reason", reason)
 		if m := s.opts.Metrics; m != nil {

@@ -20,5 +20,10 @@
 // message.sent and message.dead (data: OutgoingStatus, written by
 // OutgoingSettled in the same transaction as the outgoing queue's state change),
 // message.undecryptable (data: the bot package's Undecryptable; the message
-// follows as message.received if the phone sends it again).
+// follows as message.received if the phone sends it again), and the
+// account's connection and pairing (account.go, AccountEvents):
+// account.state, account.qr, account.pair_code, account.paired and
+// account.logged_out. Those are stored from a goroutine of their own, after
+// the change and not with it: one may be lost if the process dies first, or
+// dropped when the database fails for longer than a small buffer lasts.
 package webhook
