@@ -117,8 +117,11 @@ func assemble(ctx context.Context, prog Program, cfg *config.Config, st *store.S
 
 // answerFromQueue is the queue's part of the client setup: recipients stuck
 // on "waiting for this message" ask again, and the answer must survive our
-// restarts, so it comes from the database; WhatsApp's notices of the
-// reach-out lock go to the queue, which holds sends by it.
+// restarts, so it comes from the database; the recipients' receipts are
+// stored before whatsmeow acknowledges them (a handler reporting success,
+// under the bot's SynchronousAck); identity changes send undelivered
+// messages again; WhatsApp's notices of the reach-out lock go to the queue,
+// which holds sends by it.
 func (p *parts) answerFromQueue(cli *whatsmeow.Client) error {
 	cli.GetMessageForRetry = outgoing.RetryMessageFunc(p.queue)
 	cli.AddEventHandlerWithSuccessStatus(p.queue.HandleWhatsAppEvent)

@@ -120,3 +120,57 @@ func outgoingEvents(t *testing.T, st *store.Store) map[string]OutgoingStatus {
 	}
 	return got
 }
+
+// Each step a message's receipts take it to is one event, stored in the
+// transaction that records the step: a receipt that comes twice, or a
+// delivery receipt after the read, adds none.
+func TestReceiptEventsOncePerStep(t *testing.T) {
+	for _, kind := range []store.Engine{store.SQLite, store.Postgres} {
+		t.Run(string(kind), func(t *testing.T) {
+			t.Parallel()
+			st := openStore(t, kind)
+			ctx := context.Background()
+			c := newClient(t, st, "https://example.invalid/hook", nil)
+			q := outgoing.New(st.DB(), st.Engine(), outgoing.Options{
+				Session: "s", PollInterval: 5 * time.Millisecond, Settled: c.OutgoingSettled,
+			})
+			m, _, err := q.Enqueue(ctx, outgoing.Request{To: "4915100000001", Text: "hi"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			runCtx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() {
+				done <- q.Run(runCtx, outgoing.SenderFunc(func(context.Context, outgoing.Message) error { return nil }), outgoing.NewSwitchGate(true))
+			}()
+			waitMessage(t, q, m.ID, outgoing.Sent)
+			stop()
+			<-done
+			at := time.Now().Add(time.Minute).Truncate(time.Second)
+			for _, r := range []struct {
+				state outgoing.State
+				at    time.Time
+			}{{outgoing.Read, at.Add(time.Second)}, {outgoing.Read, at.Add(time.Second)}, {outgoing.Delivered, at}} {
+				err := q.RecordReceipt(ctx, outgoing.Receipt{IDs: []string{m.WAID}, Chat: "4915100000001@s.whatsapp.net",
+					Sender: "4915100000001@s.whatsapp.net", State: r.state, At: r.at})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := outgoingEvents(t, st)
+			if len(got) != 3 {
+				t.Fatalf("events %+v; want message.sent, message.delivered and message.read", got)
+			}
+			if d := got[KindMessageDelivered]; d.ID != m.ID || d.State != "delivered" || !d.Time.Equal(at.Add(time.Second)) || d.SentAt.IsZero() {
+				t.Errorf("delivered event %+v; want the read's time (the read came first)", d)
+			}
+			if r := got[KindMessageRead]; r.State != "read" || !r.ReadAt.Equal(at.Add(time.Second)) || !r.DeliveredAt.Equal(r.ReadAt) {
+				t.Errorf("read event %+v", r)
+			}
+			var id string
+			if err := st.DB().QueryRow(`SELECT event_id FROM blacksky_webhook WHERE kind = $1`, KindMessageRead).Scan(&id); err != nil || id != fmt.Sprintf("out_%d_read", m.ID) {
+				t.Errorf("read event ID %q, %v", id, err)
+			}
+		})
+	}
+}
