@@ -26,6 +26,7 @@ type Outgoing interface {
 	PurgeDead(ctx context.Context) (int64, error)
 	Depths(ctx context.Context) (map[outgoing.State]int, error)
 	OldestPendingAge(ctx context.Context) (time.Duration, error)
+	Receipts(ctx context.Context, id int64) ([]outgoing.StoredReceipt, error)
 }
 
 var _ Outgoing = (*outgoing.Queue)(nil)
@@ -70,6 +71,9 @@ func (a *api) registerMessages(mux *http.ServeMux) {
 	mux.Handle(messagesPath+"/{id}", a.protect(methods(map[string]http.HandlerFunc{
 		http.MethodGet:    a.withQueue(a.getMessage),
 		http.MethodDelete: a.withQueue(a.deleteMessage),
+	})))
+	mux.Handle(messagesPath+"/{id}/receipts", a.protect(methods(map[string]http.HandlerFunc{
+		http.MethodGet: a.withQueue(a.messageReceipts),
 	})))
 	mux.Handle(messagesPath+"/{id}/retry", a.protect(methods(map[string]http.HandlerFunc{
 		http.MethodPost: a.withQueue(a.retryMessage),
@@ -209,6 +213,21 @@ func (a *api) getMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, msg)
+}
+
+// messageReceipts lists the receipts stored for a message: every device's
+// (and, in a group, every participant's) delivered, read and played.
+func (a *api) messageReceipts(w http.ResponseWriter, r *http.Request) {
+	id, ok := messageID(w, r)
+	if !ok {
+		return
+	}
+	rs, err := a.Outgoing.Receipts(r.Context(), id)
+	if err != nil {
+		a.queueError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"receipts": rs})
 }
 
 // retryMessage puts a dead message back to pending.

@@ -629,6 +629,10 @@ func (o *fakeOutgoing) OldestPendingAge(ctx context.Context) (time.Duration, err
 	o.called("OldestPendingAge")
 	return time.Second, o.err
 }
+func (o *fakeOutgoing) Receipts(ctx context.Context, id int64) ([]outgoing.StoredReceipt, error) {
+	o.called("Receipts")
+	return []outgoing.StoredReceipt{}, o.err
+}
 
 // msgEndpoints lists every message endpoint with a request that succeeds
 // on a fakeOutgoing and the status it succeeds with.
@@ -643,6 +647,7 @@ var msgEndpoints = []struct {
 	{http.MethodGet, "/api/v1/messages/7", "", 200},
 	{http.MethodDelete, "/api/v1/messages/7", "", 204},
 	{http.MethodPost, "/api/v1/messages/7/retry", "", 200},
+	{http.MethodGet, "/api/v1/messages/7/receipts", "", 200},
 	{http.MethodPost, "/api/v1/messages/retry-dead", "", 200},
 	{http.MethodGet, "/api/v1/queue", "", 200},
 }

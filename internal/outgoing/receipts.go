@@ -288,3 +288,43 @@ func addressesOf(ctx context.Context, db rowsQuerier, chat string) ([]string, er
 	}
 	return addrs, nil
 }
+
+// StoredReceipt is one receipt as stored for a message.
+type StoredReceipt struct {
+	State      State     `json:"state"`
+	Sender     string    `json:"sender"` // the device (in a group, the participant)
+	Chat       string    `json:"chat"`   // as WhatsApp named it: phone number or LID
+	At         time.Time `json:"at"`     // WhatsApp's time
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// Receipts returns the receipts stored for message id, oldest first:
+// which device said what and when. ErrNotFound for an id that names no
+// message.
+func (q *Queue) Receipts(ctx context.Context, id int64) ([]StoredReceipt, error) {
+	m, err := q.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.db.QueryContext(ctx, `SELECT state, sender, chat, at, received_at FROM blacksky_receipts
+		WHERE session_id = $1 AND wa_id = $2 ORDER BY at, received_at, state, sender`, q.opts.Session, m.WAID)
+	if err != nil {
+		return nil, fmt.Errorf("read the receipts of message %d: %w", id, err)
+	}
+	defer rows.Close()
+	out := []StoredReceipt{}
+	for rows.Next() {
+		var r StoredReceipt
+		var state string
+		var at, received int64
+		if err := rows.Scan(&state, &r.Sender, &r.Chat, &at, &received); err != nil {
+			return nil, fmt.Errorf("read the receipts of message %d: %w", id, err)
+		}
+		r.State, r.At, r.ReceivedAt = State(state), fromMS(at), fromMS(received)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the receipts of message %d: %w", id, err)
+	}
+	return out, nil
+}

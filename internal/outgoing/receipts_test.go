@@ -85,6 +85,10 @@ func TestReceiptsMoveASentMessageOnOnce(t *testing.T) {
 		if s := st.of(m.ID); !slices.Equal(s, []string{"sent", "delivered", "read"}) {
 			t.Errorf("steps reported %v; want sent, delivered, read once each", s)
 		}
+		rs, err := q.Receipts(context.Background(), m.ID)
+		if err != nil || len(rs) != 2 || rs[0].State != Delivered || !rs[0].At.Equal(at) || rs[1].State != Read || rs[1].Sender != m.To {
+			t.Errorf("stored receipts %+v, %v; want the delivery and the read, once each", rs, err)
+		}
 		for _, c := range []struct {
 			state State
 			want  int
