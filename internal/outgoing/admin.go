@@ -175,10 +175,20 @@ func (q *Queue) PurgeDead(ctx context.Context) (int64, error) {
 	return q.jobs.PurgeDead(ctx)
 }
 
-// Prune deletes sent messages older than Retention and returns how many;
-// the dispatcher calls it hourly.
+// Prune deletes sent messages older than Retention, and the receipts
+// received before then, and returns how many messages; the dispatcher calls
+// it hourly.
 func (q *Queue) Prune(ctx context.Context) (int64, error) {
-	return q.jobs.Prune(ctx, q.now().Add(-q.opts.Retention))
+	cut := q.now().Add(-q.opts.Retention)
+	n, err := q.jobs.Prune(ctx, cut)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := q.db.ExecContext(ctx, `DELETE FROM blacksky_receipts WHERE session_id = $1 AND received_at < $2`,
+		q.opts.Session, ms(cut)); err != nil {
+		return n, fmt.Errorf("prune receipts: %w", err)
+	}
+	return n, nil
 }
 
 // The counts of Depths, each on a partial index.

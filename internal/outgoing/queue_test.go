@@ -329,12 +329,17 @@ func TestFindSentAndPrune(t *testing.T) {
 		if msg := RetryMessageFunc(q)(jidOf(t, chatJID(1)), jidOf(t, chatJID(1)), typesID(m.WAID)); msg.GetConversation() != m.Text {
 			t.Fatalf("retry message = %v", msg)
 		}
+		record(t, q, receipt(m, Delivered, clock.Now()))
 		if n, err := q.Prune(ctx); err != nil || n != 0 {
 			t.Fatalf("Prune within retention = %d, %v", n, err)
 		}
 		clock.Advance(time.Hour + time.Second)
 		if n, err := q.Prune(ctx); err != nil || n != 1 {
 			t.Fatalf("Prune past retention = %d, %v", n, err)
+		}
+		var receipts int
+		if err := q.db.QueryRow("SELECT count(*) FROM blacksky_receipts").Scan(&receipts); err != nil || receipts != 0 {
+			t.Errorf("%d receipts left after pruning their message (%v)", receipts, err)
 		}
 		if _, ok, _ := q.FindSent(ctx, m.To, m.WAID); ok {
 			t.Fatal("pruned message still found")
