@@ -13,9 +13,11 @@ import (
 	"github.com/blacksky-bot/blacksky/internal/webhook"
 )
 
-// accountHook is a webhook receiver that keeps the account.* events, each
-// event ID once, in the order they first arrived.
-type accountHook struct {
+// eventHook is a webhook receiver that keeps the events whose kind starts
+// with prefix, each event ID once, in the order they first arrived, and
+// counts the deliveries of each.
+type eventHook struct {
+	prefix     string
 	mu         sync.Mutex
 	events     []hookEvent
 	deliveries map[string]int // by event ID
@@ -27,7 +29,7 @@ type hookEvent struct {
 	Data     map[string]any
 }
 
-func (h *accountHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *eventHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -41,7 +43,7 @@ func (h *accountHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad body", http.StatusBadRequest)
 		return
 	}
-	if !strings.HasPrefix(e.Type, "account.") {
+	if !strings.HasPrefix(e.Type, h.prefix) {
 		return
 	}
 	h.deliveries[e.ID]++
@@ -50,14 +52,18 @@ func (h *accountHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// since returns the account events that first arrived after the first mark.
-func (h *accountHook) since(mark int) []hookEvent {
+func newEventHook(prefix string) *eventHook {
+	return &eventHook{prefix: prefix, deliveries: map[string]int{}}
+}
+
+// since returns the events that first arrived after the first mark.
+func (h *eventHook) since(mark int) []hookEvent {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]hookEvent(nil), h.events[mark:]...)
 }
 
-func (h *accountHook) mark() int {
+func (h *eventHook) mark() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.events)
@@ -90,7 +96,7 @@ func TestAccountEventsEndToEnd(t *testing.T) {
 	for name, dbURL := range stores() {
 		t.Run(name, func(t *testing.T) {
 			sb := startSandbox(t, "15550000002")
-			hook := &accountHook{deliveries: map[string]int{}}
+			hook := newEventHook("account.")
 			hookSrv := httptest.NewServer(hook)
 			defer hookSrv.Close()
 			env := botEnv(t, sb, dbURL(t))
@@ -189,7 +195,7 @@ func count(evs []hookEvent, typ, state string) int {
 // the code it carries links the bot.
 func TestAccountPairCodeEventPairs(t *testing.T) {
 	sb := startSandbox(t, "15550000002")
-	hook := &accountHook{deliveries: map[string]int{}}
+	hook := newEventHook("account.")
 	hookSrv := httptest.NewServer(hook)
 	defer hookSrv.Close()
 	env := botEnv(t, sb, "")
