@@ -75,7 +75,7 @@ func (q *Queue) RecordReceipt(ctx context.Context, r Receipt) error {
 		}
 		now := q.now()
 		for _, m := range msgs {
-			if !slices.Contains(addrs, m.To) {
+			if !fromChat(m.To, r.Chat, addrs) {
 				q.log.Warn("receipt from a chat the message was not sent to; ignored",
 					"id", m.ID, "wa_id", m.WAID, "to", m.To, "receipt_chat", r.Chat)
 				continue
@@ -255,6 +255,22 @@ func latest(a, b time.Time) time.Time {
 // nullMS is t as a nullable time column.
 func nullMS(t time.Time) sql.NullInt64 {
 	return sql.NullInt64{Int64: ms(t), Valid: !t.IsZero()}
+}
+
+// fromChat reports whether a receipt from chat (whose known addresses are
+// addrs, addressesOf) can be for a message sent to to: the same chat, or a
+// phone number and a LID whatsmeow has not yet learnt are one user (a
+// receipt comes from the address WhatsApp delivered to, which may be one
+// the bot never wrote to). The message IDs are ours and random, so this
+// only keeps a receipt that names another user's message from applying.
+func fromChat(to, chat string, addrs []string) bool {
+	if slices.Contains(addrs, to) {
+		return true
+	}
+	_, toServer, _ := strings.Cut(to, "@")
+	_, server, _ := strings.Cut(chat, "@")
+	crossed := (toServer == pnServer && server == lidServer) || (toServer == lidServer && server == pnServer)
+	return crossed && len(addrs) == 1
 }
 
 // addressesOf is chat and the other address whatsmeow's LID map

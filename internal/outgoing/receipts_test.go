@@ -205,6 +205,22 @@ func TestReceiptFromTheLIDOfAPhoneNumberChat(t *testing.T) {
 		if got, _ := q.Get(context.Background(), m.ID); got.State != Delivered || got.ToLID != r.Chat {
 			t.Errorf("receipt from the LID: %s (to_lid %q), want delivered", got.State, got.ToLID)
 		}
+		// A LID whatsmeow has not learnt yet may be the chat's; one it
+		// knows as another number's is not.
+		unknown := sentMessage(t, q, chatJID(2), "to a number whose LID is not known yet")
+		r = receipt(unknown, Delivered, unknown.SentAt)
+		r.Chat = "999999999999999@lid"
+		record(t, q, r)
+		other := sentMessage(t, q, chatJID(3), "to a number")
+		r = receipt(other, Delivered, other.SentAt)
+		r.Chat = "123456789012345@lid" // chatJID(1)'s
+		record(t, q, r)
+		if a, _ := q.Get(context.Background(), unknown.ID); a.State != Delivered {
+			t.Errorf("receipt from a LID not known yet: %s, want delivered", a.State)
+		}
+		if b, _ := q.Get(context.Background(), other.ID); b.State != Sent {
+			t.Errorf("receipt from another number's LID: %s, want sent", b.State)
+		}
 	})
 }
 
