@@ -29,6 +29,8 @@ type harness struct {
 	bots     []*bot
 	contacts []string // every contact with an inbox, movers included
 	addr     addressing
+	// readReceipts is each contact's privacy setting (receipts.go).
+	readReceipts map[string]bool
 	pg       *pgProxy  // between the bots and PostgreSQL, for black holes
 	pgDirect string    // the bots' database, not through the proxy
 	diskFull *diskFull // the SQLite data directory's own small file system; nil without root
@@ -93,6 +95,9 @@ func chaosRun(ctx context.Context, cfg config, stderr io.Writer) (rep *Report, e
 	}
 	defer h.sb.Kill()
 	if err := h.setUpAddressing(ctx); err != nil {
+		return nil, err
+	}
+	if err := h.setUpReaders(ctx); err != nil {
 		return nil, err
 	}
 	return h.run(ctx, bin, dbURL)

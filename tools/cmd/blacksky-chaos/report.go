@@ -54,6 +54,14 @@ type Report struct {
 	UndecryptableResends int  `json:"undecryptable_resends"`
 	EventsMissed         bool `json:"events_missed,omitempty"` // the sandbox dropped events before the run read them
 
+	// ReceiptMismatches counts messages whose state in the API does not
+	// match what their contact did (receipts.go); ReceiptsRead and
+	// ReceiptsDelivered are the messages the API shows read, or delivered
+	// and not read, at the end.
+	ReceiptMismatches int `json:"receipt_mismatches"`
+	ReceiptsRead      int `json:"receipts_read"`
+	ReceiptsDelivered int `json:"receipts_delivered"`
+
 	Actions         map[string]int `json:"actions"`
 	ActionErrors    []string       `json:"action_errors,omitempty"`
 	LeaderChanges   int            `json:"leader_changes"`
@@ -66,10 +74,11 @@ type Report struct {
 
 // OK reports whether nothing was lost, duplicated or reordered, no message
 // to a number without WhatsApp was anything but dead, the account never had
-// two connections, and every message reached its contact readable.
+// two connections, every message reached its contact readable, and the API
+// agrees with the contacts' receipts on every message.
 func (r *Report) OK() bool {
 	return r.Lost == 0 && r.Duplicated == 0 && r.OutOfOrder == 0 && r.WrongFate == 0 &&
-		r.MostConnections <= 1 && r.Undecryptable == 0 && !r.EventsMissed
+		r.MostConnections <= 1 && r.Undecryptable == 0 && !r.EventsMissed && r.ReceiptMismatches == 0
 }
 
 // connections copies what the connection watch saw; arrived are the
@@ -249,6 +258,7 @@ func (h *harness) check(ctx context.Context, s *sender, c *chaos) (*Report, erro
 	}
 	r.waits(waits)
 	r.arrived = arrived
+	h.checkReceipts(ctx, r, msgs)
 	return r, nil
 }
 
@@ -367,6 +377,9 @@ func (r *Report) print(w io.Writer) {
 		{"most connections", r.MostConnections, "logged in to the account at once (more than 1: two processes drove it)"},
 		{"undecryptable", r.Undecryptable, "messages no copy of which a contact could decrypt"},
 		{"undecryptable resends", r.UndecryptableResends, "failed copies of messages the contact had read"},
+		{"read", r.ReceiptsRead, "the API says read (the contact read it, read receipts on)"},
+		{"delivered, not read", r.ReceiptsDelivered, "the API says delivered (the contact read it, read receipts off)"},
+		{"receipts disagree", r.ReceiptMismatches, "the API's state is not what the contact's receipts said"},
 		{"leader changes", r.LeaderChanges, "hand-overs between the two bots"},
 		{"bot starts", r.BotStarts, "processes started, both bots"},
 	}
