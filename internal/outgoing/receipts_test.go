@@ -299,7 +299,10 @@ func TestResendUndeliveredAfterIdentityChange(t *testing.T) {
 		record(t, q, receipt(arrived, Delivered, arrived.SentAt))
 		other := sentMessage(t, q, chatJID(2), "another chat")
 		lidMap(t, q.db, chatJID(1), "123456789012345")
-		n, err := q.ResendUndelivered(context.Background(), "123456789012345@lid")
+		if n, err := q.ResendUndelivered(context.Background(), "123456789012345@lid", lost.SentAt.Add(-time.Millisecond)); err != nil || n != 0 {
+			t.Fatalf("ResendUndelivered before the message was sent = %d, %v; want none", n, err)
+		}
+		n, err := q.ResendUndelivered(context.Background(), "123456789012345@lid", time.Now())
 		if err != nil || n != 1 {
 			t.Fatalf("ResendUndelivered = %d, %v; want the one undelivered message", n, err)
 		}

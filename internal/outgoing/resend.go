@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // When a resend under the same ID helps. WhatsApp's server keeps a message
@@ -24,14 +26,20 @@ import (
 // that no device reported having (sent or undelivered) are made pending
 // again, first in their chat's order; whatsmeow encrypts them for the
 // devices the user has now. whatsmeow also reports an implicit change when
-// a message from the user arrives from a new identity; that is the same
-// event. A resend is never made for a timeout alone: the message is still
-// waiting at the server.
+// it meets the new identity itself: in a message from the user, or in the
+// keys it fetches to send to them (its deletion of the old identities on
+// the notification misses LID addresses, "<lid>_1:<device>", so a resend to
+// a LID meets the new keys as untrusted, and whatsmeow clears them and
+// reports the change again). Only messages recorded sent before the change
+// was met are sent again: the one that met it went to the new keys. A
+// resend is never made for a timeout alone: the message is still waiting
+// at the server.
 
-// ResendUndelivered makes the sent messages to chat (or to its other
-// address, phone number or LID) that no delivery receipt reached pending
-// again, to be sent under their WhatsApp IDs; it returns how many.
-func (q *Queue) ResendUndelivered(ctx context.Context, chat string) (int64, error) {
+// ResendUndelivered makes the messages to chat (or to its other address,
+// phone number or LID) recorded sent up to before that no delivery receipt
+// reached pending again, to be sent under their WhatsApp IDs; it returns
+// how many. Those sent after the change went to the new keys already.
+func (q *Queue) ResendUndelivered(ctx context.Context, chat string, before time.Time) (int64, error) {
 	var n int64
 	err := q.inTx(ctx, "resend undelivered messages", func(tx *sql.Tx) error {
 		addrs, err := addressesOf(ctx, tx, chat)
@@ -44,8 +52,10 @@ func (q *Queue) ResendUndelivered(ctx context.Context, chat string) (int64, erro
 			args = append(args, a)
 			marks = append(marks, fmt.Sprintf("$%d", len(args)))
 		}
+		args = append(args, ms(before))
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM blacksky_outbox WHERE session_id = $1
-			AND state = 'sent' AND receipt_state IN ('', 'undelivered') AND chat IN (`+strings.Join(marks, ", ")+`)`, args...)
+			AND state = 'sent' AND receipt_state IN ('', 'undelivered') AND chat IN (`+strings.Join(marks, ", ")+`)
+			AND sent_at <= $`+strconv.Itoa(len(args)), args...)
 		if err != nil {
 			return fmt.Errorf("find undelivered messages to %s: %w", chat, err)
 		}

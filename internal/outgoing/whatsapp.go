@@ -107,7 +107,14 @@ func (q *Queue) HandleWhatsAppEvent(evt any) bool {
 	case *events.IdentityChange:
 		ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
 		defer cancel()
-		if _, err := q.ResendUndelivered(ctx, e.JID.ToNonAD().String()); err != nil {
+		// A notification's time is the server's, in seconds; what was
+		// sent until now went to the old keys. An implicit change is
+		// stamped when whatsmeow met the new keys.
+		before := q.now()
+		if e.Implicit && !e.Timestamp.IsZero() {
+			before = e.Timestamp
+		}
+		if _, err := q.ResendUndelivered(ctx, e.JID.ToNonAD().String(), before); err != nil {
 			q.log.Error("sending undelivered messages again after an identity change failed", "to", e.JID.ToNonAD().String(), "err", err)
 		}
 	}
