@@ -139,8 +139,9 @@ func infoOf(ct *Contact) contactInfo {
 //	POST   /control/version                   {"minimum":"...","current":"..."} (either) -> the new versions
 //
 // Errors are JSON {"error":"..."}: 400 for bad input or unknown contacts, 409 when a
-// contact cannot send (no linked device) or ask for a retry (no such message
-// received, bot device offline), 413 for bodies over 64 KiB.
+// contact cannot send (no linked device), ask for a retry (no such message
+// received, bot device offline) or read a message it has not received
+// (kept for it while offline, or never sent), 413 for bodies over 64 KiB.
 func (s *Server) ControlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /control/trust", func(w http.ResponseWriter, r *http.Request) {
