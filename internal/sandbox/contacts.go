@@ -495,7 +495,7 @@ func (s *Server) handleBotMessage(c *conn, n *waBinary.Node) {
 		ct *Contact
 		cp botCopy
 	}
-	var delivered []handed
+	var delivered, again []handed
 	var phoneRequests []*waE2E.PeerDataOperationRequestMessage
 	for _, t := range targets {
 		isAccount, ct := s.resolve(t.jid)
@@ -513,15 +513,19 @@ func (s *Server) handleBotMessage(c *conn, n *waBinary.Node) {
 		// The receipts come from the address the bot wrote to (PN or LID).
 		cp := botCopy{id: id, sender: from, to: t.jid.ToNonAD(), enc: t.enc, connID: c.id}
 		if ct == s.phone {
-			if msg, ok := s.decryptCopy(ct, cp); ok {
+			if msg, ok, _ := s.decryptCopy(ct, cp); ok {
 				if req := placeholderRequest(msg); req != nil {
 					phoneRequests = append(phoneRequests, req)
 				}
 			}
 			continue
 		}
-		if s.handOver(ct, cp) {
+		ok, retry := s.handOver(ct, cp)
+		if ok {
 			delivered = append(delivered, handed{ct, cp})
+		}
+		if retry {
+			again = append(again, handed{ct, cp})
 		}
 	}
 	ack := waBinary.Node{Tag: "ack", Attrs: waBinary.Attrs{
@@ -533,10 +537,14 @@ func (s *Server) handleBotMessage(c *conn, n *waBinary.Node) {
 	if !s.holdAck(c, ack) {
 		c.sendLogged(ack)
 	}
-	// The recipient's receipts do not wait for the server's ack to the
-	// sender: a withheld ack holds back nothing else (receipts.go).
+	// The recipient's receipts, and its requests for a copy it could not
+	// decrypt, come after the server's ack but do not wait for it: a
+	// withheld ack holds back nothing else (receipts.go).
 	for _, d := range delivered {
 		s.delivered(d.ct, []botCopy{d.cp})
+	}
+	for _, a := range again {
+		s.askAgain(a.ct, a.cp)
 	}
 	// The phone answers a request it got, as a message of its own, after the
 	// server's ack if there is one: a server that withholds its ack has

@@ -21,7 +21,9 @@ import (
 // NeverRead is ContactSettings.ReadAfter for a contact that reads only when told (Contact.Read).
 const NeverRead time.Duration = -1
 
-// ContactSettings is how a simulated contact's phone behaves.
+// ContactSettings is how a simulated contact's phone behaves. Change one
+// field of Settings() rather than build one: the zero value is a phone
+// offline, with read receipts off, that reads at once.
 type ContactSettings struct {
 	// Online is whether the contact's phone is connected (see above).
 	Online bool
@@ -77,13 +79,20 @@ func (ct *Contact) SetSettings(st ContactSettings) ContactSettings {
 		ct.kept, ct.heldReads = nil, nil
 	}
 	ct.mu.Unlock()
-	var got []botCopy
+	var got, again []botCopy
 	for _, cp := range kept {
-		if _, ok := s.decryptCopy(ct, cp); ok {
+		_, ok, retry := s.decryptCopy(ct, cp)
+		if ok {
 			got = append(got, cp)
+		}
+		if retry {
+			again = append(again, cp)
 		}
 	}
 	ct.deliverMu.Unlock()
+	for _, cp := range again {
+		s.askAgain(ct, cp)
+	}
 	if st.Online != wasOnline {
 		s.emit(Event{Kind: EventContactOnline, JID: ct.JID().String(), Detail: onlineDetail(st.Online)})
 	}
@@ -123,9 +132,10 @@ type botCopy struct {
 	connID uint64
 }
 
-// handOver gives the contact its copy if it is online and reports whether
-// it decrypted it; an offline contact's copy is kept for later.
-func (s *Server) handOver(ct *Contact, cp botCopy) bool {
+// handOver gives the contact its copy if it is online. It reports whether
+// the contact decrypted it and whether it must ask for it again (askAgain,
+// after the server's ack); an offline contact's copy is kept for later.
+func (s *Server) handOver(ct *Contact, cp botCopy) (ok, retry bool) {
 	ct.deliverMu.Lock()
 	defer ct.deliverMu.Unlock()
 	ct.mu.Lock()
@@ -136,34 +146,37 @@ func (s *Server) handOver(ct *Contact, cp botCopy) bool {
 	ct.mu.Unlock()
 	if !online {
 		s.emit(Event{Kind: EventKeptForContact, ConnID: cp.connID, JID: ct.JID().String(), Detail: cp.id})
-		return false
+		return false, false
 	}
-	_, ok := s.decryptCopy(ct, cp)
-	return ok
+	_, ok, retry = s.decryptCopy(ct, cp)
+	return ok, retry
 }
 
 // decryptCopy lets the contact (or the phone) decrypt a copy into its inbox,
 // recording why not when it cannot. A contact that cannot decrypt a message
 // (it reinstalled: no session, or a prekey it no longer has) asks for it
-// again as WhatsApp's apps do, once per message, with a retry receipt
-// carrying its current keys; a duplicate copy it ignores.
-func (s *Server) decryptCopy(ct *Contact, cp botCopy) (*waE2E.Message, bool) {
+// again as WhatsApp's apps do, once per message: retry is set for the
+// caller to do so (askAgain). A duplicate copy it ignores.
+func (s *Server) decryptCopy(ct *Contact, cp botCopy) (msg *waE2E.Message, ok, retry bool) {
 	msg, err := ct.receive(s.ctx, cp.sender, cp.id, cp.to, cp.enc)
 	switch {
 	case errors.Is(err, errDuplicateCopy):
 		s.emit(Event{Kind: EventDuplicateIgnored, ConnID: cp.connID, JID: ct.JID().String(), Detail: cp.id})
-		return nil, false
+		return nil, false, false
 	case err != nil:
 		s.log.Warn("contact could not decrypt message", "contact", ct.number, "id", cp.id, "err", err)
 		s.emit(Event{Kind: EventDecryptFailed, ConnID: cp.connID, JID: ct.JID().String(), Detail: cp.id + ": " + err.Error()})
-		if ct != s.phone && ct.firstRetry(cp.id) {
-			if err := ct.sendRetry(s.ctx, cp.sender, cp.id, false); err != nil {
-				s.log.Warn("contact could not ask for a message again", "contact", ct.number, "id", cp.id, "err", err)
-			}
-		}
-		return nil, false
+		return nil, false, ct != s.phone && ct.firstRetry(cp.id)
 	}
-	return msg, true
+	return msg, true, false
+}
+
+// askAgain sends the retry receipt of a copy the contact could not
+// decrypt, with its current keys, to the bot device that sent it.
+func (s *Server) askAgain(ct *Contact, cp botCopy) {
+	if err := ct.sendRetry(s.ctx, cp.sender, cp.id, false); err != nil {
+		s.log.Warn("contact could not ask for a message again", "contact", ct.number, "id", cp.id, "err", err)
+	}
 }
 
 // delivered sends the delivery receipts of copies a contact decrypted, one

@@ -56,7 +56,7 @@ const (
 	// receipts and notifications are not sent on them. What waits for the
 	// device's ack waits and is delivered on the next connection: messages
 	// from contacts, contacts' receipts for the bot's messages, the
-	// reach-out notification. Pushes WhatsApp does not keep are lost: the
+	// reach-out and identity change notifications. Pushes WhatsApp does not keep are lost: the
 	// phone's own read receipts (PhoneReads), the prekey count, presence.
 	// New connections are healthy.
 	FaultDeaf FaultKind = "deaf"

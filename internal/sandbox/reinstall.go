@@ -21,8 +21,8 @@ package sandbox
 //     session (a pkmsg naming a one-time prekey of the old install while
 //     the contact never answered), which the new install cannot read; the
 //     contact answers it, as WhatsApp's apps do, with a retry receipt
-//     carrying its new keys (decryptCopy), and the bot's resend under the
-//     same ID, in a session with the new identity, is delivered.
+//     carrying its new keys (decryptCopy, askAgain), and the bot's resend
+//     under the same ID, in a session with the new identity, is delivered.
 //
 // The contact's inbox and the record of what it sent stay: they are the
 // test's view of what happened, not the reinstalled phone's history.
