@@ -41,6 +41,10 @@ type InboxMessage struct {
 	Type string `json:"type"`
 	// To is the chat of a copy the bot sent to its own phone (DeviceSentMessage); empty for contacts.
 	To string `json:"to,omitempty"`
+	// Read is when the contact read it (Contact.Read, ContactSettings.ReadAfter); zero while unread.
+	Read time.Time `json:"read,omitzero"`
+	// addr is the address the bot wrote to (PN or LID): the contact's receipts come from it.
+	addr types.JID
 }
 
 // Receipt is a receipt the bot sent for a message of a contact.
@@ -65,16 +69,30 @@ type Contact struct {
 	lid    string // LID user part; empty while addressed by phone number (Options.PhoneNumberContacts)
 	dev    *store.Device
 
-	// cryptoMu serialises Signal operations, which are not safe concurrently.
+	// deliverMu orders the hand-over of the bot's messages to the contact
+	// (contactsettings.go): what the server kept while the contact was
+	// offline is decrypted before anything that comes after. It is taken
+	// before cryptoMu and mu.
+	deliverMu sync.Mutex
+	// cryptoMu serialises Signal operations, which are not safe
+	// concurrently; it guards dev, which Reinstall replaces.
 	cryptoMu sync.Mutex
 	copies   decryptedCopies // guarded by cryptoMu
 	mu       sync.Mutex
 	inbox    []InboxMessage
 	receipts []Receipt
 	sent     []SentMessage
+	settings ContactSettings // guarded by mu
+	// kept are the bot's messages the server keeps while the contact is offline, oldest first.
+	kept []botCopy // guarded by mu
+	// heldReads are the read receipts of an offline contact, sent when it is back.
+	heldReads []waBinary.Node // guarded by mu
+	// retried are the bot's messages the contact could not decrypt and asked for again.
+	retried map[string]bool // guarded by mu
 }
 
-// pendingMsg is a message for a bot device that it has not yet acknowledged with a receipt.
+// pendingMsg is what a bot device has not acknowledged yet: a message (settled
+// by the device's receipt), a notification or a receipt (settled by its ack).
 type pendingMsg struct {
 	id   string
 	node waBinary.Node
@@ -190,7 +208,7 @@ func (s *Server) addContact(ctx context.Context, number string, persist bool, ad
 	if ct, ok := s.contacts[number]; ok {
 		return ct, nil
 	}
-	ct := &Contact{s: s, number: number, dev: dev}
+	ct := &Contact{s: s, number: number, dev: dev, settings: s.defaultContactSettings()}
 	if addressing == "" && !s.opts.PhoneNumberContacts || addressing == addressingLID {
 		s.giveLIDLocked(ct)
 	}
@@ -410,9 +428,10 @@ func (s *Server) deliver(devID uint16, m pendingMsg) {
 	s.pending[devID] = append(s.pending[devID], m)
 	targets := s.liveConnsLocked(devID)
 	s.mu.Unlock()
+	kind, detail := pushedEvent(m)
 	for _, c := range targets {
 		if err := c.send(m.node); err == nil {
-			s.emit(Event{Kind: EventDelivered, ConnID: c.id, JID: c.jidString(), Detail: m.id})
+			s.emit(Event{Kind: kind, ConnID: c.id, JID: c.jidString(), Detail: detail})
 		}
 	}
 }
@@ -427,7 +446,8 @@ func (s *Server) liveConnsLocked(devID uint16) []*conn {
 	return out
 }
 
-// flushPending resends every message the device has not acknowledged yet, oldest first.
+// flushPending resends everything the device has not acknowledged yet
+// (messages, notifications, receipts), oldest first.
 func (s *Server) flushPending(c *conn, devID uint16) {
 	s.mu.Lock()
 	msgs := append([]pendingMsg(nil), s.pending[devID]...)
@@ -436,7 +456,8 @@ func (s *Server) flushPending(c *conn, devID uint16) {
 		if err := c.send(m.node); err != nil {
 			return
 		}
-		s.emit(Event{Kind: EventDelivered, ConnID: c.id, JID: c.jidString(), Detail: m.id})
+		kind, detail := pushedEvent(m)
+		s.emit(Event{Kind: kind, ConnID: c.id, JID: c.jidString(), Detail: detail})
 	}
 }
 
@@ -470,11 +491,11 @@ func (s *Server) handleBotMessage(c *conn, n *waBinary.Node) {
 		s.refuseReachout(c, id, to)
 		return
 	}
-	type receiptTo struct {
-		ct  *Contact
-		jid types.JID
+	type handed struct {
+		ct *Contact
+		cp botCopy
 	}
-	var delivered []receiptTo
+	var delivered, again []handed
 	var phoneRequests []*waE2E.PeerDataOperationRequestMessage
 	for _, t := range targets {
 		isAccount, ct := s.resolve(t.jid)
@@ -489,22 +510,22 @@ func (s *Server) handleBotMessage(c *conn, n *waBinary.Node) {
 			s.emit(Event{Kind: EventUndeliverable, ConnID: c.id, JID: t.jid.String(), Detail: id + ": " + why})
 			continue
 		}
-		msg, err := ct.receive(s.ctx, from, id, t.enc)
-		if errors.Is(err, errDuplicateCopy) {
-			s.emit(Event{Kind: EventDuplicateIgnored, ConnID: c.id, JID: ct.JID().String(), Detail: id})
+		// The receipts come from the address the bot wrote to (PN or LID).
+		cp := botCopy{id: id, sender: from, to: t.jid.ToNonAD(), enc: t.enc, connID: c.id}
+		if ct == s.phone {
+			if msg, ok, _ := s.decryptCopy(ct, cp); ok {
+				if req := placeholderRequest(msg); req != nil {
+					phoneRequests = append(phoneRequests, req)
+				}
+			}
 			continue
 		}
-		if err != nil {
-			s.log.Warn("contact could not decrypt message", "contact", ct.number, "id", id, "err", err)
-			s.emit(Event{Kind: EventDecryptFailed, ConnID: c.id, JID: ct.JID().String(), Detail: id + ": " + err.Error()})
-			continue
+		ok, retry := s.handOver(ct, cp)
+		if ok {
+			delivered = append(delivered, handed{ct, cp})
 		}
-		if req := placeholderRequest(msg); ct == s.phone && req != nil {
-			phoneRequests = append(phoneRequests, req)
-		}
-		if ct != s.phone {
-			// The receipt comes from the address the bot wrote to (PN or LID).
-			delivered = append(delivered, receiptTo{ct, t.jid.ToNonAD()})
+		if retry {
+			again = append(again, handed{ct, cp})
 		}
 	}
 	ack := waBinary.Node{Tag: "ack", Attrs: waBinary.Attrs{
@@ -515,11 +536,15 @@ func (s *Server) handleBotMessage(c *conn, n *waBinary.Node) {
 	}
 	if !s.holdAck(c, ack) {
 		c.sendLogged(ack)
-		for _, d := range delivered {
-			c.sendLogged(waBinary.Node{Tag: "receipt", Attrs: waBinary.Attrs{
-				"id": id, "from": d.jid, "t": strconv.FormatInt(time.Now().Unix(), 10),
-			}})
-		}
+	}
+	// The recipient's receipts, and its requests for a copy it could not
+	// decrypt, come after the server's ack but do not wait for it: a
+	// withheld ack holds back nothing else (receipts.go).
+	for _, d := range delivered {
+		s.delivered(d.ct, []botCopy{d.cp})
+	}
+	for _, a := range again {
+		s.askAgain(a.ct, a.cp)
 	}
 	// The phone answers a request it got, as a message of its own, after the
 	// server's ack if there is one: a server that withholds its ack has
@@ -529,8 +554,12 @@ func (s *Server) handleBotMessage(c *conn, n *waBinary.Node) {
 	}
 }
 
-// receive decrypts one enc node from a bot device, records it in the inbox and returns it.
-func (ct *Contact) receive(ctx context.Context, sender types.JID, id string, enc waBinary.Node) (*waE2E.Message, error) {
+// errNoSession is a Signal message from a device the contact has no session with.
+var errNoSession = errors.New("no session with the sender")
+
+// receive decrypts one enc node from a bot device, written to the
+// contact's address to, records it in the inbox and returns it.
+func (ct *Contact) receive(ctx context.Context, sender types.JID, id string, to types.JID, enc waBinary.Node) (*waE2E.Message, error) {
 	ciphertext := nodeBytes(enc)
 	encType, _ := enc.Attrs["type"].(string)
 	addr := sender.SignalAddress()
@@ -554,6 +583,9 @@ func (ct *Contact) receive(ctx context.Context, sender types.JID, id string, enc
 			}
 		}
 	case "msg":
+		if has, herr := ct.dev.ContainsSession(ctx, addr); herr == nil && !has {
+			return nil, fmt.Errorf("decrypt msg: %w", errNoSession)
+		}
 		var msg *protocol.SignalMessage
 		msg, err = protocol.NewSignalMessageFromBytes(ciphertext, store.SignalProtobufSerializer.SignalMessage)
 		if err != nil {
@@ -578,10 +610,10 @@ func (ct *Contact) receive(ctx context.Context, sender types.JID, id string, enc
 	if err := proto.Unmarshal(plain, &m); err != nil {
 		return nil, fmt.Errorf("unmarshal message: %w", err)
 	}
-	var to string
+	var dest string
 	inner := &m
 	if dsm := m.GetDeviceSentMessage(); dsm != nil {
-		to = dsm.GetDestinationJID()
+		dest = dsm.GetDestinationJID()
 		inner = dsm.GetMessage()
 	}
 	text := inner.GetConversation()
@@ -589,7 +621,7 @@ func (ct *Contact) receive(ctx context.Context, sender types.JID, id string, enc
 		text = inner.GetExtendedTextMessage().GetText()
 	}
 	ct.mu.Lock()
-	ct.inbox = append(ct.inbox, InboxMessage{ID: id, Text: text, Time: time.Now(), From: sender.String(), Type: encType, To: to})
+	ct.inbox = append(ct.inbox, InboxMessage{ID: id, Text: text, Time: time.Now(), From: sender.String(), Type: encType, To: dest, addr: to})
 	ct.mu.Unlock()
 	ct.s.notify()
 	return &m, nil
@@ -636,7 +668,7 @@ func (s *Server) handleReceipt(c *conn, n *waBinary.Node) {
 		}
 		kept := s.pending[from.Device][:0]
 		for _, m := range s.pending[from.Device] {
-			if !settled[m.id] {
+			if m.node.Tag != "message" || !settled[m.id] {
 				kept = append(kept, m)
 			}
 		}
@@ -663,17 +695,26 @@ func (ct *Contact) RequestRetry(ctx context.Context, id string) error {
 	if sender.IsEmpty() {
 		return fmt.Errorf("request retry: contact %s never received message %s", ct.number, id)
 	}
+	return ct.sendRetry(ctx, sender, id, true)
+}
+
+// sendRetry sends the bot device sender a retry receipt for message id with
+// a fresh prekey bundle, forgetting the session with it first if forget.
+func (ct *Contact) sendRetry(ctx context.Context, sender types.JID, id string, forget bool) error {
 	ct.cryptoMu.Lock()
-	err := ct.dev.Sessions.DeleteSession(ctx, sender.SignalAddress().String())
+	dev := ct.dev
+	var err error
+	if forget {
+		err = dev.Sessions.DeleteSession(ctx, sender.SignalAddress().String())
+	}
 	var otk *keys.PreKey
 	if err == nil {
-		otk, err = ct.dev.PreKeys.GenOnePreKey(ctx)
+		otk, err = dev.PreKeys.GenOnePreKey(ctx)
 	}
 	ct.cryptoMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("request retry: %w", err)
 	}
-	dev := ct.dev
 	skey := preKeyRec{ID: dev.SignedPreKey.KeyID, Pub: dev.SignedPreKey.Pub[:], Sig: dev.SignedPreKey.Signature[:]}
 	bundle := bundleNodes(dev.RegistrationID, dev.IdentityKey.Pub[:], skey, &preKeyRec{ID: otk.KeyID, Pub: otk.Pub[:]})
 	now := strconv.FormatInt(time.Now().Unix(), 10)

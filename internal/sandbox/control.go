@@ -73,6 +73,24 @@ func (s *Server) contactAction(act func(context.Context, *Contact, idText) (stri
 	}
 }
 
+// withContact serves a request about the contact in the path, 400 for an unknown one.
+func (s *Server) withContact(h func(http.ResponseWriter, *http.Request, *Contact)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ct := s.Contact(r.PathValue("number"))
+		if ct == nil {
+			writeError(w, http.StatusBadRequest, "unknown contact")
+			return
+		}
+		h(w, r, ct)
+	}
+}
+
+// reinstallResult is the contact after Reinstall and the kept messages it will never get.
+type reinstallResult struct {
+	contactInfo
+	Dropped []string `json:"dropped"`
+}
+
 type faultRequest struct {
 	Kind           string `json:"kind"`
 	Duration       string `json:"duration,omitempty"`
@@ -110,6 +128,10 @@ func infoOf(ct *Contact) contactInfo {
 //	GET    /control/contacts/{number}/receipts []Receipt
 //	POST   /control/contacts/{number}/send     {"text":"..."} -> {"id":"..."}
 //	POST   /control/contacts/{number}/retry    {"id":"..."}: lose the session, ask the bot to resend
+//	GET    /control/contacts/{number}/settings {"online":true,"read_receipts":true,"read_after_ms":-1} (ContactSettings; -1: reads only when told)
+//	PUT    /control/contacts/{number}/settings the same, fields left out unchanged -> the new settings
+//	POST   /control/contacts/{number}/read     {"ids":["..."]} (none, or no body: all unread) -> {"ids": those read now}; 409 for an ID not received
+//	POST   /control/contacts/{number}/reinstall new Signal identity, kept messages dropped -> {"number","jid","lid","dropped":[IDs]}
 //	GET    /control/faults                    []ActiveFault
 //	POST   /control/faults                    {"kind":"ban","duration":"10s","immediate_close":false}
 //	DELETE /control/faults                    clears every lasting fault
@@ -117,8 +139,9 @@ func infoOf(ct *Contact) contactInfo {
 //	POST   /control/version                   {"minimum":"...","current":"..."} (either) -> the new versions
 //
 // Errors are JSON {"error":"..."}: 400 for bad input or unknown contacts, 409 when a
-// contact cannot send (no linked device) or ask for a retry (no such message
-// received, bot device offline), 413 for bodies over 64 KiB.
+// contact cannot send (no linked device), ask for a retry (no such message
+// received, bot device offline) or read a message it has not received
+// (kept for it while offline, or never sent), 413 for bodies over 64 KiB.
 func (s *Server) ControlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /control/trust", func(w http.ResponseWriter, r *http.Request) {
@@ -258,6 +281,42 @@ func (s *Server) ControlHandler() http.Handler {
 			return "", errBadRequest("id is required")
 		}
 		return req.ID, ct.RequestRetry(ctx, req.ID)
+	}))
+	mux.HandleFunc("GET /control/contacts/{number}/settings", s.withContact(func(w http.ResponseWriter, r *http.Request, ct *Contact) {
+		writeJSON(w, http.StatusOK, settingsJSON(ct.Settings()))
+	}))
+	mux.HandleFunc("PUT /control/contacts/{number}/settings", s.withContact(func(w http.ResponseWriter, r *http.Request, ct *Contact) {
+		var req contactSettingsJSON
+		if !readJSON(w, r, &req) {
+			return
+		}
+		st, err := req.apply(ct.Settings())
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, settingsJSON(ct.SetSettings(st)))
+	}))
+	mux.HandleFunc("POST /control/contacts/{number}/read", s.withContact(func(w http.ResponseWriter, r *http.Request, ct *Contact) {
+		var req readRequest
+		// No body reads everything unread, as {} does.
+		if r.ContentLength != 0 && !readJSON(w, r, &req) {
+			return
+		}
+		ids, err := ct.Read(req.IDs...)
+		if err != nil {
+			writeError(w, http.StatusConflict, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, readResult{IDs: ids})
+	}))
+	mux.HandleFunc("POST /control/contacts/{number}/reinstall", s.withContact(func(w http.ResponseWriter, r *http.Request, ct *Contact) {
+		dropped, err := ct.Reinstall(r.Context())
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, reinstallResult{contactInfo: infoOf(ct), Dropped: nonNil(dropped)})
 	}))
 	mux.HandleFunc("GET /control/faults", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, nonNil(s.ActiveFaults()))

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 )
 
@@ -62,6 +63,12 @@ func TestControlAPIRejectsBadRequests(t *testing.T) {
 		{"too large", "POST", "/control/contacts", `{"number":"` + strings.Repeat("1", maxControlBody) + `"}`, 413},
 		{"unknown endpoint", "GET", "/control/nope", ``, 404},
 		{"events since not a number", "GET", "/control/events?since=x", ``, 400},
+		{"settings of unknown contact", "GET", "/control/contacts/4915999999999/settings", ``, 400},
+		{"settings unknown field", "PUT", "/control/contacts/4915100000001/settings", `{"away":true}`, 400},
+		{"settings bad delay", "PUT", "/control/contacts/4915100000001/settings", `{"read_after_ms":-5}`, 400},
+		{"read bad json", "POST", "/control/contacts/4915100000001/read", `{"ids":"x"}`, 400},
+		{"read message not received", "POST", "/control/contacts/4915100000001/read", `{"ids":["3EB0NOPE"]}`, 409},
+		{"reinstall unknown contact", "POST", "/control/contacts/4915999999999/reinstall", ``, 400},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -237,4 +244,48 @@ func TestControlEventsSince(t *testing.T) {
 	if len(after) != 1 || after[0].Seq != all[len(all)-1].Seq {
 		t.Errorf("events since %d = %+v; want only the last one", last, after)
 	}
+}
+
+// The contact's phone through the control API: its settings, reading on
+// demand and reinstalling.
+func TestControlAPIContactPhone(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, Options{})
+	b := pairQR(t, s)
+	ctx := testCtx(t, 30*time.Second)
+	ct, err := s.AddContact("4915100000004")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := s.ControlURL() + "/control/contacts/4915100000004"
+	if status, _, raw := doJSON(t, "GET", base+"/settings", ""); status != 200 || string(bytes.TrimSpace(raw)) != `{"online":true,"read_receipts":true,"read_after_ms":-1}` {
+		t.Fatalf("default settings: %d %s", status, raw)
+	}
+	// A field left out keeps its value.
+	status, _, raw := doJSON(t, "PUT", base+"/settings", `{"online":false,"read_after_ms":250}`)
+	if status != 200 || string(bytes.TrimSpace(raw)) != `{"online":false,"read_receipts":true,"read_after_ms":250}` {
+		t.Fatalf("put settings: %d %s", status, raw)
+	}
+	if st := ct.Settings(); st.Online || !st.ReadReceipts || st.ReadAfter != 250*time.Millisecond {
+		t.Fatalf("settings after the put: %+v", st)
+	}
+	if status, _, raw := doJSON(t, "PUT", base+"/settings", `{"online":true,"read_after_ms":-1}`); status != 200 {
+		t.Fatalf("put settings: %d %s", status, raw)
+	}
+
+	mark := b.rec.mark()
+	id := send(t, ctx, b, ct.JID(), "read over http")
+	receiptFor(t, ctx, b, mark, "", id)
+	status, _, raw = doJSON(t, "POST", base+"/read", "")
+	var read readResult
+	if err := json.Unmarshal(raw, &read); status != 200 || err != nil || len(read.IDs) != 1 || read.IDs[0] != id {
+		t.Fatalf("read: %d %s", status, raw)
+	}
+	receiptFor(t, ctx, b, mark, types.ReceiptTypeRead, id)
+
+	status, obj, raw := doJSON(t, "POST", base+"/reinstall", "")
+	if status != 200 || obj["lid"] != ct.LID().String() || fmt.Sprint(obj["dropped"]) != "[]" {
+		t.Fatalf("reinstall: %d %s", status, raw)
+	}
+	waitEvent[*events.IdentityChange](t, ctx, b.rec, mark)
 }

@@ -35,5 +35,18 @@
 // at https://web.whatsapp.com/ names the current version, where whatsmeow's
 // GetLatestVersion looks (SetClientVersions, /control/version).
 //
+// Contacts answer the bot's messages as phones do (receipts.go,
+// contactsettings.go, reinstall.go): a delivery receipt once decrypted, a
+// read receipt when they read (Contact.Read, or by themselves after
+// ContactSettings.ReadAfter or Options.ReadAfter; none with read receipts
+// off), several read at once in one receipt. The server keeps every
+// receipt for each companion device of the account until that device acks
+// it, so an offline device gets it at login and an unacked one gets it
+// again on its next connection. A contact can be offline (its messages are
+// acked, kept and delivered in order when it is back) and can reinstall
+// WhatsApp (a new identity; what was kept for the old install is dropped;
+// the devices get the identity change notification). The control API has
+// the same: /control/contacts/{number}/settings, /read and /reinstall.
+//
 // Tests synchronise with WaitFor/WaitEvent on the event history instead of sleeping.
 package sandbox

@@ -56,6 +56,16 @@ const (
 	EventPhoneRead          EventKind = "phone_read"           // the phone read a contact's chat (JID: contact; Detail: message ID)
 	EventReachoutRefused    EventKind = "reachout_refused"     // a message to a new contact refused with 463 (JID: recipient; Detail: ID)
 	EventReachoutNotified   EventKind = "reachout_notified"    // the devices were told of the reach-out lock (Detail: its state)
+	// A contact's receipt for the bot's message written to a bot connection
+	// (JID: the bot device; Detail: the IDs, comma-separated, then the type,
+	// none for delivery: "3EB0A" or "3EB0A,3EB0B read"). Once per connection it goes out on.
+	EventReceiptToBot EventKind = "receipt_to_bot"
+	// The bot device acked a contact's receipt, which the server then forgets (JID, Detail as receipt_to_bot).
+	EventReceiptAcked       EventKind = "receipt_acked"
+	EventContactRead        EventKind = "contact_read"        // a contact read the bot's messages (JID: contact; Detail: the IDs, comma-separated), receipt or not
+	EventContactOnline      EventKind = "contact_online"      // a contact's phone went online or offline (Detail: which)
+	EventKeptForContact     EventKind = "kept_for_contact"    // the bot's message is acked and kept for an offline contact (JID: contact; Detail: ID)
+	EventContactReinstalled EventKind = "contact_reinstalled" // a contact has a new Signal identity (Detail: the IDs of the kept messages it will never get)
 )
 
 // Event is one entry of the sandbox's observable history.

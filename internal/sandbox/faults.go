@@ -37,7 +37,9 @@ const (
 	FaultRefuse FaultKind = "refuse"
 	// FaultBlackholePings leaves keep-alive pings unanswered for Duration.
 	FaultBlackholePings FaultKind = "blackhole_pings"
-	// FaultWithholdAcks holds message acks for Duration, then sends them; until cleared without one.
+	// FaultWithholdAcks holds message acks for Duration, then sends them;
+	// until cleared without one. The recipients' receipts are not held: they
+	// come from the recipient, not from the server's ack (receipts.go).
 	FaultWithholdAcks FaultKind = "withhold_acks"
 	// FaultDown closes everything and refuses TLS connections for Duration.
 	FaultDown FaultKind = "down"
@@ -51,9 +53,12 @@ const (
 	FaultStuckSends FaultKind = "stuck_sends"
 	// FaultDeaf makes the connections open now push nothing to the bot:
 	// pings, queries and acks of its messages are answered, but messages,
-	// receipts and notifications are not sent on them. Messages from
-	// contacts wait and are delivered on the next connection; receipts and
-	// notifications pushed meanwhile are lost. New connections are healthy.
+	// receipts and notifications are not sent on them. What waits for the
+	// device's ack waits and is delivered on the next connection: messages
+	// from contacts, contacts' receipts for the bot's messages, the
+	// reach-out and identity change notifications. Pushes WhatsApp does not keep are lost: the
+	// phone's own read receipts (PhoneReads), the prekey count, presence.
+	// New connections are healthy.
 	FaultDeaf FaultKind = "deaf"
 	// FaultUndecryptable makes the next message a contact sends reach the bot's
 	// devices undecryptable, and the contact ignore the bot's retry receipt

@@ -28,11 +28,14 @@ func (s *Server) handleNode(c *conn, n *waBinary.Node) {
 		s.handleReceipt(c, n)
 	case "ack":
 		// Client acks need no answer; they are recorded so tests can wait for a quiet
-		// client, and a notification's ack settles it (no redelivery at the next login).
+		// client, and a notification's or a receipt's ack settles it (no
+		// redelivery at the next login).
 		id, _ := n.Attrs["id"].(string)
 		class, _ := n.Attrs["class"].(string)
 		if jid, ok := c.account(); ok && class == "notification" {
 			s.settleNotification(jid.Device, id)
+		} else if ok && class == "receipt" {
+			s.settleReceipt(c, jid.Device, n)
 		}
 		s.emit(Event{Kind: EventClientAck, ConnID: c.id, JID: c.jidString(), Detail: strings.TrimSpace(class + " " + id)})
 	case "presence", "chatstate":
@@ -258,7 +261,7 @@ func (s *Server) bundleFor(ctx context.Context, jid types.JID) ([]waBinary.Node,
 	switch {
 	case isAccount:
 	case contact != nil && jid.Device == 0:
-		dev = contact.dev
+		dev = contact.signalDevice()
 	default:
 		return nil, fmt.Errorf("no such user %s", jid)
 	}

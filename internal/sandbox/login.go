@@ -40,7 +40,8 @@ func (s *Server) deliverOffline(c *conn, devID uint16) {
 	since := s.LastSeq()
 	s.flushPending(c, devID)
 	s.shareAppStateKey(c, devID)
-	n := s.countConnEvents(EventDelivered, c.id, since)
+	// The count is of every stanza that waited: messages, notifications and receipts.
+	n := s.countConnEvents(EventDelivered, c.id, since) + s.countConnEvents(EventReceiptToBot, c.id, since)
 	c.sendLogged(waBinary.Node{Tag: "ib", Attrs: waBinary.Attrs{"from": types.ServerJID}, Content: []waBinary.Node{{
 		Tag: "offline", Attrs: waBinary.Attrs{"count": strconv.Itoa(n)},
 	}}})

@@ -63,6 +63,11 @@ type Options struct {
 	// leaves at once, where on a real network it would take half of it.
 	// Zero (the default): answered at once, as over loopback.
 	Latency time.Duration
+	// ReadAfter is how long after delivery a new contact reads the bot's
+	// messages by itself, sending its read receipt (ContactSettings.ReadAfter
+	// changes it per contact). Zero (the default): contacts read only when
+	// told (Contact.Read, POST /control/contacts/{number}/read).
+	ReadAfter time.Duration
 }
 
 // ConnInfo describes one open client connection.

@@ -132,7 +132,7 @@ func (s *Server) load(dir string) error {
 	if err != nil {
 		return fmt.Errorf("load phone: %w", err)
 	}
-	s.phone = &Contact{s: s, number: s.opts.PhoneNumber, dev: phoneDev}
+	s.phone = &Contact{s: s, number: s.opts.PhoneNumber, dev: phoneDev, settings: s.defaultContactSettings()}
 	for _, number := range st.Contacts {
 		if _, err := s.addContact(s.ctx, number, false, st.Addressing[number]); err != nil {
 			return fmt.Errorf("load contact %s: %w", number, err)
