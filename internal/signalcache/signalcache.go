@@ -287,10 +287,34 @@ func (s *sessions) DeleteSession(ctx context.Context, addr string) error {
 	}, nil)
 }
 
-func (s *sessions) DeleteAllSessions(ctx context.Context, phone string) error {
-	return s.c.update(func() { s.c.dropDevices(phone) }, func() error {
-		return s.SessionStore.DeleteAllSessions(ctx, phone)
+// DeleteAllSessions deletes the sessions of every device of user, under
+// its LID addresses too (usersOf).
+func (s *sessions) DeleteAllSessions(ctx context.Context, user string) error {
+	users := usersOf(user)
+	return s.c.update(func() { s.c.dropDevices(users...) }, func() error {
+		for _, u := range users {
+			if err := s.SessionStore.DeleteAllSessions(ctx, u); err != nil {
+				return err
+			}
+		}
+		return nil
 	}, nil)
+}
+
+// usersOf is the Signal address users whatsmeow's DeleteAll* calls mean.
+// whatsmeow passes a JID's user ("9911"), and its SQL store deletes the
+// addresses "9911:<device>"; but a LID's Signal addresses carry the LID
+// agent, "9911_1:<device>" (types.JID.SignalAddressUser), so an identity
+// change notified from a LID, as WhatsApp sends them, deleted nothing, and
+// the next message went out in the old session to an install that no
+// longer has it (the sandbox's reinstall showed it: the recipient could not
+// decrypt it and asked for it again). Deleting both forms is what the call
+// means; a phone number has no "_1" addresses, so it costs one empty delete.
+func usersOf(user string) []string {
+	if strings.Contains(user, "_") {
+		return []string{user}
+	}
+	return []string{user, user + "_1"}
 }
 
 // MigratePNToLID moves a contact's sessions, identities and sender keys from
@@ -347,9 +371,17 @@ func (s *identities) DeleteIdentity(ctx context.Context, addr string) error {
 	}, nil)
 }
 
-func (s *identities) DeleteAllIdentities(ctx context.Context, phone string) error {
-	return s.c.update(func() { s.c.dropDevices(phone) }, func() error {
-		return s.IdentityStore.DeleteAllIdentities(ctx, phone)
+// DeleteAllIdentities forgets the identity keys of every device of user,
+// under its LID addresses too (usersOf).
+func (s *identities) DeleteAllIdentities(ctx context.Context, user string) error {
+	users := usersOf(user)
+	return s.c.update(func() { s.c.dropDevices(users...) }, func() error {
+		for _, u := range users {
+			if err := s.IdentityStore.DeleteAllIdentities(ctx, u); err != nil {
+				return err
+			}
+		}
+		return nil
 	}, nil)
 }
 

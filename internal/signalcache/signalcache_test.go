@@ -114,6 +114,19 @@ func (f *fakeDB) PutIdentity(_ context.Context, addr string, key [32]byte) error
 	return nil
 }
 
+// DeleteAllIdentities deletes as whatsmeow's SQL store does: "user:%".
+func (f *fakeDB) DeleteAllIdentities(_ context.Context, user string) error {
+	if err := f.write(); err != nil {
+		return err
+	}
+	for a := range f.identities {
+		if strings.HasPrefix(a, user+":") {
+			delete(f.identities, a)
+		}
+	}
+	return nil
+}
+
 func (f *fakeDB) GetPrivacyToken(_ context.Context, user types.JID) (*store.PrivacyToken, error) {
 	f.reads++
 	if t, ok := f.tokens[user.ToNonAD()]; ok {
@@ -276,6 +289,30 @@ func TestIdentities(t *testing.T) {
 	}
 }
 
+// An identity change notified from a LID (whatsmeow passes the LID's user)
+// forgets the identities of the LID's addresses, in the database and in
+// memory: the new install's key is then trusted, not refused.
+func TestIdentityChangeOfALID(t *testing.T) {
+	ctx := context.Background()
+	db := newFakeDB()
+	dev := newDevice(db)
+	old, reinstalled := [32]byte{1}, [32]byte{2}
+	for _, addr := range []string{"9911_1:0", "alice:0"} {
+		if err := dev.Identities.PutIdentity(ctx, addr, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dev.Identities.DeleteAllIdentities(ctx, "9911"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := dev.Identities.IsTrustedIdentity(ctx, "9911_1:0", reinstalled); err != nil || !ok {
+		t.Errorf("the new install's key: trusted %v, %v; want trusted (the old one forgotten)", ok, err)
+	}
+	if _, kept := db.identities["alice:0"]; !kept || len(db.identities) != 1 {
+		t.Errorf("identities left %v; want alice's only", db.identities)
+	}
+}
+
 // TestCacheFollowsTheDatabase changes the database through the cache in
 // every way whatsmeow does and checks that the next read sees the change.
 func TestCacheFollowsTheDatabase(t *testing.T) {
@@ -313,6 +350,15 @@ func TestCacheFollowsTheDatabase(t *testing.T) {
 				return dev.Sessions.DeleteAllSessions(ctx, "alice")
 			},
 			want: map[string]string{"alice:0": "", "alice:1": "", "bob:0": "b0"},
+		},
+		{
+			// whatsmeow's identity-change handler passes the LID's user;
+			// its addresses are "9911_1:<device>".
+			name: "delete all of a LID's sessions",
+			change: func(ctx context.Context, dev *store.Device, db *fakeDB) error {
+				return dev.Sessions.DeleteAllSessions(ctx, "9911")
+			},
+			want: map[string]string{"9911_1:0": "", "alice:0": "s0"},
 		},
 		{
 			name: "move to LID",
@@ -380,6 +426,7 @@ func TestCacheFollowsTheDatabase(t *testing.T) {
 			ctx := context.Background()
 			db := newFakeDB()
 			db.sessions["alice:0"], db.sessions["alice:1"], db.sessions["bob:0"] = []byte("s0"), []byte("s1"), []byte("b0")
+			db.sessions["9911_1:0"] = []byte("l0")
 			dev := newDevice(db)
 			for _, addr := range []string{"alice:0", "alice:1", "bob:0", "9911_1:0"} {
 				session(t, dev, addr) // all cached
