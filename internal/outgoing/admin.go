@@ -28,7 +28,7 @@ func (q *Queue) Get(ctx context.Context, id int64) (Message, error) {
 	return one[0], nil
 }
 
-// columns is how s is stored: the state column's value ('' for any) and
+// columns is how s is stored: the state column's value (” for any) and
 // receipt_state's ('*' for any). Sent is a sent message no receipt has
 // moved on yet.
 func (s State) columns() (stored, step string) {

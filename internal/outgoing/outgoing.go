@@ -115,8 +115,8 @@ type Message struct {
 	DeliveredAt   time.Time `json:"delivered_at,omitzero"`
 	ReadAt        time.Time `json:"read_at,omitzero"`
 	PlayedAt      time.Time `json:"played_at,omitzero"`
-	LeaseOwner     string    `json:"lease_owner,omitempty"`
-	LeaseUntil     time.Time `json:"lease_until,omitzero"`
+	LeaseOwner    string    `json:"lease_owner,omitempty"`
+	LeaseUntil    time.Time `json:"lease_until,omitzero"`
 }
 
 // Options configures a Queue; zero fields take the documented defaults.
@@ -176,18 +176,18 @@ type Options struct {
 
 // Defaults for Options.
 const (
-	DefaultSession       = "default"
-	DefaultMaxAttempts   = 10
-	DefaultTTL           = 24 * time.Hour
-	DefaultMaxPending    = 10000
-	DefaultLease         = 60 * time.Second
-	DefaultRetention     = 7 * 24 * time.Hour
-	DefaultWorkers       = 16
-	DefaultPollInterval  = time.Second
-	DefaultShutdownGrace = 10 * time.Second
+	DefaultSession         = "default"
+	DefaultMaxAttempts     = 10
+	DefaultTTL             = 24 * time.Hour
+	DefaultMaxPending      = 10000
+	DefaultLease           = 60 * time.Second
+	DefaultRetention       = 7 * 24 * time.Hour
+	DefaultWorkers         = 16
+	DefaultPollInterval    = time.Second
+	DefaultShutdownGrace   = 10 * time.Second
 	DefaultDeliveryTimeout = 10 * time.Minute
-	DefaultBackoffBase   = 2 * time.Second
-	DefaultBackoffMax    = 5 * time.Minute
+	DefaultBackoffBase     = 2 * time.Second
+	DefaultBackoffMax      = 5 * time.Minute
 )
 
 func (o Options) withDefaults() Options {

@@ -18,14 +18,14 @@ type OutgoingStatus struct {
 	ID int64 `json:"id"`
 	// OutboxID is ID under the name events carried before (issue 16),
 	// kept for receivers that read it.
-	OutboxID       int64     `json:"outbox_id"`
-	To             string    `json:"to"`
-	ToLID          string    `json:"to_lid,omitempty"` // the LID of a phone-number chat, when known
-	WAID           string    `json:"wa_id"`
-	State          string    `json:"state"`
-	Attempts       int       `json:"attempts"`
-	Error          string    `json:"error,omitempty"`
-	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+	OutboxID       int64  `json:"outbox_id"`
+	To             string `json:"to"`
+	ToLID          string `json:"to_lid,omitempty"` // the LID of a phone-number chat, when known
+	WAID           string `json:"wa_id"`
+	State          string `json:"state"`
+	Attempts       int    `json:"attempts"`
+	Error          string `json:"error,omitempty"`
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
 	// Time is when the message reached State.
 	Time time.Time `json:"time"`
 	// The times of the steps reached so far (message.sent has SentAt only).

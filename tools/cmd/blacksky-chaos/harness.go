@@ -31,9 +31,9 @@ type harness struct {
 	addr     addressing
 	// readReceipts is each contact's privacy setting (receipts.go).
 	readReceipts map[string]bool
-	pg       *pgProxy  // between the bots and PostgreSQL, for black holes
-	pgDirect string    // the bots' database, not through the proxy
-	diskFull *diskFull // the SQLite data directory's own small file system; nil without root
+	pg           *pgProxy  // between the bots and PostgreSQL, for black holes
+	pgDirect     string    // the bots' database, not through the proxy
+	diskFull     *diskFull // the SQLite data directory's own small file system; nil without root
 
 	mu            sync.Mutex
 	leader        int // index of the bot that leads, -1 when none is known
