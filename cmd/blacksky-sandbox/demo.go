@@ -89,7 +89,7 @@ func demoCommand(ctx context.Context, env *environment, args []string) int {
 		}
 		return exitFailure
 	}
-	d.say("demo finished: paired, sent through the queue to the contact, reconnected after a drop, the bot replied to a command, shut down cleanly")
+	d.say("demo finished: paired, sent through the queue to the contact, delivered and read, reconnected after a drop, the bot replied to a command, shut down cleanly")
 	return exitOK
 }
 
@@ -214,8 +214,19 @@ func (d *demo) send(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.say("the queue sent it (API: sent) and the contact decrypted message %s (%s): %q, %s after the POST",
+	d.say("the queue sent it and the contact decrypted message %s (%s): %q; its delivery receipt came back (API: delivered), %s after the POST",
 		got.ID, got.Type, got.Text, time.Since(posted).Round(time.Millisecond))
+	d.say("the contact opens the chat and reads it")
+	if _, err := d.contact.Read(got.ID); err != nil {
+		return fmt.Errorf("the contact's read: %w", err)
+	}
+	if err := d.until(ctx, "message "+got.ID+" read", func(ctx context.Context) (bool, error) {
+		st, err := d.state(ctx, got.ID)
+		return st == "read", err
+	}); err != nil {
+		return err
+	}
+	d.say("its read receipt came back (API: read; GET /api/v1/messages/%d/receipts lists both)", msg.ID)
 	return nil
 }
 
@@ -263,7 +274,7 @@ func (d *demo) command(ctx context.Context) error {
 	if _, err := d.delivered(ctx, reply.ID); err != nil {
 		return fmt.Errorf("the reply %s is not the queue's: %w", reply.ID, err)
 	}
-	d.say("the bot replied through its queue (API: sent) %s after the command; the contact got %q",
+	d.say("the bot replied through its queue (API: delivered) %s after the command; the contact got %q",
 		time.Since(sent).Round(time.Millisecond), reply.Text)
 	return nil
 }
@@ -289,12 +300,12 @@ func (d *demo) shutdown(stop context.CancelFunc) error {
 }
 
 // delivered waits until the bot's API lists the message with WhatsApp ID
-// waID as sent and the contact's inbox holds it, and returns it as the
-// contact received it.
+// waID as delivered (the contact's delivery receipt reached the bot) and
+// the contact's inbox holds it, and returns it as the contact received it.
 func (d *demo) delivered(ctx context.Context, waID string) (sandbox.InboxMessage, error) {
 	var got sandbox.InboxMessage
-	err := d.until(ctx, "message "+waID+" sent and at the contact", func(ctx context.Context) (bool, error) {
-		if sent, err := d.sent(ctx, waID); !sent || err != nil {
+	err := d.until(ctx, "message "+waID+" delivered and at the contact", func(ctx context.Context) (bool, error) {
+		if st, err := d.state(ctx, waID); st != "delivered" || err != nil {
 			return false, err
 		}
 		for _, m := range d.contact.Inbox() {
@@ -308,21 +319,21 @@ func (d *demo) delivered(ctx context.Context, waID string) (sandbox.InboxMessage
 	return got, err
 }
 
-// sent tells whether the bot's API lists the message with WhatsApp ID waID
-// among its newest as sent.
-func (d *demo) sent(ctx context.Context, waID string) (bool, error) {
+// state is the state the bot's API lists the message with WhatsApp ID
+// waID in, among its newest; "" when it is not there.
+func (d *demo) state(ctx context.Context, waID string) (string, error) {
 	var list struct {
 		Messages []queued `json:"messages"`
 	}
 	if _, err := d.get(ctx, "/api/v1/messages?limit=10", &list); err != nil {
-		return false, err
+		return "", err
 	}
 	for _, m := range list.Messages {
 		if m.WAID == waID {
-			return m.State == "sent", nil
+			return m.State, nil
 		}
 	}
-	return false, nil
+	return "", nil
 }
 
 // queued is a message of the bot's outgoing queue, as its API shows it.

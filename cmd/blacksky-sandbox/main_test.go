@@ -16,7 +16,7 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 
 // The demo is the product's story, in order: blacksky run itself (built by
 // the product's composition root) pairs, sends through its queue to the
-// contact, reconnects after a drop, answers a command, and stops cleanly
+// contact, sees its delivery and read receipts, reconnects after a drop, answers a command, and stops cleanly
 // without logging out; each line is printed only once the bot's API and the
 // sandbox both show it.
 func TestDemoRunsToCompletion(t *testing.T) {
@@ -25,8 +25,8 @@ func TestDemoRunsToCompletion(t *testing.T) {
 		t.Fatalf("demo exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	rest := stdout
-	for _, want := range []string{"paired as", "the queue sent it (API: sent) and the contact decrypted", "reconnected",
-		"the bot replied through its queue (API: sent)", "Pong", "shut down cleanly", "no logout", "demo finished"} {
+	for _, want := range []string{"paired as", "the queue sent it and the contact decrypted", "(API: delivered)",
+		"(API: read", "reconnected", "the bot replied through its queue (API: delivered)", "Pong", "shut down cleanly", "no logout", "demo finished"} {
 		i := strings.Index(rest, want)
 		if i < 0 {
 			t.Fatalf("demo narration lacks %q after the steps before it:\n%s", want, stdout)
