@@ -20,6 +20,13 @@ func postMessage(t *testing.T, bot *process, to, text string) map[string]any {
 	return m
 }
 
+// sentStates are the states of a message WhatsApp's server took: sent, and
+// each step its recipient's receipts (or the watchdog) take it to.
+var sentStates = map[string]bool{"sent": true, "undelivered": true, "delivered": true, "read": true, "played": true}
+
+// wasSent reports whether the API's message m was taken by WhatsApp's server.
+func wasSent(m map[string]any) bool { s, _ := m["state"].(string); return sentStates[s] }
+
 func getMessage(t *testing.T, bot *process, id any) map[string]any {
 	t.Helper()
 	var m map[string]any

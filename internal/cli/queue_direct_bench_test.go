@@ -207,7 +207,7 @@ func (bot *benchBot) readSentAt(byID map[int64]*outcome, oldest int64) int {
 			return -1
 		}
 		for _, m := range page.Messages {
-			if o := byID[m.ID]; o != nil && m.State == "sent" {
+			if o := byID[m.ID]; o != nil && sentStates[m.State] {
 				o.acked, o.coarse, n = m.SentAt, true, n+1
 			}
 		}

@@ -115,7 +115,7 @@ func TestReachoutLockHoldsOnlyNewContacts(t *testing.T) {
 			cold := postMessage(t, bot, stranger, "cold")
 			warm := postMessage(t, bot, pretender, "thought warm")
 			reply := postMessage(t, bot, friend, "reply")
-			waitFor(t, "the reply to the friend", func() bool { return getMessage(t, bot, reply["id"])["state"] == "sent" }, bot)
+			waitFor(t, "the reply to the friend", func() bool { return wasSent(getMessage(t, bot, reply["id"])) }, bot)
 			waitsForLock(t, bot, cold)
 			if got := waitsForLock(t, bot, warm); !strings.Contains(fmt.Sprint(got["last_error"]), "463") {
 				t.Errorf("pretender's message last_error %q; want WhatsApp's 463", got["last_error"])
@@ -141,7 +141,7 @@ func TestReachoutLockHoldsOnlyNewContacts(t *testing.T) {
 				t.Fatalf("clear faults: %d", code)
 			}
 			for _, m := range []map[string]any{cold, warm} {
-				waitFor(t, fmt.Sprintf("message %v to be sent after the lock", m["id"]), func() bool { return getMessage(t, bot, m["id"])["state"] == "sent" }, bot)
+				waitFor(t, fmt.Sprintf("message %v to be sent after the lock", m["id"]), func() bool { return wasSent(getMessage(t, bot, m["id"])) }, bot)
 			}
 			if lock := botReachout(t, bot); lock.Active {
 				t.Errorf("reachout_lock = %+v after WhatsApp lifted it", lock)
@@ -156,7 +156,7 @@ func TestReachoutLockHoldsOnlyNewContacts(t *testing.T) {
 			lateMsg := postMessage(t, bot, late, "after the lock")
 			waitsForLock(t, bot, lateMsg)
 			waitFor(t, "the message held by the second lock to be sent at its end", func() bool {
-				return getMessage(t, bot, lateMsg["id"])["state"] == "sent"
+				return wasSent(getMessage(t, bot, lateMsg["id"]))
 			}, bot)
 			waitFor(t, "the owner's alert of the second lock", func() bool { return repliesContaining(t, sb, owner, "reach-out lock") == 2 }, bot)
 

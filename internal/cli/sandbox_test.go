@@ -92,7 +92,7 @@ func TestBotAgainstSandboxProcess(t *testing.T) {
 	waitFor(t, "the API's message to be sent", func() bool {
 		var m struct{ State string }
 		control(t, botURL, "GET", fmt.Sprintf("/api/v1/messages/%d", queued.ID), nil, &m)
-		return m.State == "sent"
+		return sentStates[m.State]
 	}, bot)
 	var in []struct{ ID, Text string }
 	control(t, sbURL, "GET", "/control/contacts/15550000002/inbox", nil, &in)
