@@ -365,7 +365,10 @@ func soak(ctx context.Context, cfg config, log io.Writer) (result, error) {
 			Depths map[string]int `json:"depths"`
 		}
 		if code, err := call(ctx, "GET", botURL+"/api/v1/queue", nil, &q); code == http.StatusOK && err == nil {
-			s.Sent, s.Pending = q.Depths["sent"], q.Depths["pending"]+q.Depths["sending"]
+			// Sent is every message WhatsApp took: sent and each step its
+			// receipts took it to (or the watchdog).
+			s.Sent = q.Depths["sent"] + q.Depths["undelivered"] + q.Depths["delivered"] + q.Depths["read"] + q.Depths["played"]
+			s.Pending = q.Depths["pending"] + q.Depths["sending"]
 		}
 		s.Accepted = int(stats.accepted.Load())
 		return s, nil

@@ -21,7 +21,7 @@ type sample struct {
 	HeapMB     float64 // heap_alloc_mb from /status; NaN when /status did not answer
 	SysMB      float64 // sys_mb from /status; NaN when /status did not answer
 	Goroutines int     // from /status; -1 when /status did not answer
-	Sent       int     // messages the bot has delivered (queue depth "sent")
+	Sent       int     // messages WhatsApp took (queue depths sent, undelivered, delivered, read, played)
 	Accepted   int     // messages the API accepted (202) so far
 	Pending    int     // messages waiting in the queue (pending + sending)
 }
