@@ -189,8 +189,6 @@ func (r *reachout) episodeOpen() bool {
 	return r.episode
 }
 
-// resume takes a lock found in the waiting rows of an earlier process,
-// which alerted the owner already; a later end known here wins.
 // forget drops the lock as this process knew it while it held the
 // account (the count of refusals stays, for the metric): whoever holds the
 // account next may learn that the lock moved or ended, and this process,
@@ -203,12 +201,18 @@ func (r *reachout) forget() {
 	r.lifted, r.began = time.Time{}, time.Time{}
 }
 
-func (r *reachout) resume(now, until time.Time) {
+// resume takes a lock an earlier process knew (its waiting messages, or
+// the end WhatsApp announced to it), which alerted the owner already; a
+// later end known here wins, unless the end given was announced.
+func (r *reachout) resume(now, until time.Time, announced bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.expireLocked(now)
-	if until.After(now) && until.After(r.until) {
-		r.until, r.episode = until, true
+	if until.After(now) && (until.After(r.until) || announced) {
+		if r.until.IsZero() {
+			r.began = now
+		}
+		r.until, r.episode, r.announced = until, true, announced
 	}
 }
 
@@ -237,9 +241,36 @@ func (q *Queue) ReachoutLock() ReachoutLock { return q.reachout.status(q.now()) 
 // records; the dispatcher does the work, so it may be called from
 // whatsmeow's event goroutine.
 func (q *Queue) NoticeReachoutLock(active bool, ends time.Time) {
-	q.reachout.notice(q.now(), active, ends)
+	now := q.now()
+	q.reachout.notice(now, active, ends)
 	q.log.Warn("WhatsApp's reach-out lock changed", "active", active, "ends", ends, "help", troubleshoot.ReachOut)
 	q.wakeUp()
+	if !active || !ends.After(now) {
+		ends = time.Time{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+	defer cancel()
+	if err := q.keepAnnounced(ctx, ends); err != nil {
+		// This process still knows it; the next holder learns it from
+		// the messages that wait for it, or assumes DefaultReachoutLock.
+		q.log.Error("storing the reach-out lock's announced end failed", "ends", ends, "err", err)
+	}
+}
+
+// keepAnnounced stores the lock's announced end (zero: over) for the next
+// process to hold the account (resumeReachout).
+func (q *Queue) keepAnnounced(ctx context.Context, ends time.Time) error {
+	until := int64(0)
+	if !ends.IsZero() {
+		until = ms(ends)
+	}
+	_, err := q.db.ExecContext(ctx, `INSERT INTO blacksky_reachout (session_id, until, updated_at) VALUES ($1, $2, $3)
+		ON CONFLICT (session_id) DO UPDATE SET until = excluded.until, updated_at = excluded.updated_at`,
+		q.opts.Session, until, ms(q.now()))
+	if err != nil {
+		return fmt.Errorf("store the reach-out lock: %w", err)
+	}
+	return nil
 }
 
 // isReachoutRefusal reports whether err is whatsmeow's report of a message
@@ -306,7 +337,18 @@ func (q *Queue) resumeReachout(ctx context.Context) error {
 		return fmt.Errorf("read back the reach-out lock: %w", err)
 	}
 	if until.Valid {
-		q.reachout.resume(now, fromMS(until.Int64))
+		q.reachout.resume(now, fromMS(until.Int64), false)
+	}
+	var announced int64
+	err = q.db.QueryRowContext(ctx, `SELECT until FROM blacksky_reachout WHERE session_id = $1`, q.opts.Session).Scan(&announced)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read back the reach-out lock: %w", err)
+	}
+	if announced > 0 {
+		q.reachout.resume(now, fromMS(announced), true)
 	}
 	return nil
 }

@@ -274,6 +274,35 @@ func TestReachoutLockOutlivesTheProcess(t *testing.T) {
 	})
 }
 
+// The end WhatsApp announced survives a hand-over even when no message
+// waited for it yet: the notification is acknowledged to WhatsApp by the
+// process that got it, and WhatsApp does not push the lock again at the next
+// login (the short chaos run, seed 1796239212963805290: the next holder was
+// refused, assumed an hour, and held messages long after the lock's end).
+func TestAnnouncedReachoutLockOutlivesTheProcess(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		w := newLockWorld(t, e, newFakeClock())
+		ends := w.clock.Now().Add(5 * time.Minute).Truncate(time.Second)
+		stop := run(t, w.q, w.sender, NewSwitchGate(true))
+		w.q.NoticeReachoutLock(true, ends)
+		stop()
+
+		next := newLockWorld(t, e, w.clock)
+		run(t, next.q, next.sender, NewSwitchGate(true))
+		cold := mustEnqueue(t, next.q, newChat, "cold")
+		m := waitWaiting(t, next.q, cold.ID)
+		if !m.NextAttemptAt.Equal(ends) {
+			t.Errorf("the message waits until %s; want the announced end %s", m.NextAttemptAt, ends)
+		}
+		if lock := next.q.ReachoutLock(); !lock.Active || !lock.Until.Equal(ends) || !lock.Announced {
+			t.Errorf("lock after the take-over = %+v; want active until %s, announced", lock, ends)
+		}
+		if n := next.alertCount(); n != 0 {
+			t.Errorf("the next process alerted %d times; the lock was told already", n)
+		}
+	})
+}
+
 func TestReachoutMetrics(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		w := newLockWorld(t, e, newFakeClock())
