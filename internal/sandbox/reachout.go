@@ -75,6 +75,14 @@ func (s *Server) liftReachoutLock() { s.announceReachoutLock(false, time.Time{})
 // sends it on their live connections; a device acks it (settled in
 // handleNode), and one offline gets it at its next login.
 func (s *Server) announceReachoutLock(active bool, ends time.Time) {
+	s.notifyLinked(func(id string) waBinary.Node { return reachoutNotification(id, active, ends) })
+	s.emit(Event{Kind: EventReachoutNotified, Detail: reachoutDetail(active, ends)})
+}
+
+// notifyLinked queues a notification, made by node for its ID, for every
+// linked device of the account: sent on their live connections, handed to
+// an offline one at its next login, until the device acks it.
+func (s *Server) notifyLinked(node func(id string) waBinary.Node) {
 	s.mu.Lock()
 	devices := make([]uint16, 0, len(s.acct.Devices))
 	for id := range s.acct.Devices {
@@ -83,9 +91,8 @@ func (s *Server) announceReachoutLock(active bool, ends time.Time) {
 	s.mu.Unlock()
 	for _, dev := range devices {
 		id := newMessageID()
-		s.deliver(dev, pendingMsg{id: id, node: reachoutNotification(id, active, ends)})
+		s.deliver(dev, pendingMsg{id: id, node: node(id)})
 	}
-	s.emit(Event{Kind: EventReachoutNotified, Detail: reachoutDetail(active, ends)})
 }
 
 func reachoutDetail(active bool, ends time.Time) string {

@@ -78,18 +78,11 @@ func (ct *Contact) Reinstall(ctx context.Context) ([]string, error) {
 // notifyIdentityChange queues the identity change notification of from for
 // every companion device of the account.
 func (s *Server) notifyIdentityChange(from types.JID) {
-	s.mu.Lock()
-	devices := make([]uint16, 0, len(s.acct.Devices))
-	for id := range s.acct.Devices {
-		devices = append(devices, id)
-	}
-	s.mu.Unlock()
-	for _, dev := range devices {
-		id := newMessageID()
-		s.deliver(dev, pendingMsg{id: id, node: waBinary.Node{Tag: "notification", Attrs: waBinary.Attrs{
+	s.notifyLinked(func(id string) waBinary.Node {
+		return waBinary.Node{Tag: "notification", Attrs: waBinary.Attrs{
 			"from": from, "type": "encrypt", "id": id, "t": strconv.FormatInt(time.Now().Unix(), 10),
-		}, Content: []waBinary.Node{{Tag: "identity"}}}})
-	}
+		}, Content: []waBinary.Node{{Tag: "identity"}}}
+	})
 }
 
 // signalDevice is the contact's Signal store now (Reinstall replaces it).
