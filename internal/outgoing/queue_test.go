@@ -518,18 +518,8 @@ func queryPlan(t *testing.T, db *sql.DB, query string, args ...any) []string {
 func TestLagUsesIndexes(t *testing.T) {
 	e := newEnv(t, store.SQLite)
 	q := e.queue(t, Options{})
-	rows, err := q.db.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+jobs.LagSQL(Table), "s", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
 	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
+	for _, detail := range queryPlan(t, q.db, jobs.LagSQL(Table), "s", 0) {
 		if strings.Contains(detail, "blacksky_outbox") {
 			plan = append(plan, detail)
 		}
