@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"go.mau.fi/whatsmeow/types"
@@ -27,13 +29,8 @@ func withLIDs(ctx context.Context, db rowsQuerier, msgs []Message) error {
 	if len(users) == 0 {
 		return nil
 	}
-	args := make([]any, 0, len(users))
-	marks := make([]string, 0, len(users))
-	for user := range users {
-		args = append(args, user)
-		marks = append(marks, fmt.Sprintf("$%d", len(args)))
-	}
-	rows, err := db.QueryContext(ctx, "SELECT pn, lid FROM whatsmeow_lid_map WHERE pn IN ("+strings.Join(marks, ", ")+")", args...)
+	args, marks := inList(nil, slices.Collect(maps.Keys(users)))
+	rows, err := db.QueryContext(ctx, "SELECT pn, lid FROM whatsmeow_lid_map WHERE pn IN ("+marks+")", args...)
 	if err != nil {
 		return fmt.Errorf("look up the LIDs of %d chats: %w", len(users), err)
 	}

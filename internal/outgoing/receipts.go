@@ -114,14 +114,8 @@ type stamp struct {
 // one of them waits, and then finds this receipt stored (applyStored),
 // or this waits for it and finds the message sent.
 func (q *Queue) lockByWAID(ctx context.Context, tx *sql.Tx, waIDs []string) ([]Message, error) {
-	args := []any{q.opts.Session}
-	marks := make([]string, 0, len(waIDs))
-	for _, id := range waIDs {
-		args = append(args, id)
-		marks = append(marks, fmt.Sprintf("$%d", len(args)))
-	}
-	query := "SELECT " + columns + " FROM blacksky_outbox WHERE session_id = $1 AND wa_id IN (" +
-		strings.Join(marks, ", ") + ") ORDER BY id"
+	args, marks := inList([]any{q.opts.Session}, waIDs)
+	query := "SELECT " + columns + " FROM blacksky_outbox WHERE session_id = $1 AND wa_id IN (" + marks + ") ORDER BY id"
 	if q.engine == store.Postgres {
 		query += " FOR UPDATE"
 	}
@@ -144,15 +138,13 @@ func (q *Queue) applyStored(ctx context.Context, tx *sql.Tx, sent []Message) ([]
 		return nil, nil
 	}
 	byWAID := make(map[string]int, len(sent))
-	args := []any{q.opts.Session}
-	marks := make([]string, 0, len(sent))
+	waIDs := make([]string, len(sent))
 	for i, m := range sent {
-		byWAID[m.WAID] = i
-		args = append(args, m.WAID)
-		marks = append(marks, fmt.Sprintf("$%d", len(args)))
+		byWAID[m.WAID], waIDs[i] = i, m.WAID
 	}
+	args, marks := inList([]any{q.opts.Session}, waIDs)
 	rows, err := tx.QueryContext(ctx, `SELECT wa_id, state, min(at) FROM blacksky_receipts
-		WHERE session_id = $1 AND wa_id IN (`+strings.Join(marks, ", ")+`) GROUP BY wa_id, state`, args...)
+		WHERE session_id = $1 AND wa_id IN (`+marks+`) GROUP BY wa_id, state`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read receipts that came first: %w", err)
 	}

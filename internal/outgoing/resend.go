@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -46,15 +45,10 @@ func (q *Queue) ResendUndelivered(ctx context.Context, chat string, before time.
 		if err != nil {
 			return err
 		}
-		args := []any{q.opts.Session}
-		marks := make([]string, 0, len(addrs))
-		for _, a := range addrs {
-			args = append(args, a)
-			marks = append(marks, fmt.Sprintf("$%d", len(args)))
-		}
+		args, marks := inList([]any{q.opts.Session}, addrs)
 		args = append(args, ms(before))
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM blacksky_outbox WHERE session_id = $1
-			AND state = 'sent' AND receipt_state IN ('', 'undelivered') AND chat IN (`+strings.Join(marks, ", ")+`)
+			AND state = 'sent' AND receipt_state IN ('', 'undelivered') AND chat IN (`+marks+`)
 			AND sent_at <= $`+strconv.Itoa(len(args)), args...)
 		if err != nil {
 			return fmt.Errorf("find undelivered messages to %s: %w", chat, err)

@@ -78,4 +78,15 @@ func ms(t time.Time) int64 { return t.UnixMilli() }
 
 func fromMS(v int64) time.Time { return time.UnixMilli(v) }
 
+// inList appends vals to args and returns the placeholders that name
+// them, comma-separated, for an "IN (...)" of a statement taking args.
+func inList(args []any, vals []string) ([]any, string) {
+	marks := make([]string, len(vals))
+	for i, v := range vals {
+		args = append(args, v)
+		marks[i] = fmt.Sprintf("$%d", len(args))
+	}
+	return args, strings.Join(marks, ", ")
+}
+
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
