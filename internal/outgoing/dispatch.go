@@ -252,7 +252,7 @@ func (d *dispatcher) deliver(runCtx, sendCtx context.Context, m Message) {
 		return
 	}
 	ctx, cancelSend := context.WithTimeout(sendCtx, q.opts.SendTimeout)
-	sentAt := q.now()
+	began := q.reachout.mark()
 	err := d.sender.Send(ctx, m)
 	cancelSend()
 	if err == nil {
@@ -266,13 +266,13 @@ func (d *dispatcher) deliver(runCtx, sendCtx context.Context, m Message) {
 		} else {
 			log.Debug("message sent")
 		}
-		d.reachedNewChat(dbCtx, m, sentAt)
+		d.reachedNewChat(dbCtx, m, began)
 		return
 	}
 	switch {
 	case errors.Is(err, ErrReachoutLocked):
 		// WhatsApp's answer, not a failure of the message: no attempt, never dead.
-		until := q.reachout.refused(sentAt, q.now())
+		until := q.reachout.refused(began, q.now())
 		log.Warn("WhatsApp refused the message: the account's reach-out lock is in force", "until", until)
 		d.waitOutLock(dbCtx, log, m, until, err.Error())
 	case IsPermanent(err):

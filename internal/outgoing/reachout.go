@@ -84,10 +84,27 @@ type reachout struct {
 	// episode is set from the first sign of a lock until proof it is over;
 	// the owner is alerted when it is set.
 	episode  bool
-	alertDue bool      // the dispatcher owes the owner an alert
-	release  bool      // waiting messages are to be looked at again now
-	lifted   time.Time // when WhatsApp last said the lock is over
-	began    time.Time // when the lock in force became known
+	alertDue bool // the dispatcher owes the owner an alert
+	release  bool // waiting messages are to be looked at again now
+	// seq counts what changes the lock; a send takes a mark of it when it
+	// begins, so "before" and "after" below are orders of events rather
+	// than of clock readings, which can be equal (the fake clock in the
+	// tests never moves by itself, and TestReachoutNoticeHoldsUntilLifted
+	// failed when a lift and the refusal of a send begun before it read the
+	// same instant).
+	seq    sendMark
+	lifted sendMark // when WhatsApp last said the lock is over; 0: never
+	began  sendMark // when the lock in force became known
+}
+
+// sendMark is the lock's sequence number when a send began (reachout.mark).
+type sendMark uint64
+
+// mark returns the mark a send takes when it begins.
+func (r *reachout) mark() sendMark {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seq
 }
 
 // inForce returns the lock's end if it is in force at now.
@@ -115,7 +132,8 @@ func (r *reachout) expireLocked(now time.Time) {
 func (r *reachout) beginLocked(now time.Time) {
 	r.expireLocked(now)
 	if r.until.IsZero() {
-		r.began = now
+		r.seq++
+		r.began = r.seq
 	}
 	if !r.episode {
 		r.episode, r.alertDue = true, true
@@ -138,20 +156,21 @@ func (r *reachout) notice(now time.Time, active bool, ends time.Time) {
 		r.until, r.announced = now.Add(DefaultReachoutLock), false
 	default:
 		r.until, r.announced, r.episode = time.Time{}, false, false
-		r.lifted = now
+		r.seq++
+		r.lifted = r.seq
 	}
 }
 
-// refused records a 463 at now for a send begun at sent, and returns the
-// end to wait for. A refusal of a send begun before WhatsApp said the lock
+// refused records a 463 at now for a send that took mark sent when it
+// began, and returns the end to wait for. A refusal of a send begun before WhatsApp said the lock
 // was over belongs to that lock: it starts none (the short chaos run saw the
 // lift notice overtake the 463 of a message in flight, which then waited an
 // assumed hour), and the message may go again at once.
-func (r *reachout) refused(sent, now time.Time) time.Time {
+func (r *reachout) refused(sent sendMark, now time.Time) time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.refusals++
-	if !r.lifted.IsZero() && sent.Before(r.lifted) {
+	if r.lifted > sent {
 		return now
 	}
 	r.expireLocked(now)
@@ -164,10 +183,10 @@ func (r *reachout) refused(sent, now time.Time) time.Time {
 
 // reached records that a message to a chat that had not written went
 // through: whatever lock there was is over.
-func (r *reachout) reached(sent time.Time) {
+func (r *reachout) reached(sent sendMark) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.until.IsZero() && sent.Before(r.began) {
+	if !r.until.IsZero() && sent < r.began {
 		// Begun before the lock was known: it went through before the
 		// lock, or WhatsApp let a message in flight pass; no proof.
 		return
@@ -198,7 +217,7 @@ func (r *reachout) forget() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.until, r.announced, r.episode, r.alertDue, r.release = time.Time{}, false, false, false, false
-	r.lifted, r.began = time.Time{}, time.Time{}
+	r.lifted, r.began = 0, 0
 }
 
 // resume takes a lock an earlier process knew (its waiting messages, or
@@ -210,7 +229,8 @@ func (r *reachout) resume(now, until time.Time, announced bool) {
 	r.expireLocked(now)
 	if until.After(now) && (until.After(r.until) || announced) {
 		if r.until.IsZero() {
-			r.began = now
+			r.seq++
+			r.began = r.seq
 		}
 		r.until, r.episode, r.announced = until, true, announced
 	}
@@ -390,10 +410,10 @@ func (d *dispatcher) waitOutLock(ctx context.Context, log *slog.Logger, m Messag
 	}
 }
 
-// reachedNewChat ends the lock's episode when m, whose send began at sent,
+// reachedNewChat ends the lock's episode when m, whose send took mark sent,
 // went to a chat that has not written: WhatsApp let it through, so no lock
 // holds (unless the send began before the lock was known).
-func (d *dispatcher) reachedNewChat(ctx context.Context, m Message, sent time.Time) {
+func (d *dispatcher) reachedNewChat(ctx context.Context, m Message, sent sendMark) {
 	q := d.q
 	if !q.reachout.episodeOpen() {
 		return

@@ -337,7 +337,7 @@ func TestReachoutRefusalOvertakenByTheLift(t *testing.T) {
 	var r reachout
 	t0 := time.Date(2026, 12, 2, 6, 19, 49, 0, time.UTC)
 	r.notice(t0, true, t0.Add(4*time.Second))
-	sent := t0.Add(time.Millisecond)
+	sent := r.mark()
 	r.notice(t0.Add(2*time.Millisecond), false, time.Time{})
 	now := t0.Add(3 * time.Millisecond)
 	if until := r.refused(sent, now); until.After(now) {
@@ -348,7 +348,7 @@ func TestReachoutRefusalOvertakenByTheLift(t *testing.T) {
 	}
 	// A refusal of a send after the lift is a new lock.
 	later := now.Add(time.Second)
-	if until := r.refused(later, later); !until.After(later) {
+	if until := r.refused(r.mark(), later); !until.After(later) {
 		t.Errorf("a refusal after the lift waits until %v, want a lock", until)
 	}
 }
@@ -362,18 +362,18 @@ func TestReachoutSendFromBeforeTheLockProvesNothing(t *testing.T) {
 	var r reachout
 	t0 := time.Date(2026, 12, 2, 11, 37, 24, 0, time.UTC)
 	ends := t0.Add(5 * time.Second)
-	sent := t0.Add(-time.Millisecond)
+	sent := r.mark()
 	r.notice(t0, true, ends)
 	r.reached(sent)
 	now := t0.Add(10 * time.Millisecond)
 	if until, on := r.inForce(now); !on || !until.Equal(ends) {
 		t.Errorf("lock in force %v until %v after a send from before it went through, want until %v", on, until, ends)
 	}
-	if until := r.refused(now, now); !until.Equal(ends) {
+	if until := r.refused(r.mark(), now); !until.Equal(ends) {
 		t.Errorf("a refusal during the announced lock waits until %v, want %v", until, ends)
 	}
 	// A send begun while the lock was known that goes through ends it.
-	r.reached(now.Add(time.Millisecond))
+	r.reached(r.mark())
 	if until, on := r.inForce(now.Add(2 * time.Millisecond)); on {
 		t.Errorf("lock still in force until %v after a send during it went through", until)
 	}
@@ -421,4 +421,26 @@ func TestReachoutLockOfAnEarlierHoldingIsForgotten(t *testing.T) {
 			t.Errorf("lock in the new holding = %+v; want the earlier holding's forgotten", lock)
 		}
 	})
+}
+
+// "Before" and "after" are the order of events, not of clock readings: a
+// lift and the refusal of a send begun before it can read the same instant
+// (TestReachoutNoticeHoldsUntilLifted's fake clock does not move, and that
+// refusal started an hour-long lock), and so can a lock's start and a send
+// begun after it.
+func TestReachoutOrderNotClockDecides(t *testing.T) {
+	var r reachout
+	t0 := time.Date(2026, 12, 2, 6, 19, 49, 0, time.UTC)
+	r.notice(t0, true, t0.Add(time.Hour))
+	inFlight := r.mark()
+	r.notice(t0, false, time.Time{})
+	if until := r.refused(inFlight, t0); until.After(t0) {
+		t.Errorf("a refusal of a send begun before the lift, at the lift's instant, waits until %v; want no wait", until)
+	}
+	r.notice(t0, true, t0.Add(time.Hour))
+	after := r.mark()
+	r.reached(after)
+	if until, on := r.inForce(t0); on {
+		t.Errorf("lock in force until %v after a send begun once it was known went through at its instant", until)
+	}
 }
